@@ -1,0 +1,162 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+
+	"github.com/tehaishokunin/calsync/apperr"
+)
+
+var secret = []byte("test-secret-0123456789abcdef0123")
+
+func TestHS256(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	v, err := NewVerifier(ctx, VerifierConfig{HS256Secret: secret, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Caller{UserID: "u1", CompanyID: "c1", Roles: []Role{SystemAdmin, Member}}
+	tok, err := Sign(secret, want, time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := v.Verify(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.UserID != "u1" || got.CompanyID != "c1" || !got.Has(SystemAdmin) || !got.Has(Member) || got.Has(Service) {
+		t.Fatalf("caller = %+v", got)
+	}
+
+	t.Run("expired", func(t *testing.T) {
+		old, _ := Sign(secret, want, time.Minute, now.Add(-time.Hour))
+		_, err := v.Verify(ctx, old)
+		if !errorIs(err, ErrExpired) {
+			t.Fatalf("err = %v, want expired", err)
+		}
+	})
+	t.Run("bad signature", func(t *testing.T) {
+		forged, _ := Sign([]byte("another-secret-another-secret-xx"), want, time.Hour, now)
+		_, err := v.Verify(ctx, forged)
+		if !errorIs(err, ErrBadToken) {
+			t.Fatalf("err = %v, want bad token", err)
+		}
+	})
+	t.Run("garbage", func(t *testing.T) {
+		_, err := v.Verify(ctx, "not.a.jwt")
+		if apperr.CodeOf(err) != apperr.Unauthenticated {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("alg none refused", func(t *testing.T) {
+		tok, _ := jwt.NewBuilder().Subject("u1").Expiration(now.Add(time.Hour)).Claim("company_id", "c1").Claim("roles", []string{"system_admin"}).Build()
+		b, err := jwt.Sign(tok, jwt.WithInsecureNoSignature())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.Verify(ctx, string(b)); apperr.CodeOf(err) != apperr.Unauthenticated {
+			t.Fatalf("unsigned token accepted: %v", err)
+		}
+	})
+	t.Run("missing company", func(t *testing.T) {
+		tok, _ := Sign(secret, Caller{UserID: "u1", Roles: []Role{Member}}, time.Hour, now)
+		if _, err := v.Verify(ctx, tok); !errorIs(err, ErrClaims) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("missing exp", func(t *testing.T) {
+		tok, _ := jwt.NewBuilder().Subject("u1").Claim("company_id", "c1").Claim("roles", []string{"system_admin"}).Build()
+		b, _ := jwt.Sign(tok, jwt.WithKey(jwa.HS256, secret))
+		if _, err := v.Verify(ctx, string(b)); !errorIs(err, ErrClaims) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestRS256ViaJWKS(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := jwk.FromRaw(priv)
+	_ = key.Set(jwk.KeyIDKey, "k1")
+	pub, _ := key.PublicKey()
+	set := jwk.NewSet()
+	_ = set.AddKey(pub)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(set)
+	}))
+	defer srv.Close()
+
+	v, err := NewVerifier(ctx, VerifierConfig{JWKSURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := jwt.NewBuilder().Subject("svc").Expiration(time.Now().Add(time.Hour)).
+		Claim("company_id", "c9").Claim("roles", []string{"service"}).Build()
+	b, err := jwt.Sign(tok, jwt.WithKey(jwa.RS256, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := v.Verify(ctx, string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.CompanyID != "c9" || !c.Has(Service) {
+		t.Fatalf("caller = %+v", c)
+	}
+	// An HS256 token must not verify when only JWKS is configured, even if it
+	// is signed with the public key's bytes (algorithm confusion).
+	hs, _ := Sign([]byte("whatever-secret-whatever-secret!"), c, time.Hour, time.Now())
+	if _, err := v.Verify(ctx, hs); !errorIs(err, ErrBadToken) {
+		t.Fatalf("HS256 accepted by JWKS-only verifier: %v", err)
+	}
+}
+
+func TestRequire(t *testing.T) {
+	ctx := context.Background()
+	if _, err := Require(ctx, Member); !errorIs(err, ErrNoToken) {
+		t.Fatalf("no caller: %v", err)
+	}
+	ctx2 := WithCaller(ctx, Caller{UserID: "u", CompanyID: "c", Roles: []Role{Member}})
+	if _, err := Require(ctx2, SystemAdmin); apperr.CodeOf(err) != apperr.Forbidden {
+		t.Fatalf("wrong role: %v", err)
+	}
+	if _, err := Require(ctx2, SystemAdmin, Member); err != nil {
+		t.Fatalf("right role: %v", err)
+	}
+	ctx3 := WithFailure(ctx, ErrExpired)
+	if _, err := Require(ctx3, Member); !errorIs(err, ErrExpired) {
+		t.Fatalf("failure not kept: %v", err)
+	}
+}
+
+func TestParseRoles(t *testing.T) {
+	r, err := ParseRoles("system_admin, user_admin")
+	if err != nil || len(r) != 2 {
+		t.Fatalf("%v %v", r, err)
+	}
+	if _, err := ParseRoles("root"); err == nil {
+		t.Fatal("unknown role accepted")
+	}
+}
+
+// errorIs compares by identity of the message, since all share a code.
+func errorIs(err error, want *apperr.Error) bool {
+	e := apperr.As(err)
+	return e.Code == want.Code && e.Message == want.Message
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/tehaishokunin/calsync/auth"
+	"github.com/tehaishokunin/calsync/config"
+	"github.com/tehaishokunin/calsync/credentials"
+	"github.com/tehaishokunin/calsync/db"
+	"github.com/tehaishokunin/calsync/graph"
+	"github.com/tehaishokunin/calsync/resolvers"
+	"github.com/tehaishokunin/calsync/server"
+)
+
+// service is a background loop owned by serve (renewal timer, inbox
+// workers, ...): started after the database is ready, stopped after the HTTP
+// server has drained.
+type service interface {
+	Start(ctx context.Context) error
+	Stop()
+}
+
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writer) error {
+	if err := cfg.RequireAuth(); err != nil {
+		return err
+	}
+	if cfg.Emulator() {
+		log.WarnContext(ctx, "CALSYNC_GRAPH=emulator: development mode, not for production")
+		if err := db.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
+			return err
+		}
+	}
+
+	sqlDB := db.Open(cfg.DatabaseURL, db.Options{})
+	defer sqlDB.Close()
+	migrator, err := db.NewMigrator(sqlDB)
+	if err != nil {
+		return err
+	}
+	applied, err := migrator.Up(ctx)
+	if err != nil {
+		return err
+	}
+	for _, name := range applied {
+		log.InfoContext(ctx, "migration applied", slog.String("name", name))
+	}
+	store := db.NewStore(sqlDB)
+
+	verifier, err := auth.NewVerifier(ctx, auth.VerifierConfig{HS256Secret: cfg.JWTSecret, JWKSURL: cfg.JWKSURL})
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	res := &resolvers.Resolver{
+		Credentials: credentials.NewService(store),
+	}
+	handler := server.New(server.Options{
+		Logger:         log,
+		Schema:         graph.NewExecutableSchema(graph.Config{Resolvers: res}),
+		Verifier:       verifier,
+		Ready:          func(ctx context.Context) error { return store.Ready(ctx, migrator) },
+		AllowedOrigins: cfg.AllowedOrigins,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		Registry:       reg,
+		Playground:     true,
+	})
+
+	var services []service
+	for _, s := range services {
+		if err := s.Start(ctx); err != nil {
+			return fmt.Errorf("starting background service: %w", err)
+		}
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listening on CALSYNC_ADDR %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.InfoContext(ctx, "calsync listening", slog.String("addr", ln.Addr().String()))
+	if cfg.Emulator() {
+		printDevBanner(out, cfg, ln.Addr())
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	select {
+	case err := <-serveErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serving http: %w", err)
+		}
+	case <-ctx.Done():
+	}
+	// Shutdown order: stop taking requests and drain them, then stop the
+	// workers, then (deferred) close the database.
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("http shutdown incomplete", slog.String("error", err.Error()))
+		_ = srv.Close()
+	}
+	for i := len(services) - 1; i >= 0; i-- {
+		services[i].Stop()
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// printDevBanner tells a developer running `make run` where to go and how to
+// authenticate.
+func printDevBanner(out io.Writer, cfg config.Config, addr net.Addr) {
+	host := "127.0.0.1"
+	port := addr.(*net.TCPAddr).Port
+	base := fmt.Sprintf("http://%s:%d", host, port)
+	fmt.Fprintf(out, "\ncalsync is running in emulator mode.\n\n  Playground: %s/playground\n", base)
+	if len(cfg.JWTSecret) > 0 {
+		now := time.Now()
+		admin, _ := auth.Sign(cfg.JWTSecret, auth.Caller{UserID: "demo-admin", CompanyID: "demo-company", Roles: []auth.Role{auth.SystemAdmin, auth.UserAdmin}}, 12*time.Hour, now)
+		svc, _ := auth.Sign(cfg.JWTSecret, auth.Caller{UserID: "demo-host", CompanyID: "demo-company", Roles: []auth.Role{auth.Service}}, 12*time.Hour, now)
+		fmt.Fprintf(out, "\n  System admin header (paste into the Playground's Headers tab):\n  {\"Authorization\": \"Bearer %s\"}\n", admin)
+		fmt.Fprintf(out, "\n  Service (host backend) header:\n  {\"Authorization\": \"Bearer %s\"}\n\n", svc)
+	}
+}

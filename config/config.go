@@ -1,0 +1,250 @@
+// Package config reads calsync's settings from the environment into one
+// struct and validates them, naming the variable at fault, so a bad deploy
+// stops at start-up instead of failing later at 3 a.m.
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Graph modes.
+const (
+	GraphMicrosoft = "microsoft"
+	GraphEmulator  = "emulator"
+)
+
+// Config is every setting calsync reads. See API.md for the contract.
+type Config struct {
+	Addr        string
+	DatabaseURL string
+	PublicURL   *url.URL
+
+	// EncryptionKey seals client secrets (32 bytes). Empty only with the
+	// emulator.
+	EncryptionKey []byte
+
+	JWTSecret []byte
+	JWKSURL   string
+
+	Graph        string
+	GraphBaseURL string
+	LoginBaseURL string
+	GraphCAFile  string
+
+	HostWebhookURL    string
+	HostWebhookSecret []byte
+
+	// AllowedOrigins are the browser origins that may open a websocket
+	// (and, later, use CORS). Same-origin requests are always allowed.
+	AllowedOrigins []string
+
+	MaxBodyBytes    int64
+	ShutdownTimeout time.Duration
+	LogLevel        string
+}
+
+// Defaults from API.md.
+const (
+	DefaultAddr        = ":8080"
+	DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/calsync?sslmode=disable"
+	DefaultPublicURL   = "http://127.0.0.1:8080"
+	DefaultGraphURL    = "https://graph.microsoft.com"
+	DefaultLoginURL    = "https://login.microsoftonline.com"
+)
+
+// Emulator reports whether calsync talks to a Graph emulator.
+func (c Config) Emulator() bool { return c.Graph == GraphEmulator }
+
+// InProcessEmulator reports whether serve should start its own emulator.
+func (c Config) InProcessEmulator() bool {
+	return c.Emulator() && c.GraphBaseURL == DefaultGraphURL
+}
+
+// Load reads the configuration through getenv (os.Getenv in production).
+// Every problem found is reported, each naming its variable.
+func Load(getenv func(string) string) (Config, error) {
+	p := parser{getenv: getenv}
+	c := Config{
+		Addr:            p.str("CALSYNC_ADDR", DefaultAddr),
+		DatabaseURL:     p.str("DATABASE_URL", DefaultDatabaseURL),
+		Graph:           p.str("CALSYNC_GRAPH", GraphMicrosoft),
+		JWKSURL:         p.str("CALSYNC_JWKS_URL", ""),
+		GraphCAFile:     p.str("CALSYNC_GRAPH_CA_FILE", ""),
+		HostWebhookURL:  p.str("CALSYNC_HOST_WEBHOOK_URL", ""),
+		MaxBodyBytes:    p.int64("CALSYNC_MAX_BODY_BYTES", 1<<20),
+		ShutdownTimeout: p.duration("CALSYNC_SHUTDOWN_TIMEOUT", 10*time.Second),
+		LogLevel:        p.str("CALSYNC_LOG_LEVEL", "info"),
+	}
+	c.JWTSecret = []byte(p.secret("CALSYNC_JWT_SECRET"))
+	c.HostWebhookSecret = []byte(p.secret("CALSYNC_HOST_WEBHOOK_SECRET"))
+	if o := p.str("CALSYNC_ALLOWED_ORIGINS", ""); o != "" {
+		for _, s := range strings.Split(o, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				c.AllowedOrigins = append(c.AllowedOrigins, strings.TrimRight(s, "/"))
+			}
+		}
+	}
+
+	switch c.Graph {
+	case GraphMicrosoft, GraphEmulator:
+	default:
+		p.fail("CALSYNC_GRAPH", "must be %q or %q, got %q", GraphMicrosoft, GraphEmulator, c.Graph)
+	}
+	c.GraphBaseURL = p.baseURL("CALSYNC_GRAPH_BASE_URL", DefaultGraphURL)
+	c.LoginBaseURL = p.baseURL("CALSYNC_LOGIN_BASE_URL", DefaultLoginURL)
+
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		p.fail("CALSYNC_ADDR", "must be host:port or :port: %v", err)
+	}
+	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		p.fail("DATABASE_URL", "must be a postgres:// URL")
+	}
+
+	pub := p.str("CALSYNC_PUBLIC_URL", DefaultPublicURL)
+	if u, err := url.Parse(pub); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		p.fail("CALSYNC_PUBLIC_URL", "must be an absolute http(s) URL, got %q", pub)
+	} else {
+		u.Path = strings.TrimRight(u.Path, "/")
+		c.PublicURL = u
+		if u.Scheme == "http" && !(c.Emulator() && isLoopback(u.Hostname())) {
+			p.fail("CALSYNC_PUBLIC_URL", "must be https: Microsoft Graph only delivers notifications to https endpoints (plain http is allowed only with CALSYNC_GRAPH=emulator on a loopback host)")
+		}
+	}
+
+	if key := p.secret("CALSYNC_ENCRYPTION_KEY"); key != "" {
+		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(key))
+		if err != nil || len(b) != 32 {
+			p.fail("CALSYNC_ENCRYPTION_KEY", "must be the base64 encoding of exactly 32 random bytes (e.g. `openssl rand -base64 32`)")
+		} else {
+			c.EncryptionKey = b
+		}
+	} else if !c.Emulator() {
+		p.fail("CALSYNC_ENCRYPTION_KEY", "is required (base64 of 32 bytes) unless CALSYNC_GRAPH=emulator")
+	}
+
+	if len(c.JWTSecret) > 0 && len(c.JWTSecret) < 32 {
+		p.fail("CALSYNC_JWT_SECRET", "must be at least 32 bytes long")
+	}
+	if c.JWKSURL != "" {
+		if u, err := url.Parse(c.JWKSURL); err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname()))) {
+			p.fail("CALSYNC_JWKS_URL", "must be an https URL")
+		}
+	}
+	if c.HostWebhookURL != "" {
+		if u, err := url.Parse(c.HostWebhookURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			p.fail("CALSYNC_HOST_WEBHOOK_URL", "must be an absolute http(s) URL")
+		}
+		if len(c.HostWebhookSecret) == 0 {
+			p.fail("CALSYNC_HOST_WEBHOOK_SECRET", "is required when CALSYNC_HOST_WEBHOOK_URL is set")
+		}
+	}
+	if c.MaxBodyBytes < 1024 {
+		p.fail("CALSYNC_MAX_BODY_BYTES", "must be at least 1024")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		p.fail("CALSYNC_LOG_LEVEL", "must be debug, info, warn or error")
+	}
+	if len(p.errs) > 0 {
+		return Config{}, errors.Join(p.errs...)
+	}
+	return c, nil
+}
+
+// RequireAuth checks what serve needs beyond Load: a way to verify callers.
+func (c Config) RequireAuth() error {
+	if len(c.JWTSecret) == 0 && c.JWKSURL == "" {
+		return errors.New("CALSYNC_JWT_SECRET or CALSYNC_JWKS_URL: one is required to verify callers")
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+type parser struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (p *parser) fail(name, format string, args ...any) {
+	p.errs = append(p.errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+}
+
+func (p *parser) str(name, def string) string {
+	if v := strings.TrimSpace(p.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+// secret reads NAME, or the file named by NAME_FILE (trailing newline
+// trimmed). Setting both is an error: which one wins would be a guess.
+func (p *parser) secret(name string) string {
+	v := p.getenv(name)
+	file := strings.TrimSpace(p.getenv(name + "_FILE"))
+	if file == "" {
+		return strings.TrimSpace(v)
+	}
+	if v != "" {
+		p.fail(name, "set either %s or %s_FILE, not both", name, name)
+		return ""
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		p.fail(name+"_FILE", "cannot read: %v", err)
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func (p *parser) int64(name string, def int64) int64 {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		p.fail(name, "must be an integer, got %q", v)
+		return def
+	}
+	return n
+}
+
+func (p *parser) duration(name string, def time.Duration) time.Duration {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		p.fail(name, "must be a positive duration such as 10s, got %q", v)
+		return def
+	}
+	return d
+}
+
+// baseURL reads a scheme://host[:port] URL; calsync adds the paths itself.
+func (p *parser) baseURL(name, def string) string {
+	v := p.str(name, def)
+	u, err := url.Parse(v)
+	if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		p.fail(name, "must be https://host[:port] with no path, got %q", v)
+		return def
+	}
+	return "https://" + u.Host
+}

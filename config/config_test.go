@@ -1,0 +1,92 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+const key32 = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // base64 of 32 bytes
+
+func TestDefaultsWithEmulator(t *testing.T) {
+	c, err := Load(env(map[string]string{"CALSYNC_GRAPH": "emulator"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != ":8080" || c.DatabaseURL != DefaultDatabaseURL || c.PublicURL.String() != DefaultPublicURL {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if !c.InProcessEmulator() || c.EncryptionKey != nil {
+		t.Fatalf("emulator defaults: %+v", c)
+	}
+	if err := c.RequireAuth(); err == nil || !strings.Contains(err.Error(), "CALSYNC_JWT_SECRET") {
+		t.Fatalf("RequireAuth = %v", err)
+	}
+}
+
+func TestProductionNeedsKeyAndHTTPS(t *testing.T) {
+	_, err := Load(env(map[string]string{}))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"CALSYNC_ENCRYPTION_KEY", "CALSYNC_PUBLIC_URL"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+	c, err := Load(env(map[string]string{"CALSYNC_ENCRYPTION_KEY": key32, "CALSYNC_PUBLIC_URL": "https://calsync.example.jp/"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.EncryptionKey) != 32 || c.PublicURL.String() != "https://calsync.example.jp" {
+		t.Fatalf("%+v", c)
+	}
+}
+
+func TestBadValuesNameTheVariable(t *testing.T) {
+	cases := map[string]map[string]string{
+		"CALSYNC_GRAPH":               {"CALSYNC_GRAPH": "azure"},
+		"CALSYNC_ADDR":                {"CALSYNC_ADDR": "8080"},
+		"DATABASE_URL":                {"DATABASE_URL": "mysql://x"},
+		"CALSYNC_ENCRYPTION_KEY":      {"CALSYNC_ENCRYPTION_KEY": "c2hvcnQ="},
+		"CALSYNC_JWT_SECRET":          {"CALSYNC_JWT_SECRET": "short"},
+		"CALSYNC_GRAPH_BASE_URL":      {"CALSYNC_GRAPH_BASE_URL": "http://graph.local"},
+		"CALSYNC_MAX_BODY_BYTES":      {"CALSYNC_MAX_BODY_BYTES": "lots"},
+		"CALSYNC_LOG_LEVEL":           {"CALSYNC_LOG_LEVEL": "loud"},
+		"CALSYNC_HOST_WEBHOOK_SECRET": {"CALSYNC_HOST_WEBHOOK_URL": "https://host.example/hook"},
+	}
+	for name, vars := range cases {
+		vars["CALSYNC_GRAPH"] = orDefault(vars["CALSYNC_GRAPH"], "emulator")
+		_, err := Load(env(vars))
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+}
+
+func TestSecretFile(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(f, []byte(key32+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(env(map[string]string{"CALSYNC_ENCRYPTION_KEY_FILE": f, "CALSYNC_PUBLIC_URL": "https://x.example"}))
+	if err != nil || len(c.EncryptionKey) != 32 {
+		t.Fatalf("%v %v", c.EncryptionKey, err)
+	}
+	_, err = Load(env(map[string]string{"CALSYNC_ENCRYPTION_KEY_FILE": f, "CALSYNC_ENCRYPTION_KEY": key32}))
+	if err == nil || !strings.Contains(err.Error(), "not both") {
+		t.Fatalf("both set: %v", err)
+	}
+}
+
+func orDefault(v, d string) string {
+	if v == "" {
+		return d
+	}
+	return v
+}

@@ -1,0 +1,94 @@
+package db_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tehaishokunin/calsync/db"
+	"github.com/tehaishokunin/calsync/db/dbtest"
+)
+
+func TestMigrationsUpDownUp(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	schema := dbtest.Schema(t)
+	d := db.Open(dbtest.URL(), db.Options{SearchPath: schema})
+	defer d.Close()
+	m, err := db.NewMigrator(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables := func() int {
+		var n int
+		if err := d.NewRaw("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name NOT LIKE 'bun_%'", schema).Scan(ctx, &n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if _, err := m.Status(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := m.Pending(ctx); err != nil || n == 0 {
+		t.Fatalf("pending before up = %d, %v", n, err)
+	}
+	for round := 0; round < 2; round++ {
+		applied, err := m.Up(ctx)
+		if err != nil {
+			t.Fatalf("round %d up: %v", round, err)
+		}
+		if len(applied) == 0 {
+			t.Fatalf("round %d: nothing applied", round)
+		}
+		if n := tables(); n != 8 {
+			t.Fatalf("round %d: %d tables after up, want 8", round, n)
+		}
+		if n, err := m.Pending(ctx); err != nil || n != 0 {
+			t.Fatalf("pending after up = %d, %v", n, err)
+		}
+		again, err := m.Up(ctx)
+		if err != nil || len(again) != 0 {
+			t.Fatalf("second up applied %v, %v", again, err)
+		}
+		rolled, err := m.Down(ctx)
+		if err != nil || len(rolled) != len(applied) {
+			t.Fatalf("down rolled %v, %v", rolled, err)
+		}
+		if n := tables(); n != 0 {
+			t.Fatalf("round %d: %d tables after down", round, n)
+		}
+	}
+}
+
+func TestCredentialRoundTrip(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := db.NewStore(dbtest.New(t))
+	got, err := s.Credential(ctx, "acme")
+	if err != nil || got != nil {
+		t.Fatalf("empty store: %v %v", got, err)
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	c := &db.Credential{CompanyID: "acme", TenantID: "t", ClientID: "c", SecretSealed: []byte{1, 2}, SecretKeyID: "k1",
+		SecretHint: "abcd", Status: "VERIFIED", GrantedRoles: []string{"Calendars.ReadWrite"}, VerifiedAt: &now,
+		RegisteredBy: "u1", RegisteredAt: now}
+	if err := s.PutCredential(ctx, c, &db.AuditEntry{CompanyID: "acme", Actor: "u1", Action: "credentials.register", Detail: map[string]any{"tenant_id": "t"}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.Credential(ctx, "acme")
+	if err != nil || got == nil || got.TenantID != "t" || got.GrantedRoles[0] != "Calendars.ReadWrite" || !got.VerifiedAt.Equal(now) {
+		t.Fatalf("read back %+v %v", got, err)
+	}
+	c.ClientID = "c2"
+	if err := s.PutCredential(ctx, c, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.Credential(ctx, "acme")
+	if got.ClientID != "c2" {
+		t.Fatalf("replace failed: %+v", got)
+	}
+	other, _ := s.Credential(ctx, "other")
+	if other != nil {
+		t.Fatal("another company sees acme's credentials")
+	}
+}

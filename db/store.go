@@ -1,0 +1,74 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/uptrace/bun"
+)
+
+// Store is every query calsync runs.
+type Store struct {
+	db *bun.DB
+}
+
+// NewStore wraps db.
+func NewStore(db *bun.DB) *Store { return &Store{db: db} }
+
+// DB exposes the handle for the composition root (closing, migrations).
+func (s *Store) DB() *bun.DB { return s.db }
+
+// Ping checks that Postgres answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("pinging postgres: %w", err)
+	}
+	return nil
+}
+
+// Credential returns the company's credentials, or nil when none are stored.
+func (s *Store) Credential(ctx context.Context, companyID string) (*Credential, error) {
+	c := new(Credential)
+	err := s.db.NewSelect().Model(c).Where("company_id = ?", companyID).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading credentials of company %s: %w", companyID, err)
+	}
+	return c, nil
+}
+
+// PutCredential inserts or replaces the company's credentials and writes the
+// audit entry in the same transaction.
+func (s *Store) PutCredential(ctx context.Context, c *Credential, audit *AuditEntry) error {
+	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		_, err := tx.NewInsert().Model(c).
+			On("CONFLICT (company_id) DO UPDATE").
+			Set("tenant_id = EXCLUDED.tenant_id").
+			Set("client_id = EXCLUDED.client_id").
+			Set("secret_sealed = EXCLUDED.secret_sealed").
+			Set("secret_key_id = EXCLUDED.secret_key_id").
+			Set("secret_hint = EXCLUDED.secret_hint").
+			Set("status = EXCLUDED.status").
+			Set("granted_roles = EXCLUDED.granted_roles").
+			Set("last_error = EXCLUDED.last_error").
+			Set("verified_at = EXCLUDED.verified_at").
+			Set("registered_by = EXCLUDED.registered_by").
+			Set("registered_at = EXCLUDED.registered_at").
+			Set("updated_at = now()").
+			Returning("*").
+			Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("storing credentials of company %s: %w", c.CompanyID, err)
+		}
+		if audit != nil {
+			if _, err := tx.NewInsert().Model(audit).Exec(ctx); err != nil {
+				return fmt.Errorf("writing audit entry: %w", err)
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,54 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/tehaishokunin/calsync/apperr"
+)
+
+// ErrTooLarge is answered with 413.
+var ErrTooLarge = apperr.New(apperr.RequestTooLarge,
+	"リクエストが大きすぎます。",
+	"The request body is too large.")
+
+// limitBody answers 413 for bodies over max bytes, whether the client
+// declared the length or streamed it chunked. The body is buffered, so the
+// limit also bounds memory per request.
+func limitBody(max int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody || r.Method == http.MethodGet {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if r.ContentLength > max {
+			tooLarge(w, r, max)
+			return
+		}
+		buf, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				tooLarge(w, r, max)
+				return
+			}
+			writeError(w, r, http.StatusBadRequest, apperr.New(apperr.InvalidInput, "リクエスト本文を読み取れませんでした。", "Could not read the request body."))
+			return
+		}
+		if int64(len(buf)) > max {
+			tooLarge(w, r, max)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(buf))
+		r.ContentLength = int64(len(buf))
+		next.ServeHTTP(w, r)
+	})
+}
+
+func tooLarge(w http.ResponseWriter, r *http.Request, max int64) {
+	w.Header().Set("Connection", "close")
+	writeError(w, r, http.StatusRequestEntityTooLarge, ErrTooLarge.WithExtra("maxBytes", strconv.FormatInt(max, 10)))
+}
