@@ -1,0 +1,371 @@
+package graphemu
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func (e *Emulator) routeControl(mux *http.ServeMux) {
+	mux.HandleFunc("POST /_emulator/tenants", e.ctlTenants)
+	mux.HandleFunc("POST /_emulator/users/{uid}/events", e.ctlCreateEvent)
+	mux.HandleFunc("PATCH /_emulator/users/{uid}/events/{eid}", e.ctlUpdateEvent)
+	mux.HandleFunc("DELETE /_emulator/users/{uid}/events/{eid}", e.ctlDeleteEvent)
+	mux.HandleFunc("GET /_emulator/users/{uid}/events", e.ctlListEvents)
+	mux.HandleFunc("GET /_emulator/subscriptions", e.ctlSubscriptions)
+	mux.HandleFunc("POST /_emulator/subscriptions/{sid}/lifecycle", e.ctlLifecycle)
+	mux.HandleFunc("POST /_emulator/faults", e.ctlAddFault)
+	mux.HandleFunc("DELETE /_emulator/faults", e.ctlClearFaults)
+	mux.HandleFunc("GET /_emulator/requests", e.ctlRequests)
+	mux.HandleFunc("GET /_emulator/state", e.ctlState)
+	mux.HandleFunc("POST /_emulator/reset", e.ctlReset)
+}
+
+func ctlError(w http.ResponseWriter, status int, format string, args ...any) {
+	writeJSON(w, status, map[string]any{"error": fmt.Sprintf(format, args...)})
+}
+
+// TenantSpec is the body of POST /_emulator/tenants.
+type TenantSpec struct {
+	TenantID string     `json:"tenantId"`
+	Domain   string     `json:"domain"`
+	Apps     []AppSpec  `json:"apps"`
+	Users    []UserSpec `json:"users"`
+}
+
+// AppSpec is an app registration in a tenant, with its consented
+// application permissions.
+type AppSpec struct {
+	ClientID         string     `json:"clientId"`
+	Secret           string     `json:"secret"`
+	SecretExpiresAt  *time.Time `json:"secretExpiresAt,omitempty"`
+	Roles            []string   `json:"roles"`
+	AllowedMailboxes []string   `json:"allowedMailboxes,omitempty"`
+}
+
+// UserSpec is a mailbox.
+type UserSpec struct {
+	ID          string `json:"id,omitempty"`
+	Mail        string `json:"mail"`
+	DisplayName string `json:"displayName"`
+}
+
+// AddTenant creates (or extends) a tenant; it returns the users with their
+// ids. It is what POST /_emulator/tenants does, for in-process callers.
+func (e *Emulator) AddTenant(spec TenantSpec) ([]UserSpec, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if spec.TenantID == "" {
+		spec.TenantID = newGUID()
+	}
+	t := e.tenants[strings.ToLower(spec.TenantID)]
+	if t == nil {
+		if spec.Domain == "" {
+			spec.Domain = "tenant" + randomID(4) + ".onmicrosoft.com"
+		}
+		if other := e.tenants[strings.ToLower(spec.Domain)]; other != nil {
+			return nil, fmt.Errorf("domain %s belongs to tenant %s", spec.Domain, other.id)
+		}
+		t = &tenant{id: spec.TenantID, domain: spec.Domain, apps: map[string]*app{}}
+		e.tenants[strings.ToLower(t.id)] = t
+		e.tenants[strings.ToLower(t.domain)] = t
+	}
+	var out []UserSpec
+	for _, us := range spec.Users {
+		if us.Mail == "" {
+			return nil, fmt.Errorf("a user needs a mail address")
+		}
+		if us.ID == "" {
+			us.ID = newGUID()
+		}
+		if e.userIdx[strings.ToLower(us.Mail)] != nil || e.userIdx[strings.ToLower(us.ID)] != nil {
+			return nil, fmt.Errorf("user %s already exists", us.Mail)
+		}
+		u := &user{tenant: t, id: us.ID, mail: us.Mail, displayName: us.DisplayName,
+			events: map[string]*event{}, restIDs: map[string]string{}, txn: map[string]string{}}
+		e.users[u.id] = u
+		e.userIdx[strings.ToLower(u.id)] = u
+		e.userIdx[strings.ToLower(u.mail)] = u
+		out = append(out, us)
+	}
+	for _, as := range spec.Apps {
+		if as.ClientID == "" || as.Secret == "" {
+			return nil, fmt.Errorf("an app needs clientId and secret")
+		}
+		a := &app{tenant: t, clientID: as.ClientID, secret: as.Secret, roles: slices.Clone(as.Roles)}
+		if as.SecretExpiresAt != nil {
+			a.secretExpires = *as.SecretExpiresAt
+		}
+		if as.AllowedMailboxes != nil {
+			a.allowed = map[string]bool{}
+			for _, m := range as.AllowedMailboxes {
+				u := e.findUserLocked(t, m)
+				if u == nil {
+					return nil, fmt.Errorf("allowed mailbox %s is not a user of the tenant", m)
+				}
+				a.allowed[u.id] = true
+			}
+		}
+		t.apps[strings.ToLower(a.clientID)] = a
+	}
+	return out, nil
+}
+
+func (e *Emulator) ctlTenants(w http.ResponseWriter, r *http.Request) {
+	var spec TenantSpec
+	if err := json.NewDecoder(r.Body).Decode(&spec); err != nil {
+		ctlError(w, http.StatusBadRequest, "invalid JSON: %v", err)
+		return
+	}
+	users, err := e.AddTenant(spec)
+	if err != nil {
+		ctlError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	e.mu.Lock()
+	var t *tenant
+	if spec.TenantID != "" {
+		t = e.tenants[strings.ToLower(spec.TenantID)]
+	}
+	e.mu.Unlock()
+	resp := map[string]any{"users": users}
+	if t != nil {
+		resp["tenantId"], resp["domain"] = t.id, t.domain
+	}
+	writeJSON(w, http.StatusCreated, resp)
+}
+
+func (e *Emulator) ctlUser(w http.ResponseWriter, r *http.Request) *user {
+	e.mu.Lock()
+	u := e.findUserLocked(nil, r.PathValue("uid"))
+	e.mu.Unlock()
+	if u == nil {
+		ctlError(w, http.StatusNotFound, "no mailbox %s", r.PathValue("uid"))
+	}
+	return u
+}
+
+var ownerView = renderOpts{immutable: true, expand: func(extProp) bool { return true }}
+
+func (e *Emulator) ctlCreateEvent(w http.ResponseWriter, r *http.Request) {
+	u := e.ctlUser(w, r)
+	if u == nil {
+		return
+	}
+	body, ok := readJSONBody(w, r)
+	if !ok {
+		return
+	}
+	ev, _, ierr := e.createEventFor(u, body)
+	if ierr != nil {
+		ctlError(w, http.StatusBadRequest, "%s", ierr.msg)
+		return
+	}
+	writeJSON(w, http.StatusCreated, ev.render(ownerView))
+}
+
+func (e *Emulator) ctlUpdateEvent(w http.ResponseWriter, r *http.Request) {
+	u := e.ctlUser(w, r)
+	if u == nil {
+		return
+	}
+	body, ok := readJSONBody(w, r)
+	if !ok {
+		return
+	}
+	ev, status, ierr := e.updateEventFor(u, r.PathValue("eid"), body, "")
+	if ierr != nil {
+		ctlError(w, status, "%s", ierr.msg)
+		return
+	}
+	writeJSON(w, http.StatusOK, ev.render(ownerView))
+}
+
+func (e *Emulator) ctlDeleteEvent(w http.ResponseWriter, r *http.Request) {
+	u := e.ctlUser(w, r)
+	if u == nil {
+		return
+	}
+	if !e.deleteEventFor(u, r.PathValue("eid")) {
+		ctlError(w, http.StatusNotFound, "no event %s", r.PathValue("eid"))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (e *Emulator) ctlListEvents(w http.ResponseWriter, r *http.Request) {
+	u := e.ctlUser(w, r)
+	if u == nil {
+		return
+	}
+	e.mu.Lock()
+	evs := make([]*event, 0, len(u.events))
+	for _, ev := range u.events {
+		evs = append(evs, ev)
+	}
+	slices.SortFunc(evs, func(a, b *event) int { return int(a.seq) - int(b.seq) })
+	out := make([]any, len(evs))
+	for i, ev := range evs {
+		out[i] = ev.render(ownerView)
+	}
+	e.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"value": out})
+}
+
+func (e *Emulator) ctlSubscriptions(w http.ResponseWriter, r *http.Request) {
+	e.mu.Lock()
+	e.purgeExpiredLocked()
+	out := []any{}
+	for _, s := range e.subs {
+		m := s.render()
+		m["mailbox"] = s.user.id
+		m["needsReauthorization"] = s.needsReauth
+		out = append(out, m)
+	}
+	e.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"value": out})
+}
+
+func (e *Emulator) ctlLifecycle(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		LifecycleEvent string `json:"lifecycleEvent"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		ctlError(w, http.StatusBadRequest, "invalid JSON: %v", err)
+		return
+	}
+	if err := e.lifecycle(r.PathValue("sid"), body.LifecycleEvent); err != nil {
+		ctlError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// Fault is the body of POST /_emulator/faults.
+type Fault struct {
+	Kind              string `json:"kind"`
+	Mailbox           string `json:"mailbox,omitempty"`
+	Count             int    `json:"count,omitempty"`
+	RetryAfterSeconds int    `json:"retryAfterSeconds,omitempty"`
+	MS                int    `json:"ms,omitempty"`
+}
+
+// AddFault arms a fault, for in-process callers.
+func (e *Emulator) AddFault(f Fault) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	count := f.Count
+	if count <= 0 {
+		count = 1
+	}
+	switch f.Kind {
+	case "throttle":
+		u := e.findUserLocked(nil, f.Mailbox)
+		if u == nil {
+			return fmt.Errorf("throttle: no mailbox %q", f.Mailbox)
+		}
+		retry := f.RetryAfterSeconds
+		if retry <= 0 {
+			retry = 1
+		}
+		e.faults.throttle[u.id] = &throttleFault{count: count, retryAfter: retry}
+	case "dropNotifications":
+		e.faults.dropNotifications += count
+	case "delayNotifications":
+		e.faults.delayCount, e.faults.delayBy = count, time.Duration(f.MS)*time.Millisecond
+	case "failHandshake":
+		e.faults.failHandshake += count
+	case "staleDeltaTokens":
+		for _, st := range e.deltaTokens {
+			st.stale = true
+		}
+		for _, sp := range e.skipTokens {
+			sp.round.stale = true
+		}
+	case "dropResponse":
+		e.faults.dropResponse += count
+	case "replayDelta":
+		e.faults.replayDelta += count
+	default:
+		return fmt.Errorf("unknown fault kind %q", f.Kind)
+	}
+	return nil
+}
+
+func (e *Emulator) ctlAddFault(w http.ResponseWriter, r *http.Request) {
+	var f Fault
+	if err := json.NewDecoder(r.Body).Decode(&f); err != nil {
+		ctlError(w, http.StatusBadRequest, "invalid JSON: %v", err)
+		return
+	}
+	if err := e.AddFault(f); err != nil {
+		ctlError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// ClearFaults disarms every fault.
+func (e *Emulator) ClearFaults() {
+	e.mu.Lock()
+	e.faults = faults{throttle: map[string]*throttleFault{}}
+	e.mu.Unlock()
+}
+
+func (e *Emulator) ctlClearFaults(w http.ResponseWriter, r *http.Request) {
+	e.ClearFaults()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (e *Emulator) ctlRequests(w http.ResponseWriter, r *http.Request) {
+	since, _ := strconv.ParseInt(r.URL.Query().Get("since"), 10, 64)
+	recs := e.Requests(since)
+	if recs == nil {
+		recs = []RequestRecord{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"value": recs})
+}
+
+func (e *Emulator) ctlState(w http.ResponseWriter, r *http.Request) {
+	e.mu.Lock()
+	e.purgeExpiredLocked()
+	tenants := []any{}
+	seen := map[*tenant]bool{}
+	for _, t := range e.tenants {
+		if seen[t] {
+			continue
+		}
+		seen[t] = true
+		var apps, users []any
+		for _, a := range t.apps {
+			apps = append(apps, map[string]any{"clientId": a.clientID, "roles": a.roles, "secretExpiresAt": a.secretExpires})
+		}
+		for _, u := range e.users {
+			if u.tenant == t {
+				users = append(users, map[string]any{"id": u.id, "mail": u.mail, "displayName": u.displayName, "events": len(u.events)})
+			}
+		}
+		tenants = append(tenants, map[string]any{"tenantId": t.id, "domain": t.domain, "apps": apps, "users": users})
+	}
+	state := map[string]any{"tenants": tenants, "subscriptions": len(e.subs), "deltaTokens": len(e.deltaTokens), "requests": e.reqSeq}
+	e.mu.Unlock()
+	state["pendingNotifications"] = e.notifier.pending()
+	writeJSON(w, http.StatusOK, state)
+}
+
+// Reset forgets everything.
+func (e *Emulator) Reset() {
+	e.mu.Lock()
+	e.resetLocked()
+	e.mu.Unlock()
+	e.notifier.clear()
+}
+
+func (e *Emulator) ctlReset(w http.ResponseWriter, r *http.Request) {
+	e.Reset()
+	w.WriteHeader(http.StatusNoContent)
+}

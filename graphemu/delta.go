@@ -1,0 +1,180 @@
+package graphemu
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+)
+
+// deltaState is what a deltatoken stands for: a mailbox's calendar view
+// window, the change sequence it has seen, and which events were in it.
+type deltaState struct {
+	user          *user
+	start, end    time.Time
+	watermark     uint64
+	known         map[string]bool
+	prevWatermark uint64
+	prevKnown     map[string]bool
+	stale         bool
+}
+
+// deltaRound is a computed round being paged through with skiptokens.
+type deltaRound struct {
+	user  *user
+	items []*deltaItem
+	next  *deltaState
+	stale bool
+}
+
+// skipPage is where a nextLink resumes.
+type skipPage struct {
+	round  *deltaRound
+	offset int
+}
+
+type deltaItem struct {
+	ev      *event
+	removed string // id when removed
+	restID  string
+}
+
+func (e *Emulator) delta(w http.ResponseWriter, r *http.Request, p principal) {
+	u, release, ok := e.mailbox(w, r, p, false)
+	if !ok {
+		return
+	}
+	defer release()
+	q := r.URL.Query()
+	pr := parsePrefer(r)
+	pageSize := pr.maxPageSize
+	if pageSize <= 0 || pageSize > 1000 {
+		pageSize = 10
+	}
+
+	e.mu.Lock()
+	var round *deltaRound
+	offset := 0
+	switch {
+	case q.Get("$skiptoken") != "":
+		sp, found := e.skipTokens[q.Get("$skiptoken")]
+		round, offset = sp.round, sp.offset
+		if !found || round.user != u {
+			e.mu.Unlock()
+			writeGraphError(w, r, http.StatusBadRequest, "ErrorInvalidUrlQuery", "The skip token is invalid.")
+			return
+		}
+	case q.Get("$deltatoken") != "":
+		st := e.deltaTokens[q.Get("$deltatoken")]
+		if st == nil || st.user != u {
+			e.mu.Unlock()
+			writeGraphError(w, r, http.StatusBadRequest, "ErrorInvalidUrlQuery", "The delta token is invalid.")
+			return
+		}
+		if st.stale {
+			e.mu.Unlock()
+			writeGraphError(w, r, http.StatusGone, "syncStateNotFound", "The sync state generation is not found. Please restart the sync.")
+			return
+		}
+		from := st
+		if e.faults.replayDelta > 0 {
+			e.faults.replayDelta--
+			from = &deltaState{user: st.user, start: st.start, end: st.end, watermark: st.prevWatermark, known: st.prevKnown}
+		}
+		round = e.computeRoundLocked(u, from)
+	default:
+		start, err1 := parseWindow(q.Get("startDateTime"))
+		end, err2 := parseWindow(q.Get("endDateTime"))
+		if q.Get("startDateTime") == "" || q.Get("endDateTime") == "" {
+			e.mu.Unlock()
+			writeGraphError(w, r, http.StatusBadRequest, "ErrorInvalidParameter", "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.")
+			return
+		}
+		if err1 != nil || err2 != nil || !end.After(start) {
+			e.mu.Unlock()
+			writeGraphError(w, r, http.StatusBadRequest, "ErrorInvalidParameter", "The value of StartDateTime or EndDateTime is not valid.")
+			return
+		}
+		round = e.computeRoundLocked(u, &deltaState{user: u, start: start, end: end, known: map[string]bool{}})
+	}
+	if round.stale {
+		e.mu.Unlock()
+		writeGraphError(w, r, http.StatusGone, "syncStateNotFound", "The sync state generation is not found. Please restart the sync.")
+		return
+	}
+	end := min(offset+pageSize, len(round.items))
+	page := make([]any, 0, end-offset)
+	opts := pr.render()
+	for _, it := range round.items[offset:end] {
+		if it.ev != nil {
+			page = append(page, it.ev.render(opts))
+			continue
+		}
+		id := it.removed
+		if !pr.immutable {
+			id = it.restID
+		}
+		page = append(page, map[string]any{"@odata.type": "#microsoft.graph.event", "id": id, "@removed": map[string]any{"reason": "deleted"}})
+	}
+	link := baseURL(r) + r.URL.Path + "?"
+	resp := map[string]any{
+		"@odata.context": baseURL(r) + "/v1.0/$metadata#Collection(event)",
+		"value":          page,
+	}
+	if end < len(round.items) {
+		tok := randomID(24)
+		e.skipTokens[tok] = skipPage{round: round, offset: end}
+		resp["@odata.nextLink"] = link + url.Values{"$skiptoken": {tok}}.Encode()
+	} else {
+		tok := randomID(24)
+		e.deltaTokens[tok] = round.next
+		resp["@odata.deltaLink"] = link + url.Values{"$deltatoken": {tok}}.Encode()
+	}
+	e.mu.Unlock()
+	applied(w, pr)
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func parseWindow(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04:05.9999999", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Parse(time.RFC3339, s)
+}
+
+// computeRoundLocked lists what changed in u's window since from.
+func (e *Emulator) computeRoundLocked(u *user, from *deltaState) *deltaRound {
+	round := &deltaRound{user: u}
+	known := map[string]bool{}
+	var evs []*event
+	for _, ev := range u.events {
+		if ev.overlaps(from.start, from.end) {
+			known[ev.id] = true
+			if ev.seq > from.watermark || !from.known[ev.id] {
+				evs = append(evs, ev)
+			}
+		}
+	}
+	slices.SortFunc(evs, func(a, b *event) int { return int(a.seq) - int(b.seq) })
+	for _, ev := range evs {
+		round.items = append(round.items, &deltaItem{ev: ev.clone()})
+	}
+	if from.watermark > 0 || len(from.known) > 0 {
+		// Deleted since, or moved out of the window.
+		for _, t := range u.tombstones {
+			if t.seq > from.watermark && from.known[t.id] {
+				round.items = append(round.items, &deltaItem{removed: t.id, restID: t.restID})
+			}
+		}
+		for id := range from.known {
+			if ev := u.events[id]; ev != nil && !known[id] {
+				round.items = append(round.items, &deltaItem{removed: id, restID: ev.restID})
+			}
+		}
+	}
+	round.next = &deltaState{user: u, start: from.start, end: from.end, watermark: e.seq, known: known,
+		prevWatermark: from.watermark, prevKnown: from.known}
+	return round
+}

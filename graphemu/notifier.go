@@ -1,0 +1,171 @@
+package graphemu
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Delivery parameters of Graph's webhooks.
+const (
+	deliveryTimeout = 3 * time.Second
+	maxPerPost      = 50
+	maxAttempts     = 30
+	maxBackoff      = time.Minute
+)
+
+type delivery struct {
+	url       string
+	payload   map[string]any
+	notBefore time.Time
+	attempts  int
+}
+
+// notifier delivers queued notifications in the background, batching those
+// bound for the same URL, and retries failed or slow deliveries.
+type notifier struct {
+	e       *Emulator
+	mu      sync.Mutex
+	queue   []*delivery
+	busy    map[string]bool
+	wake    chan struct{}
+	done    chan struct{}
+	wg      sync.WaitGroup
+	stopped bool
+}
+
+func newNotifier(e *Emulator) *notifier {
+	n := &notifier{e: e, busy: map[string]bool{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	n.wg.Add(1)
+	go n.loop()
+	return n
+}
+
+func (n *notifier) enqueue(url string, payload map[string]any, delay time.Duration) {
+	n.mu.Lock()
+	n.queue = append(n.queue, &delivery{url: url, payload: payload, notBefore: time.Now().Add(delay)})
+	n.mu.Unlock()
+	n.poke()
+}
+
+func (n *notifier) poke() {
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (n *notifier) stop() {
+	n.mu.Lock()
+	if n.stopped {
+		n.mu.Unlock()
+		return
+	}
+	n.stopped = true
+	n.mu.Unlock()
+	close(n.done)
+	n.wg.Wait()
+}
+
+// pending counts undelivered notifications.
+func (n *notifier) pending() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.queue)
+}
+
+func (n *notifier) clear() {
+	n.mu.Lock()
+	n.queue = nil
+	n.mu.Unlock()
+}
+
+func (n *notifier) loop() {
+	defer n.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		wait := n.dispatch()
+		timer.Reset(wait)
+		select {
+		case <-n.done:
+			return
+		case <-n.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// dispatch starts a POST for every URL with due notifications and no POST in
+// flight, and returns how long to sleep until the next one is due.
+func (n *notifier) dispatch() time.Duration {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := time.Now()
+	next := time.Hour
+	groups := map[string][]*delivery{}
+	var rest []*delivery
+	for _, d := range n.queue {
+		switch {
+		case d.notBefore.After(now):
+			next = min(next, d.notBefore.Sub(now))
+			rest = append(rest, d)
+		case n.busy[d.url] || len(groups[d.url]) >= maxPerPost:
+			rest = append(rest, d)
+		default:
+			groups[d.url] = append(groups[d.url], d)
+		}
+	}
+	n.queue = rest
+	for url, batch := range groups {
+		n.busy[url] = true
+		n.wg.Add(1)
+		go n.post(url, batch)
+	}
+	return next
+}
+
+func (n *notifier) post(url string, batch []*delivery) {
+	defer n.wg.Done()
+	values := make([]any, len(batch))
+	for i, d := range batch {
+		values[i] = d.payload
+	}
+	body, _ := json.Marshal(map[string]any{"value": values})
+	ctx, cancel := context.WithTimeout(context.Background(), deliveryTimeout)
+	defer cancel()
+	ok := false
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err == nil {
+		req.Header.Set("Content-Type", "application/json; charset=utf-8")
+		resp, err := n.e.opts.HTTPClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			ok = resp.StatusCode >= 200 && resp.StatusCode < 300
+			if !ok {
+				n.e.opts.Logger.Info("graphemu: notification rejected", slog.Int("status", resp.StatusCode), slog.Int("count", len(batch)))
+			}
+		} else {
+			n.e.opts.Logger.Info("graphemu: notification delivery failed", slog.String("error", err.Error()), slog.Int("count", len(batch)))
+		}
+	}
+	n.mu.Lock()
+	delete(n.busy, url)
+	if !ok && !n.stopped {
+		for _, d := range batch {
+			d.attempts++
+			if d.attempts >= maxAttempts {
+				continue
+			}
+			backoff := n.e.opts.RetryBase << min(d.attempts-1, 10)
+			d.notBefore = time.Now().Add(min(backoff, maxBackoff))
+			n.queue = append(n.queue, d)
+		}
+	}
+	n.mu.Unlock()
+	n.poke()
+}
