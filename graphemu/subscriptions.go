@@ -325,6 +325,7 @@ func (e *Emulator) notifyLocked(u *user, ev *event, changeType string) {
 			data["@odata.etag"] = fmt.Sprintf("W/\"%s\"", ev.changeKey)
 		}
 		n := map[string]any{
+			"id":                             randomID(12),
 			"subscriptionId":                 s.id,
 			"subscriptionExpirationDateTime": s.expiration.UTC().Format("2006-01-02T15:04:05.0000000+00:00"),
 			"changeType":                     changeType,

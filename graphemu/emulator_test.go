@@ -1,0 +1,431 @@
+package graphemu_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tehaishokunin/calsync/graphemu"
+)
+
+// The emulator's own tests speak raw HTTP, the way Microsoft documents the
+// wire format; the outlook package's tests drive it through the real SDK.
+
+type env struct {
+	srv    *graphemu.Server
+	client *http.Client
+	user   graphemu.UserSpec
+	token  string
+}
+
+func start(t *testing.T) *env {
+	t.Helper()
+	srv, err := graphemu.Start("", graphemu.Options{RetryBase: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	e := &env{srv: srv, client: srv.Client()}
+	var out struct {
+		Users []graphemu.UserSpec `json:"users"`
+	}
+	e.do(t, "POST", "/_emulator/tenants", "", map[string]any{
+		"tenantId": "tid-1", "domain": "fabrikam.onmicrosoft.com",
+		"apps":  []any{map[string]any{"clientId": "app-1", "secret": "sec-1", "roles": []string{"Calendars.ReadWrite"}}},
+		"users": []any{map[string]any{"mail": "ichiro@fabrikam.onmicrosoft.com", "displayName": "鈴木 一郎"}},
+	}, 201, &out)
+	e.user = out.Users[0]
+	var tok map[string]any
+	e.form(t, "/tid-1/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {"app-1"}, "client_secret": {"sec-1"}, "scope": {"https://graph.microsoft.com/.default"}}, 200, &tok)
+	e.token = tok["access_token"].(string)
+	return e
+}
+
+func (e *env) do(t *testing.T, method, path, token string, body any, want int, out any, headers ...string) http.Header {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, e.srv.URL+path, rd)
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, raw)
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: %v: %s", method, path, err, raw)
+		}
+	}
+	return resp.Header
+}
+
+func (e *env) form(t *testing.T, path string, v url.Values, want int, out any) {
+	t.Helper()
+	resp, err := e.client.PostForm(e.srv.URL+path, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("POST %s: %d %s", path, resp.StatusCode, raw)
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func documented(t *testing.T, name string) any {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "documented", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return v
+}
+
+// sameShape reports every documented field that got is missing or carries
+// with another JSON type. A documented null accepts any type.
+func sameShape(path string, doc, got any) []string {
+	if doc == nil {
+		return nil
+	}
+	switch d := doc.(type) {
+	case map[string]any:
+		g, ok := got.(map[string]any)
+		if !ok {
+			return []string{fmt.Sprintf("%s: want object, got %T", path, got)}
+		}
+		var probs []string
+		for k, v := range d {
+			gv, present := g[k]
+			if !present {
+				probs = append(probs, path+"."+k+": missing")
+				continue
+			}
+			probs = append(probs, sameShape(path+"."+k, v, gv)...)
+		}
+		return probs
+	case []any:
+		g, ok := got.([]any)
+		if !ok {
+			return []string{fmt.Sprintf("%s: want array, got %T", path, got)}
+		}
+		if len(d) > 0 && len(g) > 0 {
+			return sameShape(path+"[0]", d[0], g[0])
+		}
+		return nil
+	default:
+		if fmt.Sprintf("%T", doc) != fmt.Sprintf("%T", got) {
+			return []string{fmt.Sprintf("%s: want %T, got %T", path, doc, got)}
+		}
+		return nil
+	}
+}
+
+func checkShape(t *testing.T, fixture string, got any) {
+	t.Helper()
+	if probs := sameShape("$", documented(t, fixture), got); len(probs) > 0 {
+		t.Errorf("%s: emulator output differs from the documented shape:\n  %s", fixture, strings.Join(probs, "\n  "))
+	}
+}
+
+// hook is a notification endpoint.
+type hook struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	bodies []map[string]any
+	got    chan struct{}
+}
+
+func newHook(t *testing.T) *hook {
+	h := &hook{got: make(chan struct{}, 100)}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if tok := r.URL.Query().Get("validationToken"); tok != "" {
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = io.WriteString(w, tok)
+			return
+		}
+		var b map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&b)
+		h.mu.Lock()
+		h.bodies = append(h.bodies, b)
+		h.mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+		h.got <- struct{}{}
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+func (h *hook) next(t *testing.T) map[string]any {
+	t.Helper()
+	select {
+	case <-h.got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no notification")
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.bodies[len(h.bodies)-1]
+}
+
+func TestDocumentedShapes(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	var tok, tokErr, graphErr map[string]any
+	e.form(t, "/tid-1/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {"app-1"}, "client_secret": {"sec-1"}, "scope": {"https://graph.microsoft.com/.default"}}, 200, &tok)
+	checkShape(t, "token.json", tok)
+	e.form(t, "/tid-1/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {"app-1"}, "client_secret": {"wrong"}, "scope": {"https://graph.microsoft.com/.default"}}, 401, &tokErr)
+	checkShape(t, "token-error.json", tokErr)
+	e.do(t, "GET", "/v1.0/users/nobody@fabrikam.onmicrosoft.com/events", e.token, nil, 404, &graphErr)
+	checkShape(t, "graph-error.json", graphErr)
+
+	h := newHook(t)
+	var sub map[string]any
+	e.do(t, "POST", "/v1.0/subscriptions", e.token, map[string]any{
+		"changeType": "created,updated,deleted", "notificationUrl": h.srv.URL + "/n", "lifecycleNotificationUrl": h.srv.URL + "/l",
+		"resource": "/users/" + e.user.ID + "/events", "expirationDateTime": time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339),
+		"clientState": "cs-1",
+	}, 201, &sub)
+	checkShape(t, "subscription.json", sub)
+
+	var ev map[string]any
+	e.do(t, "POST", "/v1.0/users/"+e.user.ID+"/events", e.token, map[string]any{
+		"subject": "打合せ", "body": map[string]any{"contentType": "text", "content": "資料持参"},
+		"start": map[string]any{"dateTime": "2026-12-01T10:00:00", "timeZone": "Tokyo Standard Time"},
+		"end":   map[string]any{"dateTime": "2026-12-01T11:00:00", "timeZone": "Tokyo Standard Time"},
+		"location": map[string]any{"displayName": "本社"},
+	}, 201, &ev, "Prefer", `outlook.timezone="Tokyo Standard Time"`)
+	checkShape(t, "event.json", ev)
+	if ev["start"].(map[string]any)["dateTime"] != "2026-12-01T10:00:00.0000000" || ev["start"].(map[string]any)["timeZone"] != "Tokyo Standard Time" {
+		t.Errorf("outlook.timezone not honoured: %v", ev["start"])
+	}
+	checkShape(t, "change-notification.json", h.next(t))
+
+	e.do(t, "POST", "/_emulator/subscriptions/"+sub["id"].(string)+"/lifecycle", "", map[string]any{"lifecycleEvent": "reauthorizationRequired"}, 202, nil)
+	checkShape(t, "lifecycle-notification.json", h.next(t))
+
+	var page map[string]any
+	e.do(t, "GET", "/v1.0/users/"+e.user.ID+"/calendarView/delta?startDateTime=2026-11-01T00:00:00Z&endDateTime=2027-01-01T00:00:00Z", e.token, nil, 200, &page)
+	checkShape(t, "delta-last-page.json", page)
+	e.do(t, "DELETE", "/v1.0/users/"+e.user.ID+"/events/"+ev["id"].(string), e.token, nil, 204, nil)
+	link, _ := url.Parse(page["@odata.deltaLink"].(string))
+	e.do(t, "GET", link.RequestURI(), e.token, nil, 200, &page)
+	checkShape(t, "delta-removed.json", page["value"].([]any)[0])
+
+	var batch map[string]any
+	e.do(t, "POST", "/v1.0/$batch", e.token, map[string]any{"requests": []any{map[string]any{
+		"id": "1", "method": "POST", "url": "/users/" + e.user.ID + "/events",
+		"headers": map[string]string{"Content-Type": "application/json"},
+		"body": map[string]any{"subject": "b", "start": map[string]any{"dateTime": "2026-12-05T10:00:00", "timeZone": "UTC"}, "end": map[string]any{"dateTime": "2026-12-05T11:00:00", "timeZone": "UTC"}},
+	}}}, 200, &batch)
+	checkShape(t, "batch-response.json", batch)
+}
+
+func TestGraphRefusesBadTokens(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	var out map[string]any
+	e.do(t, "GET", "/v1.0/users/"+e.user.ID+"/events", "", nil, 401, &out)
+	if out["error"].(map[string]any)["code"] != "InvalidAuthenticationToken" {
+		t.Fatalf("%v", out)
+	}
+	e.do(t, "GET", "/v1.0/users/"+e.user.ID+"/events", e.token+"x", nil, 401, nil)
+	other, err := graphemu.Start("", graphemu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	// A token signed by another emulator (another issuer key) is refused.
+	if _, err := other.AddTenant(graphemu.TenantSpec{TenantID: "tid-1", Apps: []graphemu.AppSpec{{ClientID: "app-1", Secret: "sec-1", Roles: []string{"Calendars.ReadWrite"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := other.Client().PostForm(other.URL+"/tid-1/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {"app-1"}, "client_secret": {"sec-1"}, "scope": {"https://graph.microsoft.com/.default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	e.do(t, "GET", "/v1.0/users/"+e.user.ID+"/events", tok["access_token"].(string), nil, 401, nil)
+}
+
+func TestSubscriptionLimitsAndExpiry(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	srv, err := graphemu.Start("", graphemu.Options{Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	users, _ := srv.AddTenant(graphemu.TenantSpec{TenantID: "t", Apps: []graphemu.AppSpec{{ClientID: "a", Secret: "s", Roles: []string{"Calendars.ReadWrite"}}},
+		Users: []graphemu.UserSpec{{Mail: "x@t.example"}}})
+	e := &env{srv: srv, client: srv.Client(), user: users[0]}
+	var tok map[string]any
+	e.form(t, "/t/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {"a"}, "client_secret": {"s"}, "scope": {"https://graph.microsoft.com/.default"}}, 200, &tok)
+	e.token = tok["access_token"].(string)
+	h := newHook(t)
+	create := func(want int) {
+		e.do(t, "POST", "/v1.0/subscriptions", e.token, map[string]any{
+			"changeType": "created", "notificationUrl": h.srv.URL, "resource": "users/" + e.user.ID + "/events",
+			"expirationDateTime": clock().Add(time.Hour).UTC().Format(time.RFC3339), "clientState": "c",
+		}, want, nil)
+	}
+	for i := 0; i < 1000; i++ {
+		create(201)
+	}
+	create(403) // 1,000 per mailbox
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	var list map[string]any
+	e.do(t, "GET", "/_emulator/subscriptions", "", nil, 200, &list)
+	if n := len(list["value"].([]any)); n != 0 {
+		t.Fatalf("%d subscriptions outlived their expiration", n)
+	}
+	create(401) // the token expired with the clock too
+	e.form(t, "/t/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {"a"}, "client_secret": {"s"}, "scope": {"https://graph.microsoft.com/.default"}}, 200, &tok)
+	e.token = tok["access_token"].(string)
+	create(201)
+	// http to a non-loopback host is refused, as Graph requires https.
+	e.do(t, "POST", "/v1.0/subscriptions", e.token, map[string]any{
+		"changeType": "created", "notificationUrl": "http://calsync.example.jp/hook", "resource": "users/" + e.user.ID + "/events",
+		"expirationDateTime": clock().Add(time.Hour).UTC().Format(time.RFC3339),
+	}, 400, nil)
+}
+
+func TestBatchLimitAndConcurrency(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	reqs := make([]any, 21)
+	for i := range reqs {
+		reqs[i] = map[string]any{"id": fmt.Sprint(i + 1), "method": "GET", "url": "/users/" + e.user.ID + "/events"}
+	}
+	e.do(t, "POST", "/v1.0/$batch", e.token, map[string]any{"requests": reqs}, 400, nil)
+
+	// Each batch step is throttled on its own.
+	e.do(t, "POST", "/_emulator/faults", "", map[string]any{"kind": "throttle", "mailbox": e.user.Mail, "count": 1, "retryAfterSeconds": 7}, 204, nil)
+	var out struct {
+		Responses []struct {
+			ID      string            `json:"id"`
+			Status  int               `json:"status"`
+			Headers map[string]string `json:"headers"`
+		} `json:"responses"`
+	}
+	e.do(t, "POST", "/v1.0/$batch", e.token, map[string]any{"requests": reqs[:3]}, 200, &out)
+	if len(out.Responses) != 3 || out.Responses[0].Status != 429 || out.Responses[0].Headers["Retry-After"] != "7" || out.Responses[1].Status != 200 {
+		t.Fatalf("batch responses %+v", out.Responses)
+	}
+
+	// At most 4 concurrent requests per app and mailbox.
+	var wg sync.WaitGroup
+	statuses := make(chan int, 40)
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("GET", e.srv.URL+"/v1.0/users/"+e.user.ID+"/calendarView/delta?startDateTime=2026-01-01T00:00:00Z&endDateTime=2027-01-01T00:00:00Z", nil)
+			req.Header.Set("Authorization", "Bearer "+e.token)
+			resp, err := e.client.Do(req)
+			if err == nil {
+				statuses <- resp.StatusCode
+				if resp.StatusCode == 429 && resp.Header.Get("Retry-After") == "" {
+					t.Error("429 without Retry-After")
+				}
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	ok := 0
+	for s := range statuses {
+		if s != 200 && s != 429 {
+			t.Fatalf("status %d", s)
+		}
+		if s == 200 {
+			ok++
+		}
+	}
+	if ok == 0 {
+		t.Fatal("no request got through")
+	}
+}
+
+func TestFaultsOnNotifications(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	h := newHook(t)
+	e.do(t, "POST", "/v1.0/subscriptions", e.token, map[string]any{
+		"changeType": "created,updated,deleted", "notificationUrl": h.srv.URL, "resource": "users/" + e.user.ID + "/events",
+		"expirationDateTime": time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "clientState": "c",
+	}, 201, nil)
+	mk := func(subject string) {
+		e.do(t, "POST", "/_emulator/users/"+e.user.Mail+"/events", "", map[string]any{"subject": subject,
+			"start": map[string]any{"dateTime": "2026-12-01T10:00:00", "timeZone": "UTC"}, "end": map[string]any{"dateTime": "2026-12-01T11:00:00", "timeZone": "UTC"}}, 201, nil)
+	}
+	e.do(t, "POST", "/_emulator/faults", "", map[string]any{"kind": "dropNotifications", "count": 1}, 204, nil)
+	mk("dropped")
+	mk("delivered")
+	b := h.next(t)
+	if n := len(b["value"].([]any)); n != 1 {
+		t.Fatalf("%d notifications, want the one not dropped", n)
+	}
+	e.do(t, "POST", "/_emulator/faults", "", map[string]any{"kind": "delayNotifications", "ms": 300, "count": 1}, 204, nil)
+	began := time.Now()
+	mk("late")
+	h.next(t)
+	if time.Since(began) < 300*time.Millisecond {
+		t.Fatal("delayed notification arrived early")
+	}
+	// dropResponse: the event is made but the answer is lost.
+	e.do(t, "POST", "/_emulator/faults", "", map[string]any{"kind": "dropResponse", "count": 1}, 204, nil)
+	req, _ := http.NewRequest("POST", e.srv.URL+"/v1.0/users/"+e.user.ID+"/events", strings.NewReader(`{"subject":"lost","transactionId":"t-1","start":{"dateTime":"2026-12-09T10:00:00","timeZone":"UTC"},"end":{"dateTime":"2026-12-09T11:00:00","timeZone":"UTC"}}`))
+	req.Header.Set("Authorization", "Bearer "+e.token)
+	if resp, err := e.client.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("answer not lost: %d", resp.StatusCode)
+	}
+	var list map[string]any
+	e.do(t, "GET", "/_emulator/users/"+e.user.ID+"/events", "", nil, 200, &list)
+	found := 0
+	for _, v := range list["value"].([]any) {
+		if v.(map[string]any)["subject"] == "lost" {
+			found++
+		}
+	}
+	if found != 1 {
+		t.Fatalf("the lost-answer create made %d events", found)
+	}
+}

@@ -1,0 +1,202 @@
+// Package outlook is calsync's only user of msgraph-sdk-go and azidentity:
+// it builds a Graph client per company app registration, offers the typed
+// operations calsync needs (token check, mailbox lookup, events, delta,
+// subscriptions), and classifies every failure into a small set of kinds
+// (see Kind) that the domain packages switch on. No SDK type leaves this
+// package.
+package outlook
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	abstractions "github.com/microsoft/kiota-abstractions-go"
+	azauth "github.com/microsoft/kiota-authentication-azure-go"
+	khttp "github.com/microsoft/kiota-http-go"
+	msgraph "github.com/microsoftgraph/msgraph-sdk-go"
+	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
+
+	"github.com/lestrrat-go/jwx/v2/jwt"
+)
+
+// GraphScope is the only scope calsync asks for: the app's consented
+// application permissions.
+const GraphScope = "https://graph.microsoft.com/.default"
+
+// RequiredRole is the application permission calsync needs.
+const RequiredRole = "Calendars.ReadWrite"
+
+// Config says where Microsoft is. The zero value means the real endpoints.
+type Config struct {
+	// GraphBaseURL is scheme://host of Graph; "/v1.0" is added.
+	GraphBaseURL string
+	// LoginBaseURL is scheme://host of the identity platform.
+	LoginBaseURL string
+	// Transport carries every call (e.g. one trusting an emulator's CA);
+	// nil means http.DefaultTransport. The SDK's middleware (retry with
+	// Retry-After, redirects, compression) is layered on top of it.
+	Transport http.RoundTripper
+	// Timeout bounds each Graph call, including the SDK's retries.
+	Timeout time.Duration
+}
+
+// Credentials are a company's app registration.
+type Credentials struct {
+	TenantID     string
+	ClientID     string
+	ClientSecret string
+}
+
+func (c Credentials) key() string {
+	h := sha256.Sum256([]byte(c.TenantID + "\x00" + c.ClientID + "\x00" + c.ClientSecret))
+	return hex.EncodeToString(h[:])
+}
+
+// Client hands out Graph sessions, one cached per credential set so token
+// caches are reused.
+type Client struct {
+	cfg      Config
+	mu       sync.Mutex
+	sessions map[string]*Session
+}
+
+// New builds a client.
+func New(cfg Config) *Client {
+	if cfg.GraphBaseURL == "" {
+		cfg.GraphBaseURL = "https://graph.microsoft.com"
+	}
+	if cfg.LoginBaseURL == "" {
+		cfg.LoginBaseURL = "https://login.microsoftonline.com"
+	}
+	if cfg.Transport == nil {
+		cfg.Transport = http.DefaultTransport
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 60 * time.Second
+	}
+	return &Client{cfg: cfg, sessions: map[string]*Session{}}
+}
+
+// Session is a Graph client acting as one app registration.
+type Session struct {
+	cred   *azidentity.ClientSecretCredential
+	graph  *msgraph.GraphServiceClient
+	client *Client
+}
+
+func (c *Client) credential(creds Credentials) (*azidentity.ClientSecretCredential, error) {
+	opts := &azidentity.ClientSecretCredentialOptions{
+		ClientOptions: azcore.ClientOptions{
+			Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: c.cfg.LoginBaseURL + "/"},
+			Transport: &http.Client{Transport: c.cfg.Transport, Timeout: 30 * time.Second},
+			Retry:     policy.RetryOptions{MaxRetries: 1},
+		},
+	}
+	if c.cfg.LoginBaseURL != "https://login.microsoftonline.com" {
+		opts.DisableInstanceDiscovery = true
+	}
+	cred, err := azidentity.NewClientSecretCredential(creds.TenantID, creds.ClientID, creds.ClientSecret, opts)
+	if err != nil {
+		return nil, &Error{Op: "creating credential", Kind: KindAuthFailed, Message: "the tenant or client id is malformed", Err: err}
+	}
+	return cred, nil
+}
+
+// For returns the session for creds, building it on first use.
+func (c *Client) For(creds Credentials) (*Session, error) {
+	k := creds.key()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := c.sessions[k]; s != nil {
+		return s, nil
+	}
+	cred, err := c.credential(creds)
+	if err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(c.cfg.GraphBaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("parsing graph base url: %w", err)
+	}
+	auth, err := azauth.NewAzureIdentityAuthenticationProviderWithScopesAndValidHosts(cred, []string{GraphScope}, []string{u.Hostname()})
+	if err != nil {
+		return nil, fmt.Errorf("building graph auth provider: %w", err)
+	}
+	opts := msgraph.GetDefaultClientOptions()
+	mw := msgraphcore.GetDefaultMiddlewaresWithOptions(&opts)
+	httpClient := &http.Client{Transport: khttp.NewCustomTransportWithParentTransport(c.cfg.Transport, mw...), Timeout: c.cfg.Timeout}
+	adapter, err := msgraph.NewGraphRequestAdapterWithParseNodeFactoryAndSerializationWriterFactoryAndHttpClient(auth, nil, nil, httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("building graph request adapter: %w", err)
+	}
+	adapter.SetBaseUrl(c.cfg.GraphBaseURL + "/v1.0")
+	s := &Session{cred: cred, graph: msgraph.NewGraphServiceClient(adapter), client: c}
+	c.sessions[k] = s
+	return s, nil
+}
+
+// Forget drops the cached session for creds (after they are replaced or
+// deleted), so a stale secret is not kept in memory.
+func (c *Client) Forget(creds Credentials) {
+	c.mu.Lock()
+	delete(c.sessions, creds.key())
+	c.mu.Unlock()
+}
+
+// TokenInfo is what a token says about the app.
+type TokenInfo struct {
+	Roles     []string
+	ExpiresOn time.Time
+}
+
+// HasRole reports whether the app holds the application permission role.
+func (t TokenInfo) HasRole(role string) bool { return slices.Contains(t.Roles, role) }
+
+// VerifyCredentials asks the identity platform for a Graph token with a
+// fresh credential (no cache), and reads the consented roles from it.
+func (c *Client) VerifyCredentials(ctx context.Context, creds Credentials) (TokenInfo, error) {
+	cred, err := c.credential(creds)
+	if err != nil {
+		return TokenInfo{}, err
+	}
+	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{GraphScope}})
+	if err != nil {
+		return TokenInfo{}, classifyIdentity("requesting token", err)
+	}
+	parsed, err := jwt.ParseString(tok.Token, jwt.WithVerify(false), jwt.WithValidate(false))
+	if err != nil {
+		return TokenInfo{}, &Error{Op: "reading token", Kind: KindAuthFailed, Message: "the access token is not a JWT", Err: err}
+	}
+	info := TokenInfo{ExpiresOn: tok.ExpiresOn}
+	if list, ok := parsed.PrivateClaims()["roles"].([]any); ok {
+		for _, r := range list {
+			if s, ok := r.(string); ok {
+				info.Roles = append(info.Roles, s)
+			}
+		}
+	}
+	return info, nil
+}
+
+// headers builds request headers; calsync always wants immutable ids and
+// UTC times back.
+func headers(extra ...string) *abstractions.RequestHeaders {
+	h := abstractions.NewRequestHeaders()
+	h.Add("Prefer", `IdType="ImmutableId"`)
+	h.Add("Prefer", `outlook.timezone="UTC"`)
+	for i := 0; i+1 < len(extra); i += 2 {
+		h.Add(extra[i], extra[i+1])
+	}
+	return h
+}

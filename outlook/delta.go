@@ -1,0 +1,53 @@
+package outlook
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/microsoftgraph/msgraph-sdk-go/users"
+)
+
+// DeltaPage is one page of a calendarView delta round.
+type DeltaPage struct {
+	Changed []Event
+	Removed []string // event ids
+	// Exactly one of NextLink (more pages in this round) and DeltaLink (the
+	// round is complete; save it for the next round) is set.
+	NextLink  string
+	DeltaLink string
+}
+
+// Delta fetches one page. link is a nextLink or deltaLink from an earlier
+// page; empty starts a full round over [start, end). A stale link fails with
+// KindSyncReset: start a full round again.
+func (s *Session) Delta(ctx context.Context, mailbox, link string, start, end time.Time, pageSize int) (DeltaPage, error) {
+	b := s.graph.Users().ByUserId(mailbox).CalendarView().Delta()
+	cfg := &users.ItemCalendarViewDeltaRequestBuilderGetRequestConfiguration{Headers: headers()}
+	if pageSize > 0 {
+		cfg.Headers.Add("Prefer", "odata.maxpagesize="+strconv.Itoa(pageSize))
+	}
+	if link != "" {
+		b = b.WithUrl(link)
+	} else {
+		cfg.QueryParameters = &users.ItemCalendarViewDeltaRequestBuilderGetQueryParameters{
+			StartDateTime: ptr(start.UTC().Format(time.RFC3339)),
+			EndDateTime:   ptr(end.UTC().Format(time.RFC3339)),
+		}
+	}
+	res, err := b.GetAsDeltaGetResponse(ctx, cfg)
+	if err != nil {
+		return DeltaPage{}, classify("reading calendar delta", err)
+	}
+	var page DeltaPage
+	for _, m := range res.GetValue() {
+		if _, removed := m.GetAdditionalData()["@removed"]; removed {
+			page.Removed = append(page.Removed, deref(m.GetId()))
+			continue
+		}
+		page.Changed = append(page.Changed, fromModel(m))
+	}
+	page.NextLink = deref(res.GetOdataNextLink())
+	page.DeltaLink = deref(res.GetOdataDeltaLink())
+	return page, nil
+}

@@ -1,0 +1,272 @@
+package outlook
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/microsoftgraph/msgraph-sdk-go/models"
+	"github.com/microsoftgraph/msgraph-sdk-go/users"
+)
+
+// Event is the subset of a Graph event calsync reads and writes.
+type Event struct {
+	ID        string // ImmutableId
+	ChangeKey string
+	ICalUID   string
+
+	Subject  string
+	Body     string // plain text
+	Location string
+	// Start and End carry the wall time in their own location; TimeZone is
+	// the zone name sent to Graph (a Windows name such as "Tokyo Standard
+	// Time"). In events read back, Start/End are UTC and TimeZone is the
+	// event's original start time zone.
+	Start, End      time.Time
+	TimeZone        string
+	IsAllDay        bool
+	ShowAs          string // free, tentative, busy, oof, workingElsewhere, unknown
+	Sensitivity     string // normal, personal, private, confidential
+	Categories      []string
+	ReminderMinutes *int
+
+	// ExtendedProperties maps a single-value extended property id
+	// ("String {guid} Name x") to its value.
+	ExtendedProperties map[string]string
+	LastModified       time.Time
+	TransactionID      string
+}
+
+const graphDateTime = "2006-01-02T15:04:05.0000000"
+
+func dateTimeTZ(t time.Time, zone string) models.DateTimeTimeZoneable {
+	d := models.NewDateTimeTimeZone()
+	d.SetDateTime(ptr(t.Format(graphDateTime)))
+	d.SetTimeZone(ptr(zone))
+	return d
+}
+
+// toModel builds the Graph body. Only the fields named in fields are set
+// (all when fields is nil), so a PATCH sends exactly what changed.
+func (e Event) toModel(fields []string) (models.Eventable, error) {
+	has := func(f string) bool {
+		if fields == nil {
+			return true
+		}
+		for _, x := range fields {
+			if x == f {
+				return true
+			}
+		}
+		return false
+	}
+	m := models.NewEvent()
+	if has("subject") {
+		m.SetSubject(ptr(e.Subject))
+	}
+	if has("body") {
+		b := models.NewItemBody()
+		ct := models.TEXT_BODYTYPE
+		b.SetContentType(&ct)
+		b.SetContent(ptr(e.Body))
+		m.SetBody(b)
+	}
+	if has("location") {
+		l := models.NewLocation()
+		l.SetDisplayName(ptr(e.Location))
+		m.SetLocation(l)
+	}
+	if has("start") || has("end") || has("isAllDay") || has("timeZone") {
+		m.SetStart(dateTimeTZ(e.Start, e.TimeZone))
+		m.SetEnd(dateTimeTZ(e.End, e.TimeZone))
+		m.SetIsAllDay(ptr(e.IsAllDay))
+	}
+	if has("showAs") && e.ShowAs != "" {
+		v, err := models.ParseFreeBusyStatus(e.ShowAs)
+		if err != nil || v == nil {
+			return nil, fmt.Errorf("unknown showAs %q", e.ShowAs)
+		}
+		m.SetShowAs(v.(*models.FreeBusyStatus))
+	}
+	if has("sensitivity") && e.Sensitivity != "" {
+		v, err := models.ParseSensitivity(e.Sensitivity)
+		if err != nil || v == nil {
+			return nil, fmt.Errorf("unknown sensitivity %q", e.Sensitivity)
+		}
+		m.SetSensitivity(v.(*models.Sensitivity))
+	}
+	if has("categories") {
+		c := e.Categories
+		if c == nil {
+			c = []string{}
+		}
+		m.SetCategories(c)
+	}
+	if has("reminderMinutesBeforeStart") && e.ReminderMinutes != nil {
+		m.SetReminderMinutesBeforeStart(ptr(int32(*e.ReminderMinutes)))
+		m.SetIsReminderOn(ptr(true))
+	}
+	if has("extendedProperties") && len(e.ExtendedProperties) > 0 {
+		var props []models.SingleValueLegacyExtendedPropertyable
+		for id, v := range e.ExtendedProperties {
+			p := models.NewSingleValueLegacyExtendedProperty()
+			p.SetId(ptr(id))
+			p.SetValue(ptr(v))
+			props = append(props, p)
+		}
+		m.SetSingleValueExtendedProperties(props)
+	}
+	if e.TransactionID != "" && fields == nil {
+		m.SetTransactionId(ptr(e.TransactionID))
+	}
+	return m, nil
+}
+
+func parseGraphTime(d models.DateTimeTimeZoneable) time.Time {
+	if d == nil || d.GetDateTime() == nil {
+		return time.Time{}
+	}
+	s := *d.GetDateTime()
+	for _, layout := range []string{"2006-01-02T15:04:05.9999999", time.RFC3339Nano} {
+		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			return t.UTC()
+		}
+	}
+	return time.Time{}
+}
+
+func fromModel(m models.Eventable) Event {
+	e := Event{
+		ID:            deref(m.GetId()),
+		ChangeKey:     deref(m.GetChangeKey()),
+		ICalUID:       deref(m.GetICalUId()),
+		Subject:       deref(m.GetSubject()),
+		Start:         parseGraphTime(m.GetStart()),
+		End:           parseGraphTime(m.GetEnd()),
+		TimeZone:      deref(m.GetOriginalStartTimeZone()),
+		IsAllDay:      deref(m.GetIsAllDay()),
+		Categories:    m.GetCategories(),
+		TransactionID: deref(m.GetTransactionId()),
+	}
+	if b := m.GetBody(); b != nil {
+		e.Body = deref(b.GetContent())
+	}
+	if l := m.GetLocation(); l != nil {
+		e.Location = deref(l.GetDisplayName())
+	}
+	if v := m.GetShowAs(); v != nil {
+		e.ShowAs = v.String()
+	}
+	if v := m.GetSensitivity(); v != nil {
+		e.Sensitivity = v.String()
+	}
+	if v := m.GetReminderMinutesBeforeStart(); v != nil && deref(m.GetIsReminderOn()) {
+		e.ReminderMinutes = ptr(int(*v))
+	}
+	if v := m.GetLastModifiedDateTime(); v != nil {
+		e.LastModified = v.UTC()
+	}
+	if props := m.GetSingleValueExtendedProperties(); len(props) > 0 {
+		e.ExtendedProperties = map[string]string{}
+		for _, p := range props {
+			e.ExtendedProperties[deref(p.GetId())] = deref(p.GetValue())
+		}
+	}
+	return e
+}
+
+func expandProperty(propID string) []string {
+	if propID == "" {
+		return nil
+	}
+	return []string{"singleValueExtendedProperties($filter=id eq '" + odataQuote(propID) + "')"}
+}
+
+func odataQuote(s string) string { return strings.ReplaceAll(s, "'", "''") }
+
+// CreateEvent creates ev in the mailbox's default calendar. With
+// ev.TransactionID set, a retry after a lost response returns the event the
+// first attempt made instead of a duplicate.
+func (s *Session) CreateEvent(ctx context.Context, mailbox string, ev Event) (Event, error) {
+	m, err := ev.toModel(nil)
+	if err != nil {
+		return Event{}, &Error{Op: "creating event", Kind: KindBadRequest, Message: err.Error()}
+	}
+	var propID string
+	for id := range ev.ExtendedProperties {
+		propID = id
+	}
+	cfg := &users.ItemEventsRequestBuilderPostRequestConfiguration{Headers: headers()}
+	res, err := s.graph.Users().ByUserId(mailbox).Events().Post(ctx, m, cfg)
+	if err != nil {
+		return Event{}, classify("creating event", err)
+	}
+	out := fromModel(res)
+	if out.ExtendedProperties == nil && propID != "" {
+		out.ExtendedProperties = map[string]string{propID: ev.ExtendedProperties[propID]}
+	}
+	return out, nil
+}
+
+// GetEvent reads one event, with the extended property propID when set.
+func (s *Session) GetEvent(ctx context.Context, mailbox, id, propID string) (Event, error) {
+	res, err := s.graph.Users().ByUserId(mailbox).Events().ByEventId(id).Get(ctx, &users.ItemEventsEventItemRequestBuilderGetRequestConfiguration{
+		Headers:         headers(),
+		QueryParameters: &users.ItemEventsEventItemRequestBuilderGetQueryParameters{Expand: expandProperty(propID)},
+	})
+	if err != nil {
+		return Event{}, classify("getting event", err)
+	}
+	return fromModel(res), nil
+}
+
+// UpdateEvent PATCHes the named fields of ev. With ifMatch (a changeKey)
+// set, Graph refuses with KindConflict when the event changed since.
+func (s *Session) UpdateEvent(ctx context.Context, mailbox, id string, ev Event, fields []string, ifMatch string) (Event, error) {
+	if fields == nil {
+		fields = []string{}
+	}
+	m, err := ev.toModel(fields)
+	if err != nil {
+		return Event{}, &Error{Op: "updating event", Kind: KindBadRequest, Message: err.Error()}
+	}
+	h := headers()
+	if ifMatch != "" {
+		h.Add("If-Match", `W/"`+ifMatch+`"`)
+	}
+	res, err := s.graph.Users().ByUserId(mailbox).Events().ByEventId(id).Patch(ctx, m, &users.ItemEventsEventItemRequestBuilderPatchRequestConfiguration{Headers: h})
+	if err != nil {
+		return Event{}, classify("updating event", err)
+	}
+	return fromModel(res), nil
+}
+
+// DeleteEvent deletes an event; deleting one that is already gone is
+// KindNotFound, which callers may treat as success.
+func (s *Session) DeleteEvent(ctx context.Context, mailbox, id string) error {
+	err := s.graph.Users().ByUserId(mailbox).Events().ByEventId(id).Delete(ctx, &users.ItemEventsEventItemRequestBuilderDeleteRequestConfiguration{Headers: headers()})
+	return classify("deleting event", err)
+}
+
+// FindEventsByProperty lists events whose single-value extended property
+// propID equals value (how a lost event link is re-found).
+func (s *Session) FindEventsByProperty(ctx context.Context, mailbox, propID, value string) ([]Event, error) {
+	filter := fmt.Sprintf("singleValueExtendedProperties/any(ep: ep/id eq '%s' and ep/value eq '%s')", odataQuote(propID), odataQuote(value))
+	res, err := s.graph.Users().ByUserId(mailbox).Events().Get(ctx, &users.ItemEventsRequestBuilderGetRequestConfiguration{
+		Headers: headers(),
+		QueryParameters: &users.ItemEventsRequestBuilderGetQueryParameters{
+			Filter: &filter,
+			Expand: expandProperty(propID),
+			Top:    ptr(int32(10)),
+		},
+	})
+	if err != nil {
+		return nil, classify("finding events", err)
+	}
+	var out []Event
+	for _, m := range res.GetValue() {
+		out = append(out, fromModel(m))
+	}
+	return out, nil
+}
