@@ -221,8 +221,8 @@ func TestDocumentedShapes(t *testing.T) {
 	var ev map[string]any
 	e.do(t, "POST", "/v1.0/users/"+e.user.ID+"/events", e.token, map[string]any{
 		"subject": "打合せ", "body": map[string]any{"contentType": "text", "content": "資料持参"},
-		"start": map[string]any{"dateTime": "2026-12-01T10:00:00", "timeZone": "Tokyo Standard Time"},
-		"end":   map[string]any{"dateTime": "2026-12-01T11:00:00", "timeZone": "Tokyo Standard Time"},
+		"start":    map[string]any{"dateTime": "2026-12-01T10:00:00", "timeZone": "Tokyo Standard Time"},
+		"end":      map[string]any{"dateTime": "2026-12-01T11:00:00", "timeZone": "Tokyo Standard Time"},
 		"location": map[string]any{"displayName": "本社"},
 	}, 201, &ev, "Prefer", `outlook.timezone="Tokyo Standard Time"`)
 	checkShape(t, "event.json", ev)
@@ -246,7 +246,7 @@ func TestDocumentedShapes(t *testing.T) {
 	e.do(t, "POST", "/v1.0/$batch", e.token, map[string]any{"requests": []any{map[string]any{
 		"id": "1", "method": "POST", "url": "/users/" + e.user.ID + "/events",
 		"headers": map[string]string{"Content-Type": "application/json"},
-		"body": map[string]any{"subject": "b", "start": map[string]any{"dateTime": "2026-12-05T10:00:00", "timeZone": "UTC"}, "end": map[string]any{"dateTime": "2026-12-05T11:00:00", "timeZone": "UTC"}},
+		"body":    map[string]any{"subject": "b", "start": map[string]any{"dateTime": "2026-12-05T10:00:00", "timeZone": "UTC"}, "end": map[string]any{"dateTime": "2026-12-05T11:00:00", "timeZone": "UTC"}},
 	}}}, 200, &batch)
 	checkShape(t, "batch-response.json", batch)
 }

@@ -78,7 +78,7 @@ func TestCallerAuthentication(t *testing.T) {
 func signWith(t *testing.T, secret string, ttl time.Duration) string {
 	t.Helper()
 	now := time.Now()
-	tok, _ := jwt.NewBuilder().Subject("u1").IssuedAt(now.Add(-2 * time.Hour)).Expiration(now.Add(ttl)).
+	tok, _ := jwt.NewBuilder().Subject("u1").IssuedAt(now.Add(-2*time.Hour)).Expiration(now.Add(ttl)).
 		Claim("company_id", "acme").Claim("roles", []string{"system_admin"}).Build()
 	b, err := jwt.Sign(tok, jwt.WithKey(jwa.HS256, []byte(secret)))
 	if err != nil {
