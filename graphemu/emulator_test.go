@@ -429,3 +429,67 @@ func TestFaultsOnNotifications(t *testing.T) {
 		t.Fatalf("the lost-answer create made %d events", found)
 	}
 }
+
+func TestNotificationsQueueIntoOnePost(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	var mu sync.Mutex
+	var sizes []int
+	first := make(chan struct{})
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if tok := r.URL.Query().Get("validationToken"); tok != "" {
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = io.WriteString(w, tok)
+			return
+		}
+		var b struct {
+			Value []any `json:"value"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&b)
+		mu.Lock()
+		sizes = append(sizes, len(b.Value))
+		n := len(sizes)
+		mu.Unlock()
+		if n == 1 {
+			close(first)
+			<-release // hold the first POST while more changes queue up
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer srv.Close()
+	e.do(t, "POST", "/v1.0/subscriptions", e.token, map[string]any{
+		"changeType": "created", "notificationUrl": srv.URL, "resource": "users/" + e.user.ID + "/events",
+		"expirationDateTime": time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "clientState": "c",
+	}, 201, nil)
+	mk := func() {
+		e.do(t, "POST", "/_emulator/users/"+e.user.Mail+"/events", "", map[string]any{"subject": "x",
+			"start": map[string]any{"dateTime": "2026-12-01T10:00:00", "timeZone": "UTC"}, "end": map[string]any{"dateTime": "2026-12-01T11:00:00", "timeZone": "UTC"}}, 201, nil)
+	}
+	mk()
+	<-first
+	for i := 0; i < 5; i++ {
+		mk()
+	}
+	close(release)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		total := 0
+		for _, s := range sizes {
+			total += s
+		}
+		got := append([]int(nil), sizes...)
+		mu.Unlock()
+		if total == 6 {
+			if len(got) != 2 || got[1] != 5 {
+				t.Fatalf("POST sizes %v, want [1 5]", got)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("POST sizes %v", got)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
