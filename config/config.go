@@ -30,6 +30,8 @@ type Config struct {
 	// EncryptionKey seals client secrets (32 bytes). Empty only with the
 	// emulator.
 	EncryptionKey []byte
+	// OldEncryptionKeys still open secrets sealed before a rotation.
+	OldEncryptionKeys [][]byte
 
 	JWTSecret []byte
 	JWKSURL   string
@@ -128,6 +130,16 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	} else if !c.Emulator() {
 		p.fail("CALSYNC_ENCRYPTION_KEY", "is required (base64 of 32 bytes) unless CALSYNC_GRAPH=emulator")
+	}
+	if old := p.secret("CALSYNC_ENCRYPTION_OLD_KEYS"); old != "" {
+		for i, part := range strings.Split(old, ",") {
+			b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(part))
+			if err != nil || len(b) != 32 {
+				p.fail("CALSYNC_ENCRYPTION_OLD_KEYS", "entry %d must be the base64 encoding of exactly 32 bytes", i+1)
+				continue
+			}
+			c.OldEncryptionKeys = append(c.OldEncryptionKeys, b)
+		}
 	}
 
 	if len(c.JWTSecret) > 0 && len(c.JWTSecret) < 32 {

@@ -1,13 +1,23 @@
 // Package credentials owns a company's Entra ID app registration
-// (authOfficeCalendar.json): reading the stored settings, and later
-// registering, verifying and sealing them.
+// (authOfficeCalendar.json): registering it only after Microsoft accepts it,
+// keeping the secret sealed, re-checking it on demand and daily, rotating
+// the sealing key, and removing it. It is the only code that ever holds a
+// client secret in plain text, and only for the length of a call.
 package credentials
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
 	"time"
 
+	"github.com/tehaishokunin/calsync/apperr"
+	"github.com/tehaishokunin/calsync/authfile"
 	"github.com/tehaishokunin/calsync/db"
+	"github.com/tehaishokunin/calsync/outlook"
+	"github.com/tehaishokunin/calsync/secrets"
 )
 
 // Status is the outcome of the last verification against Microsoft.
@@ -37,13 +47,44 @@ type Settings struct {
 	LastError          *string
 }
 
-// Service reads and manages credentials.
-type Service struct {
-	store *db.Store
+// Graph is what the service needs of Microsoft (outlook.Client).
+type Graph interface {
+	VerifyCredentials(ctx context.Context, creds outlook.Credentials) (outlook.TokenInfo, error)
+	Forget(creds outlook.Credentials)
 }
 
-// NewService builds the service.
-func NewService(store *db.Store) *Service { return &Service{store: store} }
+// Subscriptions is what the service needs of the subscription lifecycle: to
+// move a company's subscriptions to a new app, and to remove them. Until
+// that package exists it may be nil.
+type Subscriptions interface {
+	RecreateAll(ctx context.Context, companyID string) error
+	RemoveAll(ctx context.Context, companyID string) error
+}
+
+// Service registers, verifies and removes credentials.
+type Service struct {
+	store *db.Store
+	keys  *secrets.Keyring
+	graph Graph
+	subs  Subscriptions
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// NewService builds the service. subs may be nil.
+func NewService(store *db.Store, keys *secrets.Keyring, graph Graph, subs Subscriptions, log *slog.Logger) *Service {
+	return &Service{store: store, keys: keys, graph: graph, subs: subs, log: log, now: time.Now}
+}
+
+// Errors the service answers with.
+var (
+	ErrNotRegistered = apperr.New(apperr.NotFound,
+		"カレンダー認証設定が登録されていません。企業設定 → カレンダー認証設定 で authOfficeCalendar.json を登録してください。",
+		"No calendar credentials are registered. Upload authOfficeCalendar.json under Company settings → Calendar authentication.")
+	errUnreadable = apperr.New(apperr.Internal,
+		"保存されている認証情報を復号できません。管理者に連絡してください。",
+		"The stored credentials cannot be decrypted; contact the operator.")
+)
 
 // Settings returns the company's settings, or nil when none are registered.
 func (s *Service) Settings(ctx context.Context, companyID string) (*Settings, error) {
@@ -54,8 +95,243 @@ func (s *Service) Settings(ctx context.Context, companyID string) (*Settings, er
 	return settingsOf(c), nil
 }
 
+// Register verifies f against Microsoft and, only if Microsoft accepts it
+// and the app holds Calendars.ReadWrite, stores it sealed, replacing any
+// earlier registration of the company.
+func (s *Service) Register(ctx context.Context, companyID, actor string, f authfile.File) (*Settings, error) {
+	f, err := authfile.Validate(f)
+	if err != nil {
+		return nil, err
+	}
+	creds := outlook.Credentials{TenantID: f.TenantID, ClientID: f.ClientID, ClientSecret: f.ClientSecret}
+	info, err := s.graph.VerifyCredentials(ctx, creds)
+	if err != nil {
+		kind := outlook.KindOf(err)
+		if (kind == outlook.KindTenantNotFound || kind == outlook.KindAppNotFound) && s.swapped(ctx, creds) {
+			s.log.InfoContext(ctx, "credentials refused: ids swapped", slog.String("company", companyID))
+			return nil, errSwapped
+		}
+		_, rej := rejection(err)
+		s.log.InfoContext(ctx, "credentials refused", slog.String("company", companyID), slog.String("tenant", f.TenantID),
+			slog.String("client", f.ClientID), slog.String("kind", string(kind)))
+		return nil, rej
+	}
+	if !info.HasRole(outlook.RequiredRole) {
+		s.log.InfoContext(ctx, "credentials refused: consent missing", slog.String("company", companyID), slog.String("client", f.ClientID))
+		return nil, consentMissing(info.Roles)
+	}
+
+	prev, err := s.store.Credential(ctx, companyID)
+	if err != nil {
+		return nil, err
+	}
+	sealed, keyID, err := s.keys.Seal([]byte(f.ClientSecret), companyID)
+	if err != nil {
+		return nil, fmt.Errorf("sealing client secret: %w", err)
+	}
+	now := s.now().UTC()
+	row := &db.Credential{
+		CompanyID: companyID, TenantID: f.TenantID, ClientID: f.ClientID,
+		SecretSealed: sealed, SecretKeyID: keyID, SecretHint: hint(f.ClientSecret),
+		Status: string(StatusVerified), GrantedRoles: info.Roles, VerifiedAt: &now, CheckedAt: &now,
+		RegisteredBy: actor, RegisteredAt: now,
+	}
+	detail := map[string]any{"tenant_id": f.TenantID, "client_id": f.ClientID, "secret_hint": row.SecretHint}
+	action := "credentials.register"
+	appChanged := false
+	var old outlook.Credentials
+	if prev != nil {
+		action = "credentials.replace"
+		appChanged = prev.TenantID != f.TenantID || prev.ClientID != f.ClientID
+		detail["previous_tenant_id"], detail["previous_client_id"] = prev.TenantID, prev.ClientID
+		detail["app_changed"] = appChanged
+		if old, err = s.open(prev); err == nil {
+			detail["secret_changed"] = old.ClientSecret != f.ClientSecret
+		}
+	}
+	if err := s.store.PutCredential(ctx, row, &db.AuditEntry{CompanyID: companyID, Actor: actor, Action: action, Detail: detail}); err != nil {
+		return nil, err
+	}
+	if old.ClientSecret != "" {
+		s.graph.Forget(old)
+	}
+	s.log.InfoContext(ctx, "credentials registered", slog.String("company", companyID), slog.String("action", action),
+		slog.String("tenant", f.TenantID), slog.String("client", f.ClientID), slog.Bool("app_changed", appChanged))
+	if appChanged && s.subs != nil {
+		// A different app must own the company's subscriptions from now on.
+		if err := s.subs.RecreateAll(ctx, companyID); err != nil {
+			s.log.WarnContext(ctx, "re-creating subscriptions under the new app failed; the renewal loop retries",
+				slog.String("company", companyID), slog.String("error", err.Error()))
+		}
+	}
+	return settingsOf(row), nil
+}
+
+// swapped reports whether the credentials work with tenant and client ids
+// exchanged (reaching the app is enough: the secret may still be wrong).
+func (s *Service) swapped(ctx context.Context, c outlook.Credentials) bool {
+	if !authfile.IsGUID(c.TenantID) || !authfile.IsGUID(c.ClientID) {
+		return false
+	}
+	_, err := s.graph.VerifyCredentials(ctx, outlook.Credentials{TenantID: c.ClientID, ClientID: c.TenantID, ClientSecret: c.ClientSecret})
+	switch outlook.KindOf(err) {
+	case outlook.KindInvalidSecret, outlook.KindSecretExpired:
+		return true
+	}
+	return err == nil
+}
+
+// Verify re-checks the stored credentials now and records the outcome. It
+// answers the updated settings even when Microsoft refuses them: the status
+// and lastError say why.
+func (s *Service) Verify(ctx context.Context, companyID string) (*Settings, error) {
+	c, err := s.store.Credential(ctx, companyID)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		return nil, ErrNotRegistered
+	}
+	if err := s.check(ctx, c); err != nil {
+		return nil, err
+	}
+	c, err = s.store.Credential(ctx, companyID)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		return nil, ErrNotRegistered
+	}
+	return settingsOf(c), nil
+}
+
+// check asks Microsoft about c and records the result.
+func (s *Service) check(ctx context.Context, c *db.Credential) error {
+	creds, err := s.open(c)
+	if err != nil {
+		return err
+	}
+	now := s.now().UTC()
+	info, err := s.graph.VerifyCredentials(ctx, creds)
+	result := db.CredentialCheck{At: now}
+	switch {
+	case err != nil:
+		status, rej := rejection(err)
+		result.Status = string(status)
+		msg := rej.Message.JA
+		result.LastError = &msg
+	case !info.HasRole(outlook.RequiredRole):
+		result.Status = string(StatusConsentMissing)
+		msg := consentMissing(info.Roles).Message.JA
+		result.LastError = &msg
+		result.Verified, result.GrantedRoles = true, info.Roles
+	default:
+		result.Status = string(StatusVerified)
+		result.Verified, result.GrantedRoles = true, info.Roles
+	}
+	if result.Status != c.Status {
+		s.log.InfoContext(ctx, "credential status changed", slog.String("company", c.CompanyID),
+			slog.String("from", c.Status), slog.String("to", result.Status))
+	}
+	return s.store.RecordCredentialCheck(ctx, c.CompanyID, c.SecretSealed, result)
+}
+
+// Delete removes the company's subscriptions (best effort), then its
+// credentials; its calendar links stay, marked ERROR with the reason.
+func (s *Service) Delete(ctx context.Context, companyID, actor string) (bool, error) {
+	c, err := s.store.Credential(ctx, companyID)
+	if err != nil {
+		return false, err
+	}
+	if c == nil {
+		return false, ErrNotRegistered
+	}
+	if s.subs != nil {
+		if err := s.subs.RemoveAll(ctx, companyID); err != nil {
+			s.log.WarnContext(ctx, "removing subscriptions before deleting credentials failed; they expire on their own",
+				slog.String("company", companyID), slog.String("error", err.Error()))
+		}
+	}
+	reason := "カレンダー認証設定が削除されました。企業設定で再登録してください。 / The calendar credentials were deleted; register them again in company settings."
+	deleted, err := s.store.DeleteCredential(ctx, companyID, reason, &db.AuditEntry{
+		CompanyID: companyID, Actor: actor, Action: "credentials.delete",
+		Detail: map[string]any{"tenant_id": c.TenantID, "client_id": c.ClientID, "secret_hint": c.SecretHint},
+	})
+	if err != nil {
+		return false, err
+	}
+	if creds, err := s.open(c); err == nil {
+		s.graph.Forget(creds)
+	}
+	s.log.InfoContext(ctx, "credentials deleted", slog.String("company", companyID))
+	return deleted, nil
+}
+
+// Credentials opens the company's stored credentials for a Graph call.
+func (s *Service) Credentials(ctx context.Context, companyID string) (outlook.Credentials, error) {
+	c, err := s.store.Credential(ctx, companyID)
+	if err != nil {
+		return outlook.Credentials{}, err
+	}
+	if c == nil {
+		return outlook.Credentials{}, ErrNotRegistered
+	}
+	return s.open(c)
+}
+
+func (s *Service) open(c *db.Credential) (outlook.Credentials, error) {
+	plain, err := s.keys.Open(c.SecretSealed, c.SecretKeyID, c.CompanyID)
+	if err != nil {
+		hint := "CALSYNC_ENCRYPTION_KEY / CALSYNC_ENCRYPTION_OLD_KEYS を確認してください。"
+		if errors.Is(err, secrets.ErrUnknownKey) {
+			hint = "鍵 " + c.SecretKeyID + " を CALSYNC_ENCRYPTION_OLD_KEYS に追加してください。"
+		}
+		return outlook.Credentials{}, errUnreadable.WithHint(hint, "Check CALSYNC_ENCRYPTION_KEY / CALSYNC_ENCRYPTION_OLD_KEYS (key "+c.SecretKeyID+").").Wrap(err)
+	}
+	return outlook.Credentials{TenantID: c.TenantID, ClientID: c.ClientID, ClientSecret: string(plain)}, nil
+}
+
+// Reseal re-seals every stored secret not yet under the current key (for
+// `calsync rotate-key`) and returns how many it moved.
+func (s *Service) Reseal(ctx context.Context) (int, error) {
+	rows, err := s.store.CredentialsNotUnder(ctx, s.keys.CurrentID())
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for i := range rows {
+		c := &rows[i]
+		plain, err := s.keys.Open(c.SecretSealed, c.SecretKeyID, c.CompanyID)
+		if err != nil {
+			return n, fmt.Errorf("opening secret of company %s (key %s): %w", c.CompanyID, c.SecretKeyID, err)
+		}
+		sealed, keyID, err := s.keys.Seal(plain, c.CompanyID)
+		if err != nil {
+			return n, err
+		}
+		ok, err := s.store.Reseal(ctx, c.CompanyID, c.SecretSealed, sealed, keyID)
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // MaskHint renders the stored hint for display.
-func MaskHint(last4 string) string { return "••••" + last4 }
+func MaskHint(last string) string { return "••••" + last }
+
+// hint keeps the last 4 characters of a secret long enough that they give
+// nothing useful away (real Entra ID secrets are 40 characters).
+func hint(secret string) string {
+	r := []rune(secret)
+	if len(r) < 16 {
+		return ""
+	}
+	return string(r[len(r)-4:])
+}
 
 func settingsOf(c *db.Credential) *Settings {
 	return &Settings{
@@ -63,7 +339,7 @@ func settingsOf(c *db.Credential) *Settings {
 		ClientID:           c.ClientID,
 		ClientSecretHint:   MaskHint(c.SecretHint),
 		Status:             Status(c.Status),
-		GrantedPermissions: append([]string{}, c.GrantedRoles...),
+		GrantedPermissions: slices.Clone(c.GrantedRoles),
 		RegisteredAt:       c.RegisteredAt,
 		VerifiedAt:         c.VerifiedAt,
 		LastError:          c.LastError,

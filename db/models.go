@@ -22,6 +22,7 @@ type Credential struct {
 	GrantedRoles []string   `bun:"granted_roles,array,notnull"`
 	LastError    *string    `bun:"last_error"`
 	VerifiedAt   *time.Time `bun:"verified_at"`
+	CheckedAt    *time.Time `bun:"checked_at"`
 	RegisteredBy string     `bun:"registered_by,notnull"`
 	RegisteredAt time.Time  `bun:"registered_at,notnull,default:current_timestamp"`
 	UpdatedAt    time.Time  `bun:"updated_at,notnull,default:current_timestamp"`

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 )
 
 // Store is every query calsync runs.
@@ -56,6 +57,7 @@ func (s *Store) PutCredential(ctx context.Context, c *Credential, audit *AuditEn
 			Set("granted_roles = EXCLUDED.granted_roles").
 			Set("last_error = EXCLUDED.last_error").
 			Set("verified_at = EXCLUDED.verified_at").
+			Set("checked_at = EXCLUDED.checked_at").
 			Set("registered_by = EXCLUDED.registered_by").
 			Set("registered_at = EXCLUDED.registered_at").
 			Set("updated_at = now()").
@@ -71,4 +73,12 @@ func (s *Store) PutCredential(ctx context.Context, c *Credential, audit *AuditEn
 		}
 		return nil
 	})
+}
+
+// pgArray adapts a string slice for a text[] column in raw SET clauses.
+func pgArray(v []string) any {
+	if v == nil {
+		v = []string{}
+	}
+	return pgdialect.Array(v)
 }

@@ -141,7 +141,11 @@ func (c *Client) For(creds Credentials) (*Session, error) {
 		return nil, fmt.Errorf("building graph request adapter: %w", err)
 	}
 	adapter.SetBaseUrl(c.cfg.GraphBaseURL + "/v1.0")
-	s := &Session{cred: cred, graph: msgraph.NewGraphServiceClient(adapter), client: c}
+	// NewGraphServiceClient would re-assign the SDK's global backing store
+	// factory on every call, a data race with any request in flight; passing
+	// nil keeps the (identical) default and skips that write.
+	base := msgraph.NewGraphBaseServiceClient(adapter, nil)
+	s := &Session{cred: cred, graph: &msgraph.GraphServiceClient{GraphBaseServiceClient: *base}, client: c}
 	c.sessions[k] = s
 	return s, nil
 }

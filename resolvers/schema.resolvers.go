@@ -10,28 +10,66 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/tehaishokunin/calsync/auth"
+	"github.com/tehaishokunin/calsync/authfile"
 	"github.com/tehaishokunin/calsync/graph"
 	"github.com/tehaishokunin/calsync/graph/model"
 )
 
 // UploadCalendarAuthFile is the resolver for the uploadCalendarAuthFile field.
 func (r *mutationResolver) UploadCalendarAuthFile(ctx context.Context, file graphql.Upload) (*model.CalendarAuthSettings, error) {
-	return nil, notImplemented("uploadCalendarAuthFile")
+	caller, err := auth.Require(ctx, auth.SystemAdmin)
+	if err != nil {
+		return nil, err
+	}
+	data, err := readUpload(file)
+	if err != nil {
+		return nil, err
+	}
+	f, err := authfile.Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	s, err := r.Credentials.Register(ctx, caller.CompanyID, caller.UserID, f)
+	if err != nil {
+		return nil, err
+	}
+	return authSettings(s), nil
 }
 
 // SetCalendarAuth is the resolver for the setCalendarAuth field.
 func (r *mutationResolver) SetCalendarAuth(ctx context.Context, input model.CalendarAuthInput) (*model.CalendarAuthSettings, error) {
-	return nil, notImplemented("setCalendarAuth")
+	caller, err := auth.Require(ctx, auth.SystemAdmin)
+	if err != nil {
+		return nil, err
+	}
+	f := authfile.File{TenantID: input.TenantID, ClientID: input.ClientID, ClientSecret: input.ClientSecret}
+	s, err := r.Credentials.Register(ctx, caller.CompanyID, caller.UserID, f)
+	if err != nil {
+		return nil, asInputError(err)
+	}
+	return authSettings(s), nil
 }
 
 // VerifyCalendarAuth is the resolver for the verifyCalendarAuth field.
 func (r *mutationResolver) VerifyCalendarAuth(ctx context.Context) (*model.CalendarAuthSettings, error) {
-	return nil, notImplemented("verifyCalendarAuth")
+	caller, err := auth.Require(ctx, auth.SystemAdmin)
+	if err != nil {
+		return nil, err
+	}
+	s, err := r.Credentials.Verify(ctx, caller.CompanyID)
+	if err != nil {
+		return nil, err
+	}
+	return authSettings(s), nil
 }
 
 // DeleteCalendarAuth is the resolver for the deleteCalendarAuth field.
 func (r *mutationResolver) DeleteCalendarAuth(ctx context.Context) (bool, error) {
-	return false, notImplemented("deleteCalendarAuth")
+	caller, err := auth.Require(ctx, auth.SystemAdmin)
+	if err != nil {
+		return false, err
+	}
+	return r.Credentials.Delete(ctx, caller.CompanyID, caller.UserID)
 }
 
 // SetUserCalendar is the resolver for the setUserCalendar field.

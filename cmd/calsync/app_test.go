@@ -79,6 +79,7 @@ func startApp(t *testing.T, env map[string]string) *app {
 		"CALSYNC_ADDR":       addr,
 		"CALSYNC_JWT_SECRET": testSecret,
 		"DATABASE_URL":       "",
+		"CALSYNC_DEV_DIR":    t.TempDir(),
 	}
 	for k, v := range env {
 		full[k] = v

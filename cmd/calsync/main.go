@@ -20,6 +20,7 @@ import (
 
 	"github.com/tehaishokunin/calsync/auth"
 	"github.com/tehaishokunin/calsync/config"
+	"github.com/tehaishokunin/calsync/credentials"
 	"github.com/tehaishokunin/calsync/db"
 )
 
@@ -37,6 +38,8 @@ const usage = `usage:
   calsync serve
   calsync migrate [up|down|status]
   calsync dev-token --company C --user U --roles system_admin,user_admin [--ttl 12h]
+  calsync rotate-key     (re-seal every stored secret under CALSYNC_ENCRYPTION_KEY;
+                          list the previous key in CALSYNC_ENCRYPTION_OLD_KEYS)
 
 Configuration is read from the environment; see README.md.`
 
@@ -52,9 +55,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := newLogger(stderr, cfg.LogLevel)
 	switch args[0] {
 	case "serve":
-		return serve(ctx, cfg, log, stdout)
+		return serve(ctx, cfg, getenv, log, stdout)
 	case "migrate":
 		return migrateCmd(ctx, cfg, args[1:], stdout)
+	case "rotate-key":
+		return rotateKey(ctx, cfg, log, stdout)
 	case "dev-token":
 		return devToken(cfg, args[1:], stdout)
 	case "help", "-h", "--help":
@@ -150,5 +155,23 @@ func devToken(cfg config.Config, args []string, out io.Writer) error {
 		return fmt.Errorf("dev-token: %w", err)
 	}
 	fmt.Fprintln(out, tok)
+	return nil
+}
+
+func rotateKey(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writer) error {
+	if len(cfg.OldEncryptionKeys) == 0 {
+		return errors.New("rotate-key: list the previous key(s) in CALSYNC_ENCRYPTION_OLD_KEYS so existing secrets can be opened")
+	}
+	keys, err := newKeyring(cfg, log)
+	if err != nil {
+		return err
+	}
+	d := db.Open(cfg.DatabaseURL, db.Options{MaxOpenConns: 2})
+	defer d.Close()
+	n, err := credentials.NewService(db.NewStore(d), keys, nil, nil, log).Reseal(ctx)
+	if err != nil {
+		return fmt.Errorf("rotate-key: %w (re-sealed %d before the failure)", err, n)
+	}
+	fmt.Fprintf(out, "re-sealed %d secrets under key %s; CALSYNC_ENCRYPTION_OLD_KEYS can be emptied\n", n, keys.CurrentID())
 	return nil
 }

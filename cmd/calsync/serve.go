@@ -30,7 +30,7 @@ type service interface {
 	Stop()
 }
 
-func serve(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writer) error {
+func serve(ctx context.Context, cfg config.Config, getenv func(string) string, log *slog.Logger, out io.Writer) error {
 	if err := cfg.RequireAuth(); err != nil {
 		return err
 	}
@@ -61,11 +61,22 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		return err
 	}
 
+	keys, err := newKeyring(cfg, log)
+	if err != nil {
+		return err
+	}
+	graphClient, err := newGraph(ctx, cfg, getenv("CALSYNC_DEV_DIR"), log)
+	if err != nil {
+		return err
+	}
+	defer graphClient.close()
+	creds := credentials.NewService(store, keys, graphClient.client, nil, log)
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	res := &resolvers.Resolver{
-		Credentials: credentials.NewService(store),
+		Credentials: creds,
 	}
 	handler := server.New(server.Options{
 		Logger:         log,
@@ -78,7 +89,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Playground:     true,
 	})
 
-	var services []service
+	services := []service{
+		credentials.NewChecker(creds, time.Hour, 24*time.Hour, log),
+	}
 	for _, s := range services {
 		if err := s.Start(ctx); err != nil {
 			return fmt.Errorf("starting background service: %w", err)
@@ -100,7 +113,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 	}
 	log.InfoContext(ctx, "calsync listening", slog.String("addr", ln.Addr().String()))
 	if cfg.Emulator() {
-		printDevBanner(out, cfg, ln.Addr())
+		printDevBanner(out, cfg, ln.Addr(), graphClient)
 	}
 
 	serveErr := make(chan error, 1)
@@ -131,11 +144,17 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 
 // printDevBanner tells a developer running `make run` where to go and how to
 // authenticate.
-func printDevBanner(out io.Writer, cfg config.Config, addr net.Addr) {
+func printDevBanner(out io.Writer, cfg config.Config, addr net.Addr, g *graphSetup) {
 	host := "127.0.0.1"
 	port := addr.(*net.TCPAddr).Port
 	base := fmt.Sprintf("http://%s:%d", host, port)
 	fmt.Fprintf(out, "\ncalsync is running in emulator mode.\n\n  Playground: %s/playground\n", base)
+	if g.emulator != nil {
+		fmt.Fprintf(out, "  Graph emulator: %s (control API under /_emulator/)\n", g.emulator.URL)
+	}
+	if g.demoFile != "" {
+		fmt.Fprintf(out, "  Demo authOfficeCalendar.json: %s\n", g.demoFile)
+	}
 	if len(cfg.JWTSecret) > 0 {
 		now := time.Now()
 		admin, _ := auth.Sign(cfg.JWTSecret, auth.Caller{UserID: "demo-admin", CompanyID: "demo-company", Roles: []auth.Role{auth.SystemAdmin, auth.UserAdmin}}, 12*time.Hour, now)

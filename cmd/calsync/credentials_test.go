@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+const settingsFields = `tenantId clientId clientSecretHint status grantedPermissions registeredAt verifiedAt lastError`
+
+// upload posts a file with the GraphQL multipart request spec, as the host's
+// file button and `curl -F` do. It returns the raw body too.
+func (a *app) upload(t *testing.T, tok string, content []byte, headers ...string) (gqlResponse, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	_ = mw.WriteField("operations", `{"query":"mutation($file: Upload!) { uploadCalendarAuthFile(file: $file) { `+settingsFields+` } }","variables":{"file":null}}`)
+	_ = mw.WriteField("map", `{"0":["variables.file"]}`)
+	fw, _ := mw.CreateFormFile("0", "authOfficeCalendar.json")
+	_, _ = fw.Write(content)
+	_ = mw.Close()
+	req, _ := http.NewRequest(http.MethodPost, a.base+"/graphql", &buf)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out gqlResponse
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("status %d: %s", resp.StatusCode, raw)
+	}
+	return out, string(raw)
+}
+
+func demoFile(secret string) []byte {
+	b, _ := json.Marshal(map[string]string{"tenant_id": demoTenantID, "client_id": demoClientID, "client_secret": secret})
+	return b
+}
+
+type settingsJSON struct {
+	TenantID, ClientID, ClientSecretHint, Status string
+	GrantedPermissions                           []string
+	LastError                                    *string
+}
+
+func TestCalendarAuthEndToEnd(t *testing.T) {
+	t.Parallel()
+	a := startApp(t, nil)
+	admin := token(t, "acme", "admin-1", "system_admin")
+
+	for _, role := range []string{"user_admin", "service", "member"} {
+		r, body := a.upload(t, token(t, "acme", "u", role), demoFile(demoSecret))
+		if r.code() != "FORBIDDEN" || strings.Contains(body, demoSecret) {
+			t.Fatalf("%s: %s", role, body)
+		}
+	}
+	if r, _ := a.upload(t, "", demoFile(demoSecret)); r.code() != "UNAUTHENTICATED" {
+		t.Fatalf("anonymous: %+v", r.Errors)
+	}
+
+	// A Windows editor's file: BOM and CRLF.
+	winFile := append([]byte("\uFEFF"), bytes.ReplaceAll(demoFile(demoSecret), []byte(","), []byte(",\r\n"))...)
+	r, body := a.upload(t, admin, winFile)
+	if r.code() != "" {
+		t.Fatalf("upload: %s", body)
+	}
+	var s settingsJSON
+	_ = json.Unmarshal(r.Data["uploadCalendarAuthFile"], &s)
+	if s.Status != "VERIFIED" || s.TenantID != demoTenantID || s.ClientSecretHint != "••••ator" || len(s.GrantedPermissions) == 0 {
+		t.Fatalf("settings %+v", s)
+	}
+	if strings.Contains(body, demoSecret) {
+		t.Fatal("the response contains the secret")
+	}
+
+	q := a.gql(t, admin, `{ calendarAuthSettings { `+settingsFields+` } }`, nil)
+	if !strings.Contains(string(q.Data["calendarAuthSettings"]), `"VERIFIED"`) {
+		t.Fatalf("query: %s", q.Data["calendarAuthSettings"])
+	}
+	if other := a.gql(t, token(t, "other-co", "admin-2", "system_admin"), `{ calendarAuthSettings { tenantId } }`, nil); string(other.Data["calendarAuthSettings"]) != "null" {
+		t.Fatalf("another company sees it: %s", other.Data["calendarAuthSettings"])
+	}
+
+	t.Run("bad file", func(t *testing.T) {
+		r, _ := a.upload(t, admin, []byte(`{"tenantId": "x", "client_id": "y", "client_secret": "z"}`), "Accept-Language", "en")
+		if r.code() != "AUTH_FILE_INVALID" || r.Errors[0].Extensions["field"] != "tenant_id" || !strings.Contains(r.Errors[0].Message, `did you mean "tenant_id"`) {
+			t.Fatalf("%+v", r.Errors)
+		}
+		r, _ = a.upload(t, admin, []byte(`{"tenantId": "x"}`))
+		if !strings.Contains(r.Errors[0].Message, "誤りではありませんか") {
+			t.Fatalf("Japanese message: %q", r.Errors[0].Message)
+		}
+	})
+	t.Run("wrong secret through the form", func(t *testing.T) {
+		r := a.gql(t, admin, `mutation($in: CalendarAuthInput!) { setCalendarAuth(input: $in) { status } }`,
+			map[string]any{"in": map[string]any{"tenantId": demoTenantID, "clientId": demoClientID, "clientSecret": "Wr8Q~wrong-secret-value-0000000000000"}})
+		e := r.Errors[0].Extensions
+		if r.code() != "CREDENTIALS_REJECTED" || e["status"] != "INVALID_SECRET" || e["field"] != "input.clientSecret" || e["hint"] == nil {
+			t.Fatalf("%+v", r.Errors)
+		}
+		// The earlier registration is untouched.
+		q := a.gql(t, admin, `{ calendarAuthSettings { status clientSecretHint } }`, nil)
+		if !strings.Contains(string(q.Data["calendarAuthSettings"]), `"••••ator"`) {
+			t.Fatalf("refused input changed the stored settings: %s", q.Data["calendarAuthSettings"])
+		}
+	})
+
+	v := a.gql(t, admin, `mutation { verifyCalendarAuth { status verifiedAt } }`, nil)
+	if v.code() != "" || !strings.Contains(string(v.Data["verifyCalendarAuth"]), "VERIFIED") {
+		t.Fatalf("verify: %+v %s", v.Errors, v.Data["verifyCalendarAuth"])
+	}
+	d := a.gql(t, admin, `mutation { deleteCalendarAuth }`, nil)
+	if string(d.Data["deleteCalendarAuth"]) != "true" {
+		t.Fatalf("delete: %+v", d)
+	}
+	if q := a.gql(t, admin, `{ calendarAuthSettings { tenantId } }`, nil); string(q.Data["calendarAuthSettings"]) != "null" {
+		t.Fatalf("after delete: %s", q.Data["calendarAuthSettings"])
+	}
+	if v := a.gql(t, admin, `mutation { verifyCalendarAuth { status } }`, nil); v.code() != "NOT_FOUND" {
+		t.Fatalf("verify after delete: %+v", v.Errors)
+	}
+	if strings.Contains(a.logs.String(), demoSecret) || strings.Contains(a.out.String(), demoSecret) {
+		t.Fatal("the secret reached the logs")
+	}
+}
+
+func TestRotateKeyCommand(t *testing.T) {
+	t.Parallel()
+	dsn := schemaURL(t)
+	oldKey := "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+	newKey := "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="
+	a := startApp(t, map[string]string{"DATABASE_URL": dsn, "CALSYNC_ENCRYPTION_KEY": oldKey})
+	if r, body := a.upload(t, token(t, "acme", "admin", "system_admin"), demoFile(demoSecret)); r.code() != "" {
+		t.Fatal(body)
+	}
+	a.stop(t)
+
+	env := map[string]string{"CALSYNC_GRAPH": "emulator", "DATABASE_URL": dsn, "CALSYNC_ENCRYPTION_KEY": newKey}
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"rotate-key"}, func(k string) string { return env[k] }, &out, io.Discard); err == nil {
+		t.Fatal("rotate-key without the old key should refuse")
+	}
+	env["CALSYNC_ENCRYPTION_OLD_KEYS"] = oldKey
+	if err := run(t.Context(), []string{"rotate-key"}, func(k string) string { return env[k] }, &out, io.Discard); err != nil || !strings.Contains(out.String(), "re-sealed 1 secrets") {
+		t.Fatalf("%q %v", out.String(), err)
+	}
+	// Only the new key is needed from now on.
+	b := startApp(t, map[string]string{"DATABASE_URL": dsn, "CALSYNC_ENCRYPTION_KEY": newKey})
+	v := b.gql(t, token(t, "acme", "admin", "system_admin"), `mutation { verifyCalendarAuth { status } }`, nil)
+	if v.code() != "" || !strings.Contains(string(v.Data["verifyCalendarAuth"]), "VERIFIED") {
+		t.Fatalf("after rotation: %+v", v.Errors)
+	}
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/tehaishokunin/calsync/config"
+	"github.com/tehaishokunin/calsync/graphemu"
+	"github.com/tehaishokunin/calsync/outlook"
+	"github.com/tehaishokunin/calsync/secrets"
+)
+
+// Demo tenant seeded into the in-process emulator by `make run`.
+const (
+	demoTenantID = "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+	demoDomain   = "tehai-demo.onmicrosoft.com"
+	demoClientID = "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d"
+	demoSecret   = "Dm8Q~calsync-demo-secret-value-for-emulator"
+)
+
+var demoUsers = []graphemu.UserSpec{
+	{Mail: "taro.yamada@" + demoDomain, DisplayName: "山田 太郎"},
+	{Mail: "hanako.sato@" + demoDomain, DisplayName: "佐藤 花子"},
+	{Mail: "ichiro.suzuki@" + demoDomain, DisplayName: "鈴木 一郎"},
+}
+
+// graphSetup is how calsync reaches Microsoft (or an emulator of it).
+type graphSetup struct {
+	client   *outlook.Client
+	emulator *graphemu.Server // the in-process one, when running it
+	demoFile string
+}
+
+func (g *graphSetup) close() {
+	if g.emulator != nil {
+		g.emulator.Close()
+	}
+}
+
+// newGraph builds the Graph client: against Microsoft, a standalone
+// emulator (CALSYNC_GRAPH_BASE_URL + CA file), or an in-process emulator
+// seeded with a demo tenant.
+func newGraph(ctx context.Context, cfg config.Config, devDir string, log *slog.Logger) (*graphSetup, error) {
+	if cfg.InProcessEmulator() {
+		emu, err := graphemu.Start("127.0.0.1:0", graphemu.Options{Logger: log.With(slog.String("component", "graphemu"))})
+		if err != nil {
+			return nil, fmt.Errorf("starting the in-process Graph emulator: %w", err)
+		}
+		if _, err := emu.AddTenant(graphemu.TenantSpec{
+			TenantID: demoTenantID, Domain: demoDomain,
+			Apps:  []graphemu.AppSpec{{ClientID: demoClientID, Secret: demoSecret, Roles: []string{"Calendars.ReadWrite", "User.Read.All"}}},
+			Users: demoUsers,
+		}); err != nil {
+			emu.Close()
+			return nil, fmt.Errorf("seeding the demo tenant: %w", err)
+		}
+		g := &graphSetup{
+			client:   outlook.New(outlook.Config{GraphBaseURL: emu.URL, LoginBaseURL: emu.URL, Transport: emu.Transport()}),
+			emulator: emu,
+		}
+		if path, err := writeDemoFile(devDir); err == nil {
+			g.demoFile = path
+		} else {
+			log.WarnContext(ctx, "could not write the demo authOfficeCalendar.json", slog.String("error", err.Error()))
+		}
+		log.InfoContext(ctx, "in-process Graph emulator running", slog.String("url", emu.URL))
+		return g, nil
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	if cfg.GraphCAFile != "" {
+		pem, err := os.ReadFile(cfg.GraphCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("CALSYNC_GRAPH_CA_FILE: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CALSYNC_GRAPH_CA_FILE: no PEM certificate in %s", cfg.GraphCAFile)
+		}
+		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &graphSetup{client: outlook.New(outlook.Config{GraphBaseURL: cfg.GraphBaseURL, LoginBaseURL: cfg.LoginBaseURL, Transport: transport})}, nil
+}
+
+// writeDemoFile writes the demo tenant's authOfficeCalendar.json into the
+// git-ignored .dev folder, for uploading in the Playground.
+func writeDemoFile(dir string) (string, error) {
+	if dir == "" {
+		dir = ".dev"
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "authOfficeCalendar.json")
+	b, _ := json.MarshalIndent(map[string]string{"tenant_id": demoTenantID, "client_id": demoClientID, "client_secret": demoSecret}, "", "  ")
+	if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+		return "", err
+	}
+	return filepath.Abs(path)
+}
+
+// newKeyring seals with CALSYNC_ENCRYPTION_KEY, or with the fixed
+// development key when running against an emulator without one.
+func newKeyring(cfg config.Config, log *slog.Logger) (*secrets.Keyring, error) {
+	key := cfg.EncryptionKey
+	if key == nil {
+		if !cfg.Emulator() {
+			return nil, fmt.Errorf("CALSYNC_ENCRYPTION_KEY is required")
+		}
+		log.Warn("no CALSYNC_ENCRYPTION_KEY: sealing secrets with the public development key (emulator mode only)")
+		key = secrets.DevKey()
+	}
+	return secrets.NewKeyring(key, cfg.OldEncryptionKeys...)
+}
