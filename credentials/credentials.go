@@ -76,6 +76,10 @@ func NewService(store *db.Store, keys *secrets.Keyring, graph Graph, subs Subscr
 	return &Service{store: store, keys: keys, graph: graph, subs: subs, log: log, now: time.Now}
 }
 
+// SetSubscriptions wires the subscription manager (built after the
+// service, since it needs the service's credentials).
+func (s *Service) SetSubscriptions(subs Subscriptions) { s.subs = subs }
+
 // Errors the service answers with.
 var (
 	ErrNotRegistered = apperr.New(apperr.NotFound,
@@ -344,4 +348,26 @@ func settingsOf(c *db.Credential) *Settings {
 		VerifiedAt:         c.VerifiedAt,
 		LastError:          c.LastError,
 	}
+}
+
+// ReportRejected records that Microsoft refused the company's stored
+// credentials during background work (renewal, sync): the credentials get
+// the matching status and every link of the company shows the reason. It
+// reports whether err was such a refusal.
+func (s *Service) ReportRejected(ctx context.Context, companyID string, err error) bool {
+	switch outlook.KindOf(err) {
+	case outlook.KindInvalidSecret, outlook.KindSecretExpired, outlook.KindTenantNotFound, outlook.KindAppNotFound, outlook.KindAuthFailed:
+	default:
+		return false
+	}
+	status, rej := rejection(err)
+	msg := rej.Message.JA + " " + rej.Hint.JA + " / " + rej.Message.EN + " " + rej.Hint.EN
+	if e := s.store.SetCredentialStatus(ctx, companyID, string(status), &msg); e != nil {
+		s.log.WarnContext(ctx, "recording credential rejection failed", slog.String("company", companyID), slog.String("error", e.Error()))
+	}
+	if e := s.store.SetCompanyLinksStatus(ctx, companyID, db.LinkError, &msg); e != nil {
+		s.log.WarnContext(ctx, "marking links failed", slog.String("company", companyID), slog.String("error", e.Error()))
+	}
+	s.log.WarnContext(ctx, "Microsoft rejected stored credentials", slog.String("company", companyID), slog.String("status", string(status)))
+	return true
 }

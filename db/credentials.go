@@ -122,3 +122,14 @@ func (s *Store) AuditEntries(ctx context.Context, companyID string) ([]AuditEntr
 	}
 	return out, nil
 }
+
+// SetCredentialStatus records a status learned outside a check (e.g. a
+// renewal refused by Microsoft).
+func (s *Store) SetCredentialStatus(ctx context.Context, companyID, status string, lastError *string) error {
+	_, err := s.db.NewUpdate().Model((*Credential)(nil)).Set("status = ?", status).Set("last_error = ?", lastError).
+		Set("updated_at = now()").Where("company_id = ?", companyID).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("setting credential status of company %s: %w", companyID, err)
+	}
+	return nil
+}

@@ -6,4 +6,5 @@ package resolvers
 // Resolver holds the domain services the resolvers call.
 type Resolver struct {
 	Credentials CredentialsService
+	Links       LinksService
 }

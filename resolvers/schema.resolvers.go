@@ -13,6 +13,7 @@ import (
 	"github.com/tehaishokunin/calsync/authfile"
 	"github.com/tehaishokunin/calsync/graph"
 	"github.com/tehaishokunin/calsync/graph/model"
+	"github.com/tehaishokunin/calsync/links"
 )
 
 // UploadCalendarAuthFile is the resolver for the uploadCalendarAuthFile field.
@@ -74,12 +75,36 @@ func (r *mutationResolver) DeleteCalendarAuth(ctx context.Context) (bool, error)
 
 // SetUserCalendar is the resolver for the setUserCalendar field.
 func (r *mutationResolver) SetUserCalendar(ctx context.Context, userID string, input model.UserCalendarInput) (*model.UserCalendarLink, error) {
-	return nil, notImplemented("setUserCalendar")
+	caller, err := auth.Require(ctx, auth.SystemAdmin, auth.UserAdmin)
+	if err != nil {
+		return nil, err
+	}
+	l, err := r.Links.Set(ctx, caller.CompanyID, caller.UserID, links.Input{UserID: userID, Provider: string(input.Provider), CalendarID: str(input.CalendarID)})
+	if err != nil {
+		return nil, err
+	}
+	return linkModel(l), nil
 }
 
 // SetUserCalendars is the resolver for the setUserCalendars field.
 func (r *mutationResolver) SetUserCalendars(ctx context.Context, inputs []*model.UserCalendarBulkInput) ([]*model.UserCalendarResult, error) {
-	return nil, notImplemented("setUserCalendars")
+	caller, err := auth.Require(ctx, auth.SystemAdmin, auth.UserAdmin)
+	if err != nil {
+		return nil, err
+	}
+	in := make([]links.Input, len(inputs))
+	for i, x := range inputs {
+		in[i] = links.Input{UserID: x.UserID, Provider: string(x.Provider), CalendarID: str(x.CalendarID)}
+	}
+	results, err := r.Links.SetMany(ctx, caller.CompanyID, caller.UserID, in)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*model.UserCalendarResult, len(results))
+	for i, res := range results {
+		out[i] = &model.UserCalendarResult{UserID: res.UserID, Link: linkModel(res.Link), Error: itemError(ctx, res.Err)}
+	}
+	return out, nil
 }
 
 // UpsertCalendarEvent is the resolver for the upsertCalendarEvent field.
@@ -99,7 +124,15 @@ func (r *mutationResolver) DeleteCalendarEvent(ctx context.Context, userID strin
 
 // ResyncUserCalendar is the resolver for the resyncUserCalendar field.
 func (r *mutationResolver) ResyncUserCalendar(ctx context.Context, userID string) (*model.UserCalendarLink, error) {
-	return nil, notImplemented("resyncUserCalendar")
+	caller, err := auth.Require(ctx, auth.SystemAdmin, auth.UserAdmin, auth.Service)
+	if err != nil {
+		return nil, err
+	}
+	l, err := r.Links.Resync(ctx, caller.CompanyID, userID)
+	if err != nil {
+		return nil, err
+	}
+	return linkModel(l), nil
 }
 
 // CalendarAuthSettings is the resolver for the calendarAuthSettings field.
@@ -117,12 +150,46 @@ func (r *queryResolver) CalendarAuthSettings(ctx context.Context) (*model.Calend
 
 // UserCalendarLink is the resolver for the userCalendarLink field.
 func (r *queryResolver) UserCalendarLink(ctx context.Context, userID string) (*model.UserCalendarLink, error) {
-	return nil, notImplemented("userCalendarLink")
+	caller, err := auth.Require(ctx, auth.SystemAdmin, auth.UserAdmin, auth.Service, auth.Member)
+	if err != nil {
+		return nil, err
+	}
+	if !caller.Has(auth.SystemAdmin, auth.UserAdmin, auth.Service) && userID != caller.UserID {
+		return nil, auth.ErrForbidden
+	}
+	l, err := r.Links.Get(ctx, caller.CompanyID, userID)
+	if err != nil {
+		return nil, err
+	}
+	return linkModel(l), nil
 }
 
 // UserCalendarLinks is the resolver for the userCalendarLinks field.
 func (r *queryResolver) UserCalendarLinks(ctx context.Context, first *int, after *string, status *model.LinkStatus) (*model.UserCalendarLinkConnection, error) {
-	return nil, notImplemented("userCalendarLinks")
+	caller, err := auth.Require(ctx, auth.SystemAdmin, auth.UserAdmin, auth.Service)
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	if first != nil {
+		n = *first
+	}
+	st := ""
+	if status != nil {
+		st = string(*status)
+	}
+	p, err := r.Links.List(ctx, caller.CompanyID, n, str(after), st)
+	if err != nil {
+		return nil, err
+	}
+	conn := &model.UserCalendarLinkConnection{PageInfo: &model.PageInfo{HasNextPage: p.HasNext}, Edges: []*model.UserCalendarLinkEdge{}}
+	if p.EndCursor != "" {
+		conn.PageInfo.EndCursor = &p.EndCursor
+	}
+	for i, l := range p.Links {
+		conn.Edges = append(conn.Edges, &model.UserCalendarLinkEdge{Cursor: p.Cursors[i], Node: linkModel(l)})
+	}
+	return conn, nil
 }
 
 // CalendarEvent is the resolver for the calendarEvent field.

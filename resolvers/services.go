@@ -5,6 +5,7 @@ import (
 
 	"github.com/tehaishokunin/calsync/authfile"
 	"github.com/tehaishokunin/calsync/credentials"
+	"github.com/tehaishokunin/calsync/links"
 )
 
 // CredentialsService is what the resolvers need of the credentials domain.
@@ -13,4 +14,13 @@ type CredentialsService interface {
 	Register(ctx context.Context, companyID, actor string, f authfile.File) (*credentials.Settings, error)
 	Verify(ctx context.Context, companyID string) (*credentials.Settings, error)
 	Delete(ctx context.Context, companyID, actor string) (bool, error)
+}
+
+// LinksService is what the resolvers need of the links domain.
+type LinksService interface {
+	Get(ctx context.Context, companyID, userID string) (*links.Link, error)
+	List(ctx context.Context, companyID string, first int, after, status string) (*links.Page, error)
+	Set(ctx context.Context, companyID, actor string, in links.Input) (*links.Link, error)
+	SetMany(ctx context.Context, companyID, actor string, inputs []links.Input) ([]links.Result, error)
+	Resync(ctx context.Context, companyID, userID string) (*links.Link, error)
 }

@@ -37,6 +37,9 @@ type Options struct {
 	Registry *prometheus.Registry
 	// Playground serves the GraphQL IDE on /playground.
 	Playground bool
+	// Notifications and Lifecycle receive Microsoft Graph's POSTs (they
+	// enforce their own body limit and need no caller token).
+	Notifications, Lifecycle http.Handler
 }
 
 // New builds the root handler.
@@ -51,6 +54,10 @@ func New(o Options) http.Handler {
 	handle("/graphql", "/graphql", limitBody(o.MaxBodyBytes, withCaller(o.Verifier, gql)))
 	if o.Playground {
 		handle("GET /playground", "/playground", playground.Handler("calsync GraphQL Playground", "/graphql"))
+	}
+	if o.Notifications != nil {
+		handle("/webhooks/graph/notifications", "/webhooks/graph/notifications", o.Notifications)
+		handle("/webhooks/graph/lifecycle", "/webhooks/graph/lifecycle", o.Lifecycle)
 	}
 	handle("GET /healthz", "/healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

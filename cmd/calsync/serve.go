@@ -14,12 +14,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/tehaishokunin/calsync/auth"
+	"github.com/tehaishokunin/calsync/changes"
 	"github.com/tehaishokunin/calsync/config"
 	"github.com/tehaishokunin/calsync/credentials"
 	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/graph"
+	"github.com/tehaishokunin/calsync/links"
 	"github.com/tehaishokunin/calsync/resolvers"
 	"github.com/tehaishokunin/calsync/server"
+	"github.com/tehaishokunin/calsync/subscriptions"
+	"github.com/tehaishokunin/calsync/webhooks"
 )
 
 // service is a background loop owned by serve (renewal timer, inbox
@@ -70,13 +74,21 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 		return err
 	}
 	defer graphClient.close()
-	creds := credentials.NewService(store, keys, graphClient.client, nil, log)
-
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	creds := credentials.NewService(store, keys, graphClient.client, nil, log)
+	subs := subscriptions.NewManager(subscriptions.Config{PublicURL: cfg.PublicURL, RequireHTTPS: !cfg.Emulator()},
+		store, creds, graphClient.client, subscriptions.NewMetrics(reg, store), log)
+	creds.SetSubscriptions(subs)
+	syncer := changes.NewSyncer(store, creds, graphClient.client, nil, log)
+	subs.SetResyncer(syncer)
+	worker := changes.NewWorker(store, syncer, subs, time.Second, log)
+	hooks := webhooks.New(store, reg, worker.Wake, log)
+
 	res := &resolvers.Resolver{
 		Credentials: creds,
+		Links:       links.NewService(store, creds, graphClient.client, subs, syncer, log),
 	}
 	handler := server.New(server.Options{
 		Logger:         log,
@@ -87,15 +99,16 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		Registry:       reg,
 		Playground:     true,
+		Notifications:  hooks.Notifications(),
+		Lifecycle:      hooks.Lifecycle(),
 	})
 
+	// Background services start once the server listens: reconciliation
+	// may create subscriptions, whose handshake Graph sends to us.
 	services := []service{
+		worker,
+		subscriptions.NewRenewer(subs, 30*time.Second, log),
 		credentials.NewChecker(creds, time.Hour, 24*time.Hour, log),
-	}
-	for _, s := range services {
-		if err := s.Start(ctx); err != nil {
-			return fmt.Errorf("starting background service: %w", err)
-		}
 	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -118,6 +131,11 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	for _, s := range services {
+		if err := s.Start(ctx); err != nil {
+			return fmt.Errorf("starting background service: %w", err)
+		}
+	}
 
 	select {
 	case err := <-serveErr:

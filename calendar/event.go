@@ -1,0 +1,118 @@
+// Package calendar is the host's view of Outlook events: the schedule
+// entries 手配職人 pushes (validated, mapped to Graph's shape and time
+// zones) and the events it reads back.
+package calendar
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tehaishokunin/calsync/outlook"
+)
+
+// Event is an Outlook event as the host sees it.
+type Event struct {
+	ExternalID      *string    `json:"externalId,omitempty"`
+	OutlookEventID  string     `json:"outlookEventId"`
+	ICalUID         string     `json:"iCalUId,omitempty"`
+	Subject         string     `json:"subject"`
+	Body            string     `json:"body,omitempty"`
+	Location        string     `json:"location,omitempty"`
+	Start           string     `json:"start"`
+	End             string     `json:"end"`
+	TimeZone        string     `json:"timeZone"`
+	IsAllDay        bool       `json:"isAllDay"`
+	ShowAs          string     `json:"showAs,omitempty"`
+	Sensitivity     string     `json:"sensitivity,omitempty"`
+	Categories      []string   `json:"categories"`
+	ReminderMinutes *int       `json:"reminderMinutesBeforeStart,omitempty"`
+	Version         string     `json:"version,omitempty"`
+	LastModifiedAt  *time.Time `json:"lastModifiedAt,omitempty"`
+}
+
+const dateLayout = "2006-01-02"
+
+// FromOutlook converts an event read from Graph (UTC times, original zone
+// name) into the host's view in the event's own zone.
+func FromOutlook(e outlook.Event, externalID *string) Event {
+	loc, ok := IANAZone(e.TimeZone)
+	zone := "UTC"
+	if ok {
+		zone = loc.String()
+	} else {
+		loc = time.UTC
+	}
+	out := Event{
+		ExternalID: externalID, OutlookEventID: e.ID, ICalUID: e.ICalUID, Subject: e.Subject, Body: strings.TrimSpace(e.Body),
+		Location: e.Location, TimeZone: zone, IsAllDay: e.IsAllDay, ShowAs: enumOut(e.ShowAs), Sensitivity: enumOut(e.Sensitivity),
+		Categories: slices.Clone(e.Categories), ReminderMinutes: e.ReminderMinutes, Version: e.ChangeKey,
+	}
+	if out.Categories == nil {
+		out.Categories = []string{}
+	}
+	if !e.LastModified.IsZero() {
+		t := e.LastModified
+		out.LastModifiedAt = &t
+	}
+	if e.IsAllDay {
+		out.Start, out.End = e.Start.In(loc).Format(dateLayout), e.End.In(loc).Format(dateLayout)
+	} else {
+		out.Start, out.End = e.Start.In(loc).Format(time.RFC3339), e.End.In(loc).Format(time.RFC3339)
+	}
+	return out
+}
+
+// enumOut turns Graph's camelCase enum value into the GraphQL enum name
+// (workingElsewhere -> WORKING_ELSEWHERE).
+func enumOut(v string) string {
+	var b strings.Builder
+	for i, r := range v {
+		if i > 0 && r >= 'A' && r <= 'Z' {
+			b.WriteByte('_')
+		}
+		b.WriteRune(r)
+	}
+	return strings.ToUpper(b.String())
+}
+
+// enumIn is the reverse of enumOut.
+func enumIn(v string) string {
+	parts := strings.Split(strings.ToLower(v), "_")
+	for i := 1; i < len(parts); i++ {
+		if parts[i] != "" {
+			parts[i] = strings.ToUpper(parts[i][:1]) + parts[i][1:]
+		}
+	}
+	return strings.Join(parts, "")
+}
+
+// ChangedFields lists the fields that differ between two views of an
+// event, in a stable order.
+func ChangedFields(before, after Event) []string {
+	var out []string
+	add := func(name string, differ bool) {
+		if differ {
+			out = append(out, name)
+		}
+	}
+	add("subject", before.Subject != after.Subject)
+	add("start", before.Start != after.Start)
+	add("end", before.End != after.End)
+	add("timeZone", before.TimeZone != after.TimeZone)
+	add("location", before.Location != after.Location)
+	add("isAllDay", before.IsAllDay != after.IsAllDay)
+	add("showAs", before.ShowAs != after.ShowAs)
+	add("body", before.Body != after.Body)
+	add("sensitivity", before.Sensitivity != after.Sensitivity)
+	add("categories", !slices.Equal(before.Categories, after.Categories))
+	add("reminderMinutesBeforeStart", !equalPtr(before.ReminderMinutes, after.ReminderMinutes))
+	return out
+}
+
+func equalPtr(a, b *int) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}

@@ -1,0 +1,297 @@
+// Package changes turns Outlook-side edits into the change feed the host
+// reads: it runs a link's calendarView delta rounds, drops calsync's own
+// writes (echoes, by changeKey) and replays, and appends one row per real
+// change, then tells listeners the feed grew.
+package changes
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/tehaishokunin/calsync/calendar"
+	"github.com/tehaishokunin/calsync/db"
+	"github.com/tehaishokunin/calsync/outlook"
+)
+
+// Credentials gives the company's app registration.
+type Credentials interface {
+	Credentials(ctx context.Context, companyID string) (outlook.Credentials, error)
+	ReportRejected(ctx context.Context, companyID string, err error) bool
+}
+
+// Change types in the feed.
+const (
+	Created = "CREATED"
+	Updated = "UPDATED"
+	Deleted = "DELETED"
+)
+
+// Syncer runs delta rounds for links.
+type Syncer struct {
+	store  *db.Store
+	creds  Credentials
+	graph  *outlook.Client
+	log    *slog.Logger
+	now    func() time.Time
+	notify func(companyID string)
+	// Window is how far back and ahead of now a link's calendar view
+	// reaches; it is re-based (a full round) once less than half of the
+	// future part remains.
+	Past, Future time.Duration
+	PageSize     int
+}
+
+// NewSyncer builds a syncer; notify (may be nil) is called after changes
+// are committed.
+func NewSyncer(store *db.Store, creds Credentials, graph *outlook.Client, notify func(companyID string), log *slog.Logger) *Syncer {
+	return &Syncer{store: store, creds: creds, graph: graph, log: log, now: time.Now, notify: notify,
+		Past: 30 * 24 * time.Hour, Future: 365 * 24 * time.Hour, PageSize: 100}
+}
+
+// SetNotify sets the listener told about new changes.
+func (s *Syncer) SetNotify(f func(companyID string)) { s.notify = f }
+
+// Initial runs a link's first round: every event in the window is reported
+// (as CREATED) so the host sees the user's busy time from the start.
+func (s *Syncer) Initial(ctx context.Context, linkID int64) error { return s.run(ctx, linkID, true) }
+
+// Resync runs a round from the saved delta link (a full round when there is
+// none or Graph says the token is stale).
+func (s *Syncer) Resync(ctx context.Context, linkID int64) error { return s.run(ctx, linkID, false) }
+
+// Result counts what a round did.
+type Result struct {
+	Changes int
+	Echoes  int
+	Full    bool
+}
+
+func (s *Syncer) run(ctx context.Context, linkID int64, fresh bool) error {
+	_, err := s.Sync(ctx, linkID, fresh)
+	return err
+}
+
+// Sync runs one round for a link under a per-link lock (safe across
+// replicas) and returns what it did.
+func (s *Syncer) Sync(ctx context.Context, linkID int64, fresh bool) (Result, error) {
+	var res Result
+	var companyID string
+	err := s.store.DB().RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if err := db.LockLink(ctx, tx, linkID); err != nil {
+			return err
+		}
+		link, err := s.store.LinkByID(ctx, linkID)
+		if err != nil || link == nil || link.Provider == db.ProviderNone {
+			return err
+		}
+		companyID = link.CompanyID
+		res, err = s.round(ctx, tx, link, fresh)
+		return err
+	})
+	if err != nil {
+		return res, err
+	}
+	if res.Changes > 0 && s.notify != nil {
+		s.notify(companyID)
+	}
+	return res, nil
+}
+
+func (s *Syncer) round(ctx context.Context, tx bun.Tx, link *db.CalendarLink, fresh bool) (Result, error) {
+	creds, err := s.creds.Credentials(ctx, link.CompanyID)
+	if err != nil {
+		return Result{}, err
+	}
+	sess, err := s.graph.For(creds)
+	if err != nil {
+		return Result{}, err
+	}
+	mailbox := deref(link.GraphUserID)
+	if mailbox == "" {
+		mailbox = deref(link.CalendarID)
+	}
+	now := s.now().UTC()
+	state, err := s.store.Delta(ctx, link.ID)
+	if err != nil {
+		return Result{}, err
+	}
+	full := fresh || state == nil || state.DeltaLink == nil || state.WindowEnd.Sub(now) < s.Future/2
+	if full {
+		state = &db.DeltaState{LinkID: link.ID, WindowStart: now.Add(-s.Past), WindowEnd: now.Add(s.Future)}
+	}
+	changed, removed, deltaLink, err := s.fetch(ctx, sess, mailbox, state, full)
+	if outlook.KindOf(err) == outlook.KindSyncReset && !full {
+		s.log.InfoContext(ctx, "delta token stale; full resync", slog.Int64("link", link.ID))
+		full = true
+		state = &db.DeltaState{LinkID: link.ID, WindowStart: now.Add(-s.Past), WindowEnd: now.Add(s.Future)}
+		changed, removed, deltaLink, err = s.fetch(ctx, sess, mailbox, state, true)
+	}
+	if err != nil {
+		if s.creds.ReportRejected(ctx, link.CompanyID, err) {
+			return Result{}, err
+		}
+		return Result{}, fmt.Errorf("reading delta of link %d: %w", link.ID, err)
+	}
+	res := Result{Full: full}
+	seen := map[string]bool{}
+	for _, ev := range changed {
+		seen[ev.ID] = true
+		n, echo, err := s.applyChanged(ctx, tx, link, ev, fresh)
+		if err != nil {
+			return res, err
+		}
+		res.Changes += n
+		if echo {
+			res.Echoes++
+		}
+	}
+	for _, id := range removed {
+		n, err := s.applyRemoved(ctx, tx, link, id)
+		if err != nil {
+			return res, err
+		}
+		res.Changes += n
+	}
+	if full && !fresh {
+		// Events known before but absent from a full round were deleted
+		// while the token was stale.
+		live, err := db.LiveEventLinks(ctx, tx, link.CompanyID, link.UserID)
+		if err != nil {
+			return res, err
+		}
+		for _, el := range live {
+			if !seen[el.OutlookEventID] && inWindow(el, state) {
+				n, err := s.applyRemoved(ctx, tx, link, el.OutlookEventID)
+				if err != nil {
+					return res, err
+				}
+				res.Changes += n
+			}
+		}
+	}
+	state.DeltaLink = &deltaLink
+	if _, err := tx.NewInsert().Model(state).On("CONFLICT (link_id) DO UPDATE").
+		Set("delta_link = EXCLUDED.delta_link").Set("window_start = EXCLUDED.window_start").
+		Set("window_end = EXCLUDED.window_end").Set("updated_at = now()").Exec(ctx); err != nil {
+		return res, fmt.Errorf("saving delta state: %w", err)
+	}
+	if _, err := tx.NewUpdate().Model((*db.CalendarLink)(nil)).Set("last_synced_at = ?", now).
+		Set("status = ?", db.LinkActive).Set("last_error = NULL").Set("updated_at = now()").
+		Where("id = ?", link.ID).Exec(ctx); err != nil {
+		return res, fmt.Errorf("marking link synced: %w", err)
+	}
+	return res, nil
+}
+
+// fetch follows a round's pages to its delta link.
+func (s *Syncer) fetch(ctx context.Context, sess *outlook.Session, mailbox string, st *db.DeltaState, full bool) (changed []outlook.Event, removed []string, deltaLink string, err error) {
+	link := ""
+	if !full {
+		link = *st.DeltaLink
+	}
+	for pages := 0; pages < 10_000; pages++ {
+		p, err := sess.Delta(ctx, mailbox, link, st.WindowStart, st.WindowEnd, s.PageSize)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		changed = append(changed, p.Changed...)
+		removed = append(removed, p.Removed...)
+		if p.DeltaLink != "" {
+			return changed, removed, p.DeltaLink, nil
+		}
+		if p.NextLink == "" {
+			return nil, nil, "", errors.New("delta page without nextLink or deltaLink")
+		}
+		link = p.NextLink
+	}
+	return nil, nil, "", errors.New("delta round did not finish")
+}
+
+func inWindow(el db.EventLink, st *db.DeltaState) bool {
+	var v calendar.Event
+	if json.Unmarshal(el.LastKnown, &v) != nil {
+		return false
+	}
+	start, err1 := time.Parse(time.RFC3339, v.Start)
+	if err1 != nil {
+		if d, err := time.Parse("2006-01-02", v.Start); err == nil {
+			start = d
+		} else {
+			return false
+		}
+	}
+	return !start.Before(st.WindowStart) && start.Before(st.WindowEnd)
+}
+
+// applyChanged records one changed event unless it is calsync's own write
+// or a replay; it returns how many change rows it appended.
+func (s *Syncer) applyChanged(ctx context.Context, tx bun.Tx, link *db.CalendarLink, ev outlook.Event, initial bool) (int, bool, error) {
+	el, err := db.EventLinkByOutlookID(ctx, tx, link.CompanyID, link.UserID, ev.ID)
+	if err != nil {
+		return 0, false, err
+	}
+	if el != nil && ((el.WrittenChangeKey != nil && *el.WrittenChangeKey == ev.ChangeKey) || (el.KnownChangeKey != nil && *el.KnownChangeKey == ev.ChangeKey)) && !el.Deleted {
+		return 0, el.WrittenChangeKey != nil && *el.WrittenChangeKey == ev.ChangeKey, nil // echo or replay
+	}
+	var ext *string
+	if el != nil {
+		ext = el.ExternalID
+	}
+	view := calendar.FromOutlook(ev, ext)
+	raw, _ := json.Marshal(view)
+	changeType, fields := Created, calendar.ChangedFields(calendar.Event{}, view)
+	if el != nil && !el.Deleted {
+		var before calendar.Event
+		_ = json.Unmarshal(el.LastKnown, &before)
+		changeType, fields = Updated, calendar.ChangedFields(before, view)
+	}
+	if el == nil {
+		el = &db.EventLink{CompanyID: link.CompanyID, UserID: link.UserID, OutlookEventID: ev.ID}
+	}
+	el.LinkID, el.KnownChangeKey, el.LastKnown, el.Deleted = &link.ID, &ev.ChangeKey, raw, false
+	if ev.ICalUID != "" {
+		el.ICalUID = &ev.ICalUID
+	}
+	if err := db.SaveEventLink(ctx, tx, el); err != nil {
+		return 0, false, err
+	}
+	if changeType == Updated && len(fields) == 0 {
+		return 0, false, nil // a changeKey bump with nothing the host sees
+	}
+	c := &db.Change{CompanyID: link.CompanyID, UserID: link.UserID, LinkID: &link.ID, ExternalID: ext,
+		OutlookEventID: ev.ID, ChangeType: changeType, ChangedFields: fields, Event: raw}
+	if err := db.InsertChange(ctx, tx, c); err != nil {
+		return 0, false, err
+	}
+	return 1, false, nil
+}
+
+func (s *Syncer) applyRemoved(ctx context.Context, tx bun.Tx, link *db.CalendarLink, id string) (int, error) {
+	el, err := db.EventLinkByOutlookID(ctx, tx, link.CompanyID, link.UserID, id)
+	if err != nil || el == nil || el.Deleted {
+		return 0, err // never seen, or already reported
+	}
+	el.Deleted = true
+	if err := db.SaveEventLink(ctx, tx, el); err != nil {
+		return 0, err
+	}
+	c := &db.Change{CompanyID: link.CompanyID, UserID: link.UserID, LinkID: &link.ID, ExternalID: el.ExternalID,
+		OutlookEventID: id, ChangeType: Deleted, ChangedFields: []string{"deleted"}}
+	if err := db.InsertChange(ctx, tx, c); err != nil {
+		return 0, err
+	}
+	return 1, nil
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}

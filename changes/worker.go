@@ -1,0 +1,161 @@
+package changes
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/tehaishokunin/calsync/db"
+)
+
+// Lifecycle acts on lifecycle notifications.
+type Lifecycle interface {
+	HandleLifecycle(ctx context.Context, subscriptionID, event string) error
+}
+
+// Worker processes the durable inbox: it claims accepted notifications
+// (SKIP LOCKED), runs one delta round per link however many notifications
+// that link got, hands lifecycle events to the subscription manager, and
+// retries failures with backoff. Several replicas may run it.
+type Worker struct {
+	store       *db.Store
+	syncer      *Syncer
+	lifecycle   Lifecycle
+	log         *slog.Logger
+	poll        time.Duration
+	lease       time.Duration
+	batch       int
+	concurrency int
+	wake        chan struct{}
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewWorker builds a worker polling every poll (and woken early by Wake).
+func NewWorker(store *db.Store, syncer *Syncer, lifecycle Lifecycle, poll time.Duration, log *slog.Logger) *Worker {
+	return &Worker{store: store, syncer: syncer, lifecycle: lifecycle, log: log, poll: poll,
+		lease: 2 * time.Minute, batch: 500, concurrency: 8, wake: make(chan struct{}, 1)}
+}
+
+// Wake asks the worker to look at the inbox now.
+func (w *Worker) Wake() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Start runs the loop until Stop.
+func (w *Worker) Start(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ctx, w.cancel = context.WithCancel(ctx)
+	w.done = make(chan struct{})
+	go func() {
+		defer close(w.done)
+		t := time.NewTicker(w.poll)
+		defer t.Stop()
+		for {
+			for w.RunOnce(ctx) > 0 && ctx.Err() == nil {
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			case <-w.wake:
+			}
+		}
+	}()
+	return nil
+}
+
+// Stop ends the loop, letting the round in progress finish.
+func (w *Worker) Stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cancel == nil {
+		return
+	}
+	w.cancel()
+	<-w.done
+	w.cancel = nil
+}
+
+// RunOnce processes one claimed batch and returns its size.
+func (w *Worker) RunOnce(ctx context.Context) int {
+	items, err := w.store.ClaimInbox(ctx, time.Now(), w.lease, w.batch)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.WarnContext(ctx, "claiming inbox failed", slog.String("error", err.Error()))
+		}
+		return 0
+	}
+	if len(items) == 0 {
+		return 0
+	}
+	byLink := map[int64][]db.InboxItem{}
+	var jobs []func(context.Context)
+	for _, it := range items {
+		it := it
+		if it.Kind == "lifecycle" {
+			jobs = append(jobs, func(ctx context.Context) {
+				err := w.lifecycle.HandleLifecycle(ctx, it.SubscriptionID, deref(it.LifecycleEvent))
+				w.settle(ctx, []db.InboxItem{it}, err)
+			})
+			continue
+		}
+		var link int64
+		if it.LinkID != nil {
+			link = *it.LinkID
+		}
+		byLink[link] = append(byLink[link], it)
+	}
+	for link, group := range byLink {
+		link, group := link, group
+		jobs = append(jobs, func(ctx context.Context) {
+			var err error
+			if link != 0 {
+				_, err = w.syncer.Sync(ctx, link, false)
+			}
+			w.settle(ctx, group, err)
+		})
+	}
+	sem := make(chan struct{}, w.concurrency)
+	var wg sync.WaitGroup
+	for _, job := range jobs {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.lease-10*time.Second)
+			defer cancel()
+			job(jctx)
+		}()
+	}
+	wg.Wait()
+	return len(items)
+}
+
+func (w *Worker) settle(ctx context.Context, items []db.InboxItem, err error) {
+	ids := make([]int64, len(items))
+	attempts := 0
+	for i, it := range items {
+		ids[i] = it.ID
+		attempts = max(attempts, it.Attempts+1)
+	}
+	if err == nil {
+		if e := w.store.FinishInbox(ctx, ids, time.Now()); e != nil {
+			w.log.WarnContext(ctx, "finishing inbox items failed", slog.String("error", e.Error()))
+		}
+		return
+	}
+	delay := min(time.Second<<min(attempts, 12), 30*time.Minute)
+	w.log.WarnContext(ctx, "processing notifications failed; will retry", slog.Int("count", len(ids)),
+		slog.Duration("in", delay), slog.String("error", err.Error()))
+	if e := w.store.RetryInbox(ctx, ids, time.Now().Add(delay), err.Error()); e != nil {
+		w.log.WarnContext(ctx, "rescheduling inbox items failed", slog.String("error", e.Error()))
+	}
+}

@@ -1,0 +1,105 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/uptrace/bun"
+)
+
+// EventLinkByOutlookID finds the event link of an Outlook event in a user's
+// calendar, or nil.
+func EventLinkByOutlookID(ctx context.Context, q bun.IDB, companyID, userID, outlookID string) (*EventLink, error) {
+	e := new(EventLink)
+	err := q.NewSelect().Model(e).Where("company_id = ? AND user_id = ? AND outlook_event_id = ?", companyID, userID, outlookID).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading event link: %w", err)
+	}
+	return e, nil
+}
+
+// EventLinkByExternalID finds the event link of a host schedule entry, or
+// nil.
+func (s *Store) EventLinkByExternalID(ctx context.Context, companyID, externalID string) (*EventLink, error) {
+	e := new(EventLink)
+	err := s.db.NewSelect().Model(e).Where("company_id = ? AND external_id = ?", companyID, externalID).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading event link %s: %w", externalID, err)
+	}
+	return e, nil
+}
+
+// SaveEventLink inserts or updates an event link by id (0 inserts).
+func SaveEventLink(ctx context.Context, q bun.IDB, e *EventLink) error {
+	var err error
+	if e.ID == 0 {
+		_, err = q.NewInsert().Model(e).Returning("*").Exec(ctx)
+	} else {
+		_, err = q.NewUpdate().Model(e).WherePK().ExcludeColumn("created_at").Set("updated_at = now()").Exec(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("saving event link of %s: %w", e.OutlookEventID, err)
+	}
+	return nil
+}
+
+// SaveEventLink is SaveEventLink on the store's database.
+func (s *Store) SaveEventLink(ctx context.Context, e *EventLink) error { return SaveEventLink(ctx, s.db, e) }
+
+// DeleteEventLink removes an event link (the host's entry was deleted).
+func (s *Store) DeleteEventLink(ctx context.Context, id int64) error {
+	if _, err := s.db.NewDelete().Model((*EventLink)(nil)).Where("id = ?", id).Exec(ctx); err != nil {
+		return fmt.Errorf("deleting event link %d: %w", id, err)
+	}
+	return nil
+}
+
+// LiveEventLinks lists a user's event links not known to be deleted.
+func LiveEventLinks(ctx context.Context, q bun.IDB, companyID, userID string) ([]EventLink, error) {
+	var out []EventLink
+	if err := q.NewSelect().Model(&out).Where("company_id = ? AND user_id = ? AND NOT deleted", companyID, userID).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("listing event links: %w", err)
+	}
+	return out, nil
+}
+
+// InsertChange appends to the change feed.
+func InsertChange(ctx context.Context, q bun.IDB, c *Change) error {
+	if _, err := q.NewInsert().Model(c).Returning("cursor, occurred_at").Exec(ctx); err != nil {
+		return fmt.Errorf("appending change: %w", err)
+	}
+	return nil
+}
+
+// Changes reads the company's feed after cursor, optionally for one user.
+func (s *Store) Changes(ctx context.Context, companyID string, after int64, userID string, limit int) ([]Change, bool, error) {
+	var out []Change
+	q := s.db.NewSelect().Model(&out).Where("company_id = ? AND cursor > ?", companyID, after)
+	if userID != "" {
+		q = q.Where("user_id = ?", userID)
+	}
+	if err := q.Order("cursor").Limit(int64(limit + 1)).Scan(ctx); err != nil {
+		return nil, false, fmt.Errorf("reading changes: %w", err)
+	}
+	if len(out) > limit {
+		return out[:limit], true, nil
+	}
+	return out, false, nil
+}
+
+// LockLink serialises work on one link across replicas for the rest of the
+// transaction.
+func LockLink(ctx context.Context, tx bun.Tx, linkID int64) error {
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(7411, ?::int)", linkID); err != nil {
+		return fmt.Errorf("locking link %d: %w", linkID, err)
+	}
+	return nil
+}

@@ -1,0 +1,94 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+)
+
+// SubscriptionStates returns the clientState and link of each known
+// subscription id among ids (for checking notifications).
+func (s *Store) SubscriptionStates(ctx context.Context, ids []string) (map[string]GraphSubscription, error) {
+	out := map[string]GraphSubscription{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var rows []GraphSubscription
+	if err := s.db.NewSelect().Model(&rows).Column("id", "link_id", "company_id", "client_state", "status").
+		Where("id IN (?)", bun.In(ids)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("reading subscription states: %w", err)
+	}
+	for _, r := range rows {
+		out[r.ID] = r
+	}
+	return out, nil
+}
+
+// Enqueue stores accepted notifications in one transaction.
+func (s *Store) Enqueue(ctx context.Context, items []InboxItem) error {
+	if len(items) == 0 {
+		return nil
+	}
+	if _, err := s.db.NewInsert().Model(&items).Exec(ctx); err != nil {
+		return fmt.Errorf("storing %d notifications: %w", len(items), err)
+	}
+	return nil
+}
+
+// ClaimInbox takes up to limit due, unprocessed notifications, oldest
+// first, and leases them so other workers skip them.
+func (s *Store) ClaimInbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]InboxItem, error) {
+	var out []InboxItem
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if err := tx.NewSelect().Model(&out).Where("processed_at IS NULL AND next_attempt_at <= ?", now).
+			Order("id").Limit(int64(limit)).For("UPDATE SKIP LOCKED").Scan(ctx); err != nil {
+			return fmt.Errorf("claiming inbox: %w", err)
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		ids := make([]int64, len(out))
+		for i := range out {
+			ids[i] = out[i].ID
+		}
+		_, err := tx.NewUpdate().Model((*InboxItem)(nil)).Set("next_attempt_at = ?", now.Add(lease)).
+			Set("attempts = attempts + 1").Where("id IN (?)", bun.In(ids)).Exec(ctx)
+		return err
+	})
+	return out, err
+}
+
+// FinishInbox marks notifications processed.
+func (s *Store) FinishInbox(ctx context.Context, ids []int64, at time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := s.db.NewUpdate().Model((*InboxItem)(nil)).Set("processed_at = ?", at).Set("last_error = NULL").
+		Where("id IN (?)", bun.In(ids)).Exec(ctx); err != nil {
+		return fmt.Errorf("finishing inbox items: %w", err)
+	}
+	return nil
+}
+
+// RetryInbox schedules notifications for another attempt.
+func (s *Store) RetryInbox(ctx context.Context, ids []int64, at time.Time, reason string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := s.db.NewUpdate().Model((*InboxItem)(nil)).Set("next_attempt_at = ?", at).Set("last_error = ?", reason).
+		Where("id IN (?)", bun.In(ids)).Exec(ctx); err != nil {
+		return fmt.Errorf("rescheduling inbox items: %w", err)
+	}
+	return nil
+}
+
+// PendingInbox counts unprocessed notifications.
+func (s *Store) PendingInbox(ctx context.Context) (int, error) {
+	n, err := s.db.NewSelect().Model((*InboxItem)(nil)).Where("processed_at IS NULL").Count(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("counting inbox: %w", err)
+	}
+	return int(n), nil
+}

@@ -1,0 +1,398 @@
+// Package links owns ユーザー管理 → カレンダー連携: which host user's calendar
+// is which mailbox. Linking resolves the mailbox through Graph, subscribes
+// to its events and takes the first delta; re-pointing and unlinking clean
+// up after themselves; linking the same address twice is a no-op.
+package links
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tehaishokunin/calsync/apperr"
+	"github.com/tehaishokunin/calsync/credentials"
+	"github.com/tehaishokunin/calsync/db"
+	"github.com/tehaishokunin/calsync/outlook"
+	"github.com/tehaishokunin/calsync/subscriptions"
+)
+
+// Link is what the host sees of a user's calendar link.
+type Link struct {
+	UserID                string
+	Provider              string
+	CalendarID            *string
+	Status                *string
+	LastError             *string
+	SubscriptionExpiresAt *time.Time
+	LastSyncedAt          *time.Time
+}
+
+// Credentials gives the company's app registration.
+type Credentials interface {
+	Credentials(ctx context.Context, companyID string) (outlook.Credentials, error)
+	ReportRejected(ctx context.Context, companyID string, err error) bool
+}
+
+// Syncer runs a link's delta rounds.
+type Syncer interface {
+	Initial(ctx context.Context, linkID int64) error
+	Resync(ctx context.Context, linkID int64) error
+}
+
+// Service links and unlinks users.
+type Service struct {
+	store   *db.Store
+	creds   Credentials
+	graph   *outlook.Client
+	subs    *subscriptions.Manager
+	sync    Syncer
+	log     *slog.Logger
+	locks   sync.Map // company/user -> *sync.Mutex
+	maxBulk int
+}
+
+// NewService builds the service.
+func NewService(store *db.Store, creds Credentials, graph *outlook.Client, subs *subscriptions.Manager, sync Syncer, log *slog.Logger) *Service {
+	return &Service{store: store, creds: creds, graph: graph, subs: subs, sync: sync, log: log, maxBulk: 500}
+}
+
+func (s *Service) lock(companyID, userID string) func() {
+	m, _ := s.locks.LoadOrStore(companyID+"\x00"+userID, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+// Errors of linking.
+var (
+	ErrNoCredentials = apperr.New(apperr.CredentialsMissing,
+		"カレンダー認証設定が登録されていません。先に 企業設定 → カレンダー認証設定 で authOfficeCalendar.json を登録してください。",
+		"No calendar credentials are registered for the company; upload authOfficeCalendar.json in company settings first.")
+	errUserID = apperr.New(apperr.InvalidInput, "ユーザー ID を指定してください。", "A user ID is required.").WithField("userId")
+)
+
+// Get returns a user's link; provider NONE when not linked.
+func (s *Service) Get(ctx context.Context, companyID, userID string) (*Link, error) {
+	l, err := s.store.Link(ctx, companyID, userID)
+	if err != nil {
+		return nil, err
+	}
+	if l == nil {
+		return &Link{UserID: userID, Provider: db.ProviderNone}, nil
+	}
+	return s.view(ctx, l)
+}
+
+func (s *Service) view(ctx context.Context, l *db.CalendarLink) (*Link, error) {
+	out := &Link{UserID: l.UserID, Provider: l.Provider, LastSyncedAt: l.LastSyncedAt}
+	if l.Provider == db.ProviderNone {
+		return out, nil
+	}
+	status := l.Status
+	out.CalendarID, out.Status, out.LastError = l.CalendarID, &status, l.LastError
+	subs, err := s.store.SubscriptionsOfLink(ctx, l.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, sub := range subs {
+		if out.SubscriptionExpiresAt == nil || sub.ExpiresAt.After(*out.SubscriptionExpiresAt) {
+			t := sub.ExpiresAt
+			out.SubscriptionExpiresAt = &t
+		}
+	}
+	return out, nil
+}
+
+// Page is one page of links.
+type Page struct {
+	Links     []*Link
+	Cursors   []string
+	HasNext   bool
+	EndCursor string
+}
+
+func cursorOf(id int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("link:" + strconv.FormatInt(id, 10)))
+}
+
+func parseCursor(c string) (int64, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err == nil && strings.HasPrefix(string(b), "link:") {
+		if id, err := strconv.ParseInt(strings.TrimPrefix(string(b), "link:"), 10, 64); err == nil && id >= 0 {
+			return id, nil
+		}
+	}
+	return 0, apperr.New(apperr.InvalidInput, "カーソルが正しくありません。", "The cursor is not valid.").WithField("after")
+}
+
+// List pages through the company's linked users.
+func (s *Service) List(ctx context.Context, companyID string, first int, after, status string) (*Page, error) {
+	if first <= 0 || first > 200 {
+		if first != 0 {
+			return nil, apperr.New(apperr.InvalidInput, "first は 1〜200 で指定してください。", "first must be between 1 and 200.").WithField("first")
+		}
+		first = 50
+	}
+	var afterID int64
+	if after != "" {
+		var err error
+		if afterID, err = parseCursor(after); err != nil {
+			return nil, err
+		}
+	}
+	p, err := s.store.Links(ctx, companyID, afterID, status, first)
+	if err != nil {
+		return nil, err
+	}
+	out := &Page{HasNext: p.HasMore}
+	for i := range p.Links {
+		v, err := s.view(ctx, &p.Links[i])
+		if err != nil {
+			return nil, err
+		}
+		out.Links = append(out.Links, v)
+		out.Cursors = append(out.Cursors, cursorOf(p.Links[i].ID))
+	}
+	if n := len(out.Cursors); n > 0 {
+		out.EndCursor = out.Cursors[n-1]
+	}
+	return out, nil
+}
+
+// Input is one link request.
+type Input struct {
+	UserID     string
+	Provider   string
+	CalendarID string
+}
+
+// Set links (or with provider NONE unlinks) a user's calendar.
+func (s *Service) Set(ctx context.Context, companyID, actor string, in Input) (*Link, error) {
+	if strings.TrimSpace(in.UserID) == "" {
+		return nil, errUserID
+	}
+	defer s.lock(companyID, in.UserID)()
+	switch in.Provider {
+	case db.ProviderNone:
+		return s.unlink(ctx, companyID, actor, in.UserID)
+	case db.ProviderOutlook:
+		return s.link(ctx, companyID, actor, in)
+	default:
+		return nil, apperr.New(apperr.InvalidInput, "provider が正しくありません。", "Unknown provider.").WithField("provider")
+	}
+}
+
+func (s *Service) link(ctx context.Context, companyID, actor string, in Input) (*Link, error) {
+	addr, err := NormalizeAddress(in.CalendarID)
+	if err != nil {
+		return nil, err
+	}
+	creds, err := s.creds.Credentials(ctx, companyID)
+	if errors.Is(err, credentials.ErrNotRegistered) {
+		return nil, ErrNoCredentials
+	}
+	if err != nil {
+		return nil, err
+	}
+	prev, err := s.store.Link(ctx, companyID, in.UserID)
+	if err != nil {
+		return nil, err
+	}
+	if prev != nil && prev.Provider == db.ProviderOutlook && deref(prev.CalendarID) == addr && prev.Status == db.LinkActive {
+		subs, err := s.store.SubscriptionsOfLink(ctx, prev.ID)
+		if err != nil {
+			return nil, err
+		}
+		if len(subs) > 0 {
+			return s.view(ctx, prev) // same address again: nothing to do
+		}
+	}
+	sess, err := s.graph.For(creds)
+	if err != nil {
+		return nil, mailboxError(err, addr)
+	}
+	graphID, err := s.resolve(ctx, sess, addr)
+	if err != nil {
+		s.creds.ReportRejected(ctx, companyID, err)
+		return nil, mailboxError(err, addr)
+	}
+
+	// Subscribe before touching the old link, so a failure leaves the
+	// previous state as it was.
+	row := &db.CalendarLink{CompanyID: companyID, UserID: in.UserID, Provider: db.ProviderOutlook,
+		CalendarID: &addr, GraphUserID: &graphID, Status: db.LinkPending}
+	var oldSubs []db.GraphSubscription
+	if prev != nil {
+		row.ID, row.LastSyncedAt = prev.ID, prev.LastSyncedAt
+		if oldSubs, err = s.store.SubscriptionsOfLink(ctx, prev.ID); err != nil {
+			return nil, err
+		}
+	} else {
+		if err := s.store.SaveLink(ctx, row); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := s.subs.Subscribe(ctx, row); err != nil {
+		if prev == nil {
+			// No half-made link: remove the row we just made.
+			_, _ = s.store.DB().NewDelete().Model((*db.CalendarLink)(nil)).Where("id = ?", row.ID).Exec(context.WithoutCancel(ctx))
+		}
+		return nil, subscribeError(err)
+	}
+	for _, old := range oldSubs {
+		_ = s.subs.Unsubscribe(ctx, old)
+	}
+	if err := s.store.SaveLink(ctx, row); err != nil {
+		return nil, err
+	}
+	if prev == nil || deref(prev.CalendarID) != addr {
+		_ = s.store.DeleteDelta(ctx, row.ID)
+	}
+	if err := s.sync.Initial(ctx, row.ID); err != nil {
+		msg := "初回同期に失敗しました（自動で再試行します） / the first sync failed and will be retried: " + err.Error()
+		_ = s.store.SetLinkStatus(ctx, row.ID, db.LinkPending, &msg)
+		s.log.WarnContext(ctx, "initial sync failed", slog.Int64("link", row.ID), slog.String("error", err.Error()))
+	}
+	s.audit(ctx, companyID, actor, "link.set", map[string]any{"user_id": in.UserID, "calendar_id": addr, "previous": prevAddress(prev)})
+	s.log.InfoContext(ctx, "user linked", slog.String("company", companyID), slog.String("user", in.UserID), slog.Int64("link", row.ID))
+	return s.Get(ctx, companyID, in.UserID)
+}
+
+func prevAddress(p *db.CalendarLink) any {
+	if p == nil || p.CalendarID == nil || p.Provider == db.ProviderNone {
+		return nil
+	}
+	return *p.CalendarID
+}
+
+// resolve finds the mailbox's Graph user id. GET /users needs User.Read.All;
+// an app with only Calendars.ReadWrite is checked through the mailbox's
+// calendar instead and addressed by mail.
+func (s *Service) resolve(ctx context.Context, sess *outlook.Session, addr string) (string, error) {
+	u, err := sess.GetUser(ctx, addr)
+	if err == nil {
+		return u.ID, nil
+	}
+	var oe *outlook.Error
+	if errors.As(err, &oe) && oe.Kind == outlook.KindAccessDenied && oe.Code == "Authorization_RequestDenied" {
+		if _, err := sess.CalendarOwner(ctx, addr); err != nil {
+			return "", err
+		}
+		return addr, nil
+	}
+	return "", err
+}
+
+func (s *Service) unlink(ctx context.Context, companyID, actor, userID string) (*Link, error) {
+	prev, err := s.store.Link(ctx, companyID, userID)
+	if err != nil {
+		return nil, err
+	}
+	if prev == nil || prev.Provider == db.ProviderNone {
+		return &Link{UserID: userID, Provider: db.ProviderNone}, nil
+	}
+	if err := s.subs.UnsubscribeLink(ctx, prev.ID); err != nil {
+		s.log.WarnContext(ctx, "unsubscribing failed", slog.Int64("link", prev.ID), slog.String("error", err.Error()))
+	}
+	_ = s.store.DeleteDelta(ctx, prev.ID)
+	prev.Provider, prev.Status, prev.LastError = db.ProviderNone, db.LinkActive, nil
+	prev.CalendarID, prev.GraphUserID = nil, nil
+	if err := s.store.SaveLink(ctx, prev); err != nil {
+		return nil, err
+	}
+	s.audit(ctx, companyID, actor, "link.unset", map[string]any{"user_id": userID})
+	return &Link{UserID: userID, Provider: db.ProviderNone}, nil
+}
+
+func (s *Service) audit(ctx context.Context, companyID, actor, action string, detail map[string]any) {
+	if _, err := s.store.DB().NewInsert().Model(&db.AuditEntry{CompanyID: companyID, Actor: actor, Action: action, Detail: detail}).Exec(ctx); err != nil {
+		s.log.WarnContext(ctx, "writing audit entry failed", slog.String("error", err.Error()))
+	}
+}
+
+// Result is one item of a bulk link.
+type Result struct {
+	UserID string
+	Link   *Link
+	Err    error
+}
+
+// SetMany links many users; each succeeds or fails on its own.
+func (s *Service) SetMany(ctx context.Context, companyID, actor string, inputs []Input) ([]Result, error) {
+	if len(inputs) > s.maxBulk {
+		return nil, apperr.New(apperr.InvalidInput, fmt.Sprintf("一度に設定できるのは %d 件までです。", s.maxBulk), fmt.Sprintf("At most %d links per call.", s.maxBulk)).WithField("inputs")
+	}
+	out := make([]Result, len(inputs))
+	for i, in := range inputs {
+		l, err := s.Set(ctx, companyID, actor, in)
+		out[i] = Result{UserID: in.UserID, Link: l, Err: err}
+	}
+	return out, nil
+}
+
+// Resync re-reads the user's calendar from Outlook now.
+func (s *Service) Resync(ctx context.Context, companyID, userID string) (*Link, error) {
+	l, err := s.store.Link(ctx, companyID, userID)
+	if err != nil {
+		return nil, err
+	}
+	if l == nil || l.Provider == db.ProviderNone {
+		return nil, ErrNotLinked
+	}
+	if err := s.sync.Resync(ctx, l.ID); err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, companyID, userID)
+}
+
+// ErrNotLinked is answered for calendar operations on unlinked users.
+var ErrNotLinked = apperr.New(apperr.NotLinked,
+	"このユーザーはカレンダー連携されていません。ユーザー管理でカレンダー連携を設定してください。",
+	"This user's calendar is not linked; set カレンダー連携 in user management first.").WithField("userId")
+
+func mailboxError(err error, addr string) error {
+	switch outlook.KindOf(err) {
+	case outlook.KindNotFound:
+		return apperr.New(apperr.MailboxNotFound,
+			"メールボックス "+addr+" が見つかりません。カレンダーID（メールアドレス）を確認してください。",
+			"The mailbox "+addr+" was not found; check the calendar ID (mail address).").WithField("calendarId").Wrap(err)
+	case outlook.KindAccessDenied:
+		return apperr.New(apperr.MailboxAccessDenied,
+			"メールボックス "+addr+" へのアクセスが拒否されました。",
+			"Access to the mailbox "+addr+" was denied.").WithField("calendarId").
+			WithHint("Entra ID で Calendars.ReadWrite に管理者の同意が与えられているか、アプリケーション アクセス ポリシーでこのメールボックスが許可されているか確認してください。",
+				"Check that Calendars.ReadWrite has admin consent and that no application access policy excludes this mailbox.").Wrap(err)
+	case outlook.KindThrottled:
+		return apperr.New(apperr.Throttled, "Microsoft 365 が混み合っています。しばらくしてから再度お試しください。", "Microsoft 365 is throttling requests; try again shortly.").Wrap(err)
+	case outlook.KindInvalidSecret, outlook.KindSecretExpired, outlook.KindTenantNotFound, outlook.KindAppNotFound, outlook.KindAuthFailed:
+		return apperr.New(apperr.CredentialsRejected, "登録されている認証情報が Microsoft に拒否されました。企業設定 → カレンダー認証設定 を確認してください。",
+			"Microsoft rejected the registered credentials; check company settings → calendar authentication.").Wrap(err)
+	}
+	return apperr.New(apperr.Unavailable, "Microsoft 365 に接続できませんでした。しばらくしてから再度お試しください。", "Microsoft 365 could not be reached; try again later.").Wrap(err)
+}
+
+func subscribeError(err error) error {
+	if errors.Is(err, subscriptions.ErrInsecureURL) {
+		return apperr.New(apperr.Unavailable, "CALSYNC_PUBLIC_URL が https ではないため、Microsoft Graph から通知を受け取れません。運用担当者に連絡してください。",
+			"CALSYNC_PUBLIC_URL is not https, so Microsoft Graph cannot deliver notifications; contact the operator.").Wrap(err)
+	}
+	var oe *outlook.Error
+	if errors.As(err, &oe) && oe.Kind == outlook.KindBadRequest && strings.Contains(oe.Message, "validation") {
+		return apperr.New(apperr.Unavailable, "Microsoft Graph が calsync の通知用 URL に接続できませんでした（検証に失敗）。CALSYNC_PUBLIC_URL が外部から到達可能か確認してください。",
+			"Microsoft Graph could not validate calsync's notification URL; check that CALSYNC_PUBLIC_URL is reachable from the internet.").Wrap(err)
+	}
+	return mailboxError(err, "")
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}

@@ -1,0 +1,372 @@
+// Package subscriptions owns the Graph subscription lifecycle of calendar
+// links: create on link (random clientState, longest expiration), delete on
+// unlink, renew on a timer shared safely by several replicas, answer
+// lifecycle notifications, and reconcile at start-up so a link never lapses
+// silently.
+package subscriptions
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net/url"
+	"time"
+
+	"github.com/tehaishokunin/calsync/db"
+	"github.com/tehaishokunin/calsync/outlook"
+)
+
+// Paths under CALSYNC_PUBLIC_URL that Graph posts to.
+const (
+	NotificationPath = "/webhooks/graph/notifications"
+	LifecyclePath    = "/webhooks/graph/lifecycle"
+)
+
+// Lifetime is how far ahead calsync asks a subscription to live: Graph's
+// maximum for events less a margin for clock skew.
+const Lifetime = outlook.MaxEventSubscription - 5*time.Minute
+
+// maxFailures is how many renewal failures in a row mark a link ERROR.
+const maxFailures = 5
+
+// Credentials gives the company's app registration and learns when
+// Microsoft refuses it.
+type Credentials interface {
+	Credentials(ctx context.Context, companyID string) (outlook.Credentials, error)
+	ReportRejected(ctx context.Context, companyID string, err error) bool
+}
+
+// Resyncer runs a link's delta sync (after a recreate or a missed
+// notification).
+type Resyncer interface {
+	Resync(ctx context.Context, linkID int64) error
+}
+
+// Config is the manager's settings.
+type Config struct {
+	PublicURL *url.URL
+	// RequireHTTPS refuses a non-https public URL before calling Graph
+	// (always with real Microsoft Graph).
+	RequireHTTPS bool
+	Now          func() time.Time
+}
+
+// Manager creates, renews and deletes subscriptions.
+type Manager struct {
+	cfg     Config
+	store   *db.Store
+	creds   Credentials
+	graph   *outlook.Client
+	resync  Resyncer
+	log     *slog.Logger
+	metrics *Metrics
+}
+
+// NewManager builds a manager; SetResyncer must be called before use when a
+// syncer exists.
+func NewManager(cfg Config, store *db.Store, creds Credentials, graph *outlook.Client, metrics *Metrics, log *slog.Logger) *Manager {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Manager{cfg: cfg, store: store, creds: creds, graph: graph, metrics: metrics, log: log}
+}
+
+// SetResyncer wires the sync engine (it needs the manager too).
+func (m *Manager) SetResyncer(r Resyncer) { m.resync = r }
+
+// ErrInsecureURL is returned when Graph would be asked to post to http.
+var ErrInsecureURL = errors.New("CALSYNC_PUBLIC_URL must be https for Microsoft Graph to deliver notifications")
+
+func (m *Manager) session(ctx context.Context, companyID string) (*outlook.Session, error) {
+	creds, err := m.creds.Credentials(ctx, companyID)
+	if err != nil {
+		return nil, err
+	}
+	return m.graph.For(creds)
+}
+
+func newClientState() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// renewAt picks when to renew a subscription expiring at exp: one to two
+// days before, spread at random so renewals of many subscriptions created
+// together do not arrive at Graph together.
+func renewAt(exp time.Time) time.Time {
+	j, _ := rand.Int(rand.Reader, big.NewInt(int64(24*time.Hour)))
+	return exp.Add(-24*time.Hour - time.Duration(j.Int64()))
+}
+
+// Subscribe creates a subscription on the link's mailbox and stores it.
+// Graph first runs its validation handshake against our webhook URLs.
+func (m *Manager) Subscribe(ctx context.Context, link *db.CalendarLink) (*db.GraphSubscription, error) {
+	if m.cfg.RequireHTTPS && m.cfg.PublicURL.Scheme != "https" {
+		return nil, ErrInsecureURL
+	}
+	sess, err := m.session(ctx, link.CompanyID)
+	if err != nil {
+		return nil, err
+	}
+	mailbox := deref(link.GraphUserID)
+	if mailbox == "" {
+		mailbox = deref(link.CalendarID)
+	}
+	now := m.cfg.Now()
+	state := newClientState()
+	sub, err := sess.CreateSubscription(ctx, outlook.SubscriptionRequest{
+		Resource:        "/users/" + mailbox + "/events",
+		ChangeTypes:     []string{"created", "updated", "deleted"},
+		NotificationURL: m.cfg.PublicURL.String() + NotificationPath,
+		LifecycleURL:    m.cfg.PublicURL.String() + LifecyclePath,
+		ClientState:     state,
+		Expiration:      now.Add(Lifetime),
+	})
+	if err != nil {
+		m.creds.ReportRejected(ctx, link.CompanyID, err)
+		return nil, fmt.Errorf("creating subscription for link %d: %w", link.ID, err)
+	}
+	row := &db.GraphSubscription{
+		ID: sub.ID, LinkID: link.ID, CompanyID: link.CompanyID, Resource: sub.Resource,
+		ExpiresAt: sub.Expiration, RenewAt: renewAt(sub.Expiration), ClientState: state, Status: db.SubActive,
+	}
+	if err := m.store.InsertSubscription(ctx, row); err != nil {
+		// Do not leave a subscription in Graph that nothing renews.
+		_ = sess.DeleteSubscription(context.WithoutCancel(ctx), sub.ID)
+		return nil, err
+	}
+	m.log.InfoContext(ctx, "subscription created", slog.Int64("link", link.ID), slog.String("subscription", sub.ID),
+		slog.Time("expires", sub.Expiration))
+	return row, nil
+}
+
+// Unsubscribe deletes a subscription in Graph (already gone is fine) and
+// its row. A Graph failure other than not-found is returned and the row is
+// kept, so the renewal loop does not forget it.
+func (m *Manager) Unsubscribe(ctx context.Context, sub db.GraphSubscription) error {
+	sess, err := m.session(ctx, sub.CompanyID)
+	if err == nil {
+		err = sess.DeleteSubscription(ctx, sub.ID)
+	}
+	if err != nil && outlook.KindOf(err) != outlook.KindNotFound {
+		m.log.WarnContext(ctx, "deleting subscription in Graph failed; it will expire on its own", slog.String("subscription", sub.ID), slog.String("error", err.Error()))
+	}
+	return m.store.DeleteSubscription(ctx, sub.ID)
+}
+
+// UnsubscribeLink removes every subscription of a link.
+func (m *Manager) UnsubscribeLink(ctx context.Context, linkID int64) error {
+	subs, err := m.store.SubscriptionsOfLink(ctx, linkID)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, s := range subs {
+		errs = append(errs, m.Unsubscribe(ctx, s))
+	}
+	return errors.Join(errs...)
+}
+
+// RemoveAll removes every subscription of a company (before its
+// credentials are deleted).
+func (m *Manager) RemoveAll(ctx context.Context, companyID string) error {
+	subs, err := m.store.SubscriptionsOfCompany(ctx, companyID)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, s := range subs {
+		errs = append(errs, m.Unsubscribe(ctx, s))
+	}
+	return errors.Join(errs...)
+}
+
+// RecreateAll moves every link of a company to a new subscription under
+// the company's current credentials, then resyncs it.
+func (m *Manager) RecreateAll(ctx context.Context, companyID string) error {
+	links, err := m.store.ActiveLinks(ctx, companyID)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for i := range links {
+		errs = append(errs, m.recreate(ctx, &links[i]))
+	}
+	return errors.Join(errs...)
+}
+
+// recreate replaces a link's subscriptions and resyncs it.
+func (m *Manager) recreate(ctx context.Context, link *db.CalendarLink) error {
+	old, err := m.store.SubscriptionsOfLink(ctx, link.ID)
+	if err != nil {
+		return err
+	}
+	if _, err := m.Subscribe(ctx, link); err != nil {
+		m.markLink(ctx, link.ID, "購読を作成できません / cannot create the Graph subscription: "+err.Error())
+		return err
+	}
+	for _, s := range old {
+		_ = m.Unsubscribe(ctx, s)
+	}
+	if m.resync != nil {
+		if err := m.resync.Resync(ctx, link.ID); err != nil {
+			m.log.WarnContext(ctx, "resync after recreate failed", slog.Int64("link", link.ID), slog.String("error", err.Error()))
+		}
+	}
+	return nil
+}
+
+func (m *Manager) markLink(ctx context.Context, linkID int64, reason string) {
+	if err := m.store.SetLinkStatus(ctx, linkID, db.LinkError, &reason); err != nil {
+		m.log.WarnContext(ctx, "marking link failed", slog.Int64("link", linkID), slog.String("error", err.Error()))
+	}
+}
+
+// Renew extends a subscription. A subscription Graph no longer knows is
+// recreated and its link resynced; throttling and outages back off
+// (honouring Retry-After); repeated failures mark the link ERROR.
+func (m *Manager) Renew(ctx context.Context, sub db.GraphSubscription) error {
+	now := m.cfg.Now()
+	sess, err := m.session(ctx, sub.CompanyID)
+	var renewed outlook.Subscription
+	if err == nil {
+		renewed, err = sess.RenewSubscription(ctx, sub.ID, now.Add(Lifetime))
+	}
+	if err == nil {
+		m.metrics.renewal("ok")
+		return m.store.RenewedSubscription(ctx, sub.ID, renewed.Expiration, renewAt(renewed.Expiration))
+	}
+	switch outlook.KindOf(err) {
+	case outlook.KindNotFound:
+		m.metrics.renewal("recreated")
+		m.log.InfoContext(ctx, "subscription gone from Graph; recreating", slog.String("subscription", sub.ID))
+		link, lerr := m.store.LinkByID(ctx, sub.LinkID)
+		if lerr != nil || link == nil {
+			_ = m.store.DeleteSubscription(ctx, sub.ID)
+			return lerr
+		}
+		if err := m.store.DeleteSubscription(ctx, sub.ID); err != nil {
+			return err
+		}
+		return m.recreate(ctx, link)
+	}
+	m.metrics.renewal("failed")
+	if m.creds.ReportRejected(ctx, sub.CompanyID, err) {
+		_, _ = m.store.FailedRenewal(ctx, sub.ID, now.Add(time.Hour), err.Error())
+		return err
+	}
+	delay := backoff(sub.RenewalFailures)
+	var oe *outlook.Error
+	if errors.As(err, &oe) && oe.RetryAfter > delay {
+		delay = oe.RetryAfter
+	}
+	n, ferr := m.store.FailedRenewal(ctx, sub.ID, now.Add(delay), err.Error())
+	if ferr != nil {
+		return ferr
+	}
+	if n >= maxFailures {
+		m.markLink(ctx, sub.LinkID, fmt.Sprintf("Graph の購読を %d 回続けて更新できませんでした（%s）。Microsoft 365 の状態と認証設定を確認してください。 / Renewing the Graph subscription failed %d times in a row (%s); check Microsoft 365 and the credentials.", n, kindText(err), n, kindText(err)))
+	}
+	return err
+}
+
+func kindText(err error) string { return string(outlook.KindOf(err)) }
+
+// backoff grows from 1 minute to 1 hour with the failure count.
+func backoff(failures int) time.Duration {
+	d := time.Minute << min(failures, 6)
+	return min(d, time.Hour)
+}
+
+// Lifecycle events Graph sends.
+const (
+	EventReauthorizationRequired = "reauthorizationRequired"
+	EventSubscriptionRemoved     = "subscriptionRemoved"
+	EventMissed                  = "missed"
+)
+
+// HandleLifecycle acts on a lifecycle notification for a known
+// subscription (its clientState already checked).
+func (m *Manager) HandleLifecycle(ctx context.Context, subID, event string) error {
+	sub, err := m.store.Subscription(ctx, subID)
+	if err != nil {
+		return err
+	}
+	if sub == nil {
+		return nil // unlinked since; nothing to do
+	}
+	switch event {
+	case EventReauthorizationRequired:
+		// Renewing also reauthorizes.
+		return m.Renew(ctx, *sub)
+	case EventSubscriptionRemoved:
+		link, err := m.store.LinkByID(ctx, sub.LinkID)
+		if err != nil {
+			return err
+		}
+		if err := m.store.DeleteSubscription(ctx, sub.ID); err != nil {
+			return err
+		}
+		if link == nil || link.Provider == db.ProviderNone {
+			return nil
+		}
+		return m.recreate(ctx, link)
+	case EventMissed:
+		if m.resync == nil {
+			return nil
+		}
+		return m.resync.Resync(ctx, sub.LinkID)
+	default:
+		m.log.WarnContext(ctx, "unknown lifecycle event acknowledged", slog.String("subscription", subID), slog.String("event", event))
+		return nil
+	}
+}
+
+// Reconcile makes sure every linked user has a live subscription:
+// a missing or expired one is recreated and the link resynced.
+func (m *Manager) Reconcile(ctx context.Context) error {
+	links, err := m.store.ActiveLinks(ctx, "")
+	if err != nil {
+		return err
+	}
+	now := m.cfg.Now()
+	var errs []error
+	for i := range links {
+		l := &links[i]
+		if l.Status == db.LinkPending {
+			continue
+		}
+		subs, err := m.store.SubscriptionsOfLink(ctx, l.ID)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		live := false
+		for _, s := range subs {
+			if s.Status == db.SubActive && s.ExpiresAt.After(now) {
+				live = true
+			}
+		}
+		if live {
+			continue
+		}
+		for _, s := range subs {
+			_ = m.store.DeleteSubscription(ctx, s.ID)
+		}
+		m.log.InfoContext(ctx, "reconciling link without a live subscription", slog.Int64("link", l.ID))
+		errs = append(errs, m.recreate(ctx, l))
+	}
+	return errors.Join(errs...)
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
