@@ -52,7 +52,9 @@ func SaveEventLink(ctx context.Context, q bun.IDB, e *EventLink) error {
 }
 
 // SaveEventLink is SaveEventLink on the store's database.
-func (s *Store) SaveEventLink(ctx context.Context, e *EventLink) error { return SaveEventLink(ctx, s.db, e) }
+func (s *Store) SaveEventLink(ctx context.Context, e *EventLink) error {
+	return SaveEventLink(ctx, s.db, e)
+}
 
 // DeleteEventLink removes an event link (the host's entry was deleted).
 func (s *Store) DeleteEventLink(ctx context.Context, id int64) error {

@@ -256,6 +256,12 @@ func (e *Emulator) updateSubscription(w http.ResponseWriter, r *http.Request, p 
 	if s == nil {
 		return
 	}
+	// Subscription calls on a mailbox count against its throttling budget.
+	release, ok := e.admit(w, r, p.app, s.user)
+	if !ok {
+		return
+	}
+	defer release()
 	body, ok := readJSONBody(w, r)
 	if !ok {
 		return
@@ -295,6 +301,11 @@ func (e *Emulator) reauthorizeSubscription(w http.ResponseWriter, r *http.Reques
 	if s == nil {
 		return
 	}
+	release, ok := e.admit(w, r, p.app, s.user)
+	if !ok {
+		return
+	}
+	defer release()
 	e.mu.Lock()
 	s.needsReauth = false
 	e.mu.Unlock()

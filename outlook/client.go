@@ -135,6 +135,16 @@ func (c *Client) For(creds Credentials) (*Session, error) {
 	}
 	opts := msgraph.GetDefaultClientOptions()
 	mw := msgraphcore.GetDefaultMiddlewaresWithOptions(&opts)
+	for i, m := range mw {
+		// kiota-http-go's compression handler breaks retries: after a 429 the
+		// retry handler resends the original body while the request still
+		// says Content-Encoding: gzip, so every retried POST/PATCH is
+		// refused as a bad gzip body. Request bodies here are small; send
+		// them uncompressed.
+		if _, ok := m.(*khttp.CompressionHandler); ok {
+			mw[i] = khttp.NewCompressionHandlerWithOptions(khttp.NewCompressionOptions(false))
+		}
+	}
 	httpClient := &http.Client{Transport: khttp.NewCustomTransportWithParentTransport(c.cfg.Transport, mw...), Timeout: c.cfg.Timeout}
 	adapter, err := msgraph.NewGraphRequestAdapterWithParseNodeFactoryAndSerializationWriterFactoryAndHttpClient(auth, nil, nil, httpClient)
 	if err != nil {

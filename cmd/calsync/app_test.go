@@ -80,6 +80,7 @@ func startApp(t *testing.T, env map[string]string) *app {
 		"CALSYNC_JWT_SECRET": testSecret,
 		"DATABASE_URL":       "",
 		"CALSYNC_DEV_DIR":    t.TempDir(),
+		"CALSYNC_PUBLIC_URL": "http://" + addr,
 	}
 	for k, v := range env {
 		full[k] = v
