@@ -79,6 +79,7 @@ type ComplexityRoot struct {
 		ICalUID                    func(childComplexity int) int
 		IsAllDay                   func(childComplexity int) int
 		LastModifiedAt             func(childComplexity int) int
+		LastSyncedAt               func(childComplexity int) int
 		Location                   func(childComplexity int) int
 		OutlookEventID             func(childComplexity int) int
 		ReminderMinutesBeforeStart func(childComplexity int) int
@@ -88,6 +89,7 @@ type ComplexityRoot struct {
 		Subject                    func(childComplexity int) int
 		TimeZone                   func(childComplexity int) int
 		Version                    func(childComplexity int) int
+		WebLink                    func(childComplexity int) int
 	}
 
 	CalendarEventResult struct {
@@ -371,6 +373,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CalendarEvent.LastModifiedAt(childComplexity), true
+	case "CalendarEvent.lastSyncedAt":
+		if e.ComplexityRoot.CalendarEvent.LastSyncedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CalendarEvent.LastSyncedAt(childComplexity), true
 	case "CalendarEvent.location":
 		if e.ComplexityRoot.CalendarEvent.Location == nil {
 			break
@@ -425,6 +433,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CalendarEvent.Version(childComplexity), true
+	case "CalendarEvent.webLink":
+		if e.ComplexityRoot.CalendarEvent.WebLink == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CalendarEvent.WebLink(childComplexity), true
 
 	case "CalendarEventResult.error":
 		if e.ComplexityRoot.CalendarEventResult.Error == nil {
@@ -959,6 +973,10 @@ func (ec *executionContext) childFields_CalendarEvent(ctx context.Context, field
 		return ec.fieldContext_CalendarEvent_version(ctx, field)
 	case "lastModifiedAt":
 		return ec.fieldContext_CalendarEvent_lastModifiedAt(ctx, field)
+	case "webLink":
+		return ec.fieldContext_CalendarEvent_webLink(ctx, field)
+	case "lastSyncedAt":
+		return ec.fieldContext_CalendarEvent_lastSyncedAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CalendarEvent", field.Name)
 }
@@ -2370,6 +2388,52 @@ func (ec *executionContext) _CalendarEvent_lastModifiedAt(ctx context.Context, f
 	)
 }
 func (ec *executionContext) fieldContext_CalendarEvent_lastModifiedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CalendarEvent", field, false, false, "Time")
+}
+
+func (ec *executionContext) _CalendarEvent_webLink(ctx context.Context, field graphql.CollectedField, obj *model.CalendarEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CalendarEvent_webLink(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WebLink, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CalendarEvent_webLink(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CalendarEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _CalendarEvent_lastSyncedAt(ctx context.Context, field graphql.CollectedField, obj *model.CalendarEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CalendarEvent_lastSyncedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastSyncedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CalendarEvent_lastSyncedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CalendarEvent", field, false, false, "Time")
 }
 
@@ -5375,6 +5439,16 @@ func (ec *executionContext) _CalendarEvent(ctx context.Context, sel ast.Selectio
 			}
 		case "lastModifiedAt":
 			out.Values[i] = ec._CalendarEvent_lastModifiedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "webLink":
+			out.Values[i] = ec._CalendarEvent_webLink(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "lastSyncedAt":
+			out.Values[i] = ec._CalendarEvent_lastSyncedAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,6 +50,12 @@ type Config struct {
 	Transport http.RoundTripper
 	// Timeout bounds each Graph call, including the SDK's retries.
 	Timeout time.Duration
+	// MailboxConcurrency caps this process's concurrent calls per mailbox
+	// (Outlook allows 4 per app and mailbox); zero means 4.
+	MailboxConcurrency int
+	// MailboxWait bounds how long a call waits for a free slot before it
+	// fails as throttled; zero means 30 s.
+	MailboxWait time.Duration
 }
 
 // Credentials are a company's app registration.
@@ -69,6 +76,7 @@ type Client struct {
 	cfg      Config
 	mu       sync.Mutex
 	sessions map[string]*Session
+	slots    map[string]chan struct{} // per mailbox
 }
 
 // New builds a client.
@@ -85,7 +93,37 @@ func New(cfg Config) *Client {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 60 * time.Second
 	}
-	return &Client{cfg: cfg, sessions: map[string]*Session{}}
+	if cfg.MailboxConcurrency == 0 {
+		cfg.MailboxConcurrency = 4
+	}
+	if cfg.MailboxWait == 0 {
+		cfg.MailboxWait = 30 * time.Second
+	}
+	return &Client{cfg: cfg, sessions: map[string]*Session{}, slots: map[string]chan struct{}{}}
+}
+
+// acquire takes one of the mailbox's concurrency slots, waiting at most
+// MailboxWait.
+func (s *Session) acquire(ctx context.Context, mailbox string) (func(), error) {
+	c := s.client
+	key := strings.ToLower(mailbox)
+	c.mu.Lock()
+	ch := c.slots[key]
+	if ch == nil {
+		ch = make(chan struct{}, c.cfg.MailboxConcurrency)
+		c.slots[key] = ch
+	}
+	c.mu.Unlock()
+	t := time.NewTimer(c.cfg.MailboxWait)
+	defer t.Stop()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	case <-t.C:
+		return nil, &Error{Op: "waiting for the mailbox", Kind: KindThrottled, Message: "too many concurrent calls to this mailbox", RetryAfter: time.Second}
+	case <-ctx.Done():
+		return nil, &Error{Op: "waiting for the mailbox", Kind: KindUnreachable, Message: "cancelled", Err: ctx.Err()}
+	}
 }
 
 // Session is a Graph client acting as one app registration.

@@ -22,6 +22,11 @@ type DeltaPage struct {
 // page; empty starts a full round over [start, end). A stale link fails with
 // KindSyncReset: start a full round again.
 func (s *Session) Delta(ctx context.Context, mailbox, link string, start, end time.Time, pageSize int) (DeltaPage, error) {
+	release, err := s.acquire(ctx, mailbox)
+	if err != nil {
+		return DeltaPage{}, err
+	}
+	defer release()
 	b := s.graph.Users().ByUserId(mailbox).CalendarView().Delta()
 	cfg := &users.ItemCalendarViewDeltaRequestBuilderGetRequestConfiguration{Headers: headers()}
 	if pageSize > 0 {

@@ -36,6 +36,7 @@ type Event struct {
 	ExtendedProperties map[string]string
 	LastModified       time.Time
 	TransactionID      string
+	WebLink            string
 }
 
 const graphDateTime = "2006-01-02T15:04:05.0000000"
@@ -148,6 +149,7 @@ func fromModel(m models.Eventable) Event {
 		IsAllDay:      deref(m.GetIsAllDay()),
 		Categories:    m.GetCategories(),
 		TransactionID: deref(m.GetTransactionId()),
+		WebLink:       deref(m.GetWebLink()),
 	}
 	if b := m.GetBody(); b != nil {
 		e.Body = deref(b.GetContent())
@@ -189,6 +191,11 @@ func odataQuote(s string) string { return strings.ReplaceAll(s, "'", "''") }
 // ev.TransactionID set, a retry after a lost response returns the event the
 // first attempt made instead of a duplicate.
 func (s *Session) CreateEvent(ctx context.Context, mailbox string, ev Event) (Event, error) {
+	release, err := s.acquire(ctx, mailbox)
+	if err != nil {
+		return Event{}, err
+	}
+	defer release()
 	m, err := ev.toModel(nil)
 	if err != nil {
 		return Event{}, &Error{Op: "creating event", Kind: KindBadRequest, Message: err.Error()}
@@ -211,6 +218,11 @@ func (s *Session) CreateEvent(ctx context.Context, mailbox string, ev Event) (Ev
 
 // GetEvent reads one event, with the extended property propID when set.
 func (s *Session) GetEvent(ctx context.Context, mailbox, id, propID string) (Event, error) {
+	release, err := s.acquire(ctx, mailbox)
+	if err != nil {
+		return Event{}, err
+	}
+	defer release()
 	res, err := s.graph.Users().ByUserId(mailbox).Events().ByEventId(id).Get(ctx, &users.ItemEventsEventItemRequestBuilderGetRequestConfiguration{
 		Headers:         headers(),
 		QueryParameters: &users.ItemEventsEventItemRequestBuilderGetQueryParameters{Expand: expandProperty(propID)},
@@ -224,6 +236,11 @@ func (s *Session) GetEvent(ctx context.Context, mailbox, id, propID string) (Eve
 // UpdateEvent PATCHes the named fields of ev. With ifMatch (a changeKey)
 // set, Graph refuses with KindConflict when the event changed since.
 func (s *Session) UpdateEvent(ctx context.Context, mailbox, id string, ev Event, fields []string, ifMatch string) (Event, error) {
+	release, err := s.acquire(ctx, mailbox)
+	if err != nil {
+		return Event{}, err
+	}
+	defer release()
 	if fields == nil {
 		fields = []string{}
 	}
@@ -245,13 +262,23 @@ func (s *Session) UpdateEvent(ctx context.Context, mailbox, id string, ev Event,
 // DeleteEvent deletes an event; deleting one that is already gone is
 // KindNotFound, which callers may treat as success.
 func (s *Session) DeleteEvent(ctx context.Context, mailbox, id string) error {
-	err := s.graph.Users().ByUserId(mailbox).Events().ByEventId(id).Delete(ctx, &users.ItemEventsEventItemRequestBuilderDeleteRequestConfiguration{Headers: headers()})
+	release, err := s.acquire(ctx, mailbox)
+	if err != nil {
+		return err
+	}
+	defer release()
+	err = s.graph.Users().ByUserId(mailbox).Events().ByEventId(id).Delete(ctx, &users.ItemEventsEventItemRequestBuilderDeleteRequestConfiguration{Headers: headers()})
 	return classify("deleting event", err)
 }
 
 // FindEventsByProperty lists events whose single-value extended property
 // propID equals value (how a lost event link is re-found).
 func (s *Session) FindEventsByProperty(ctx context.Context, mailbox, propID, value string) ([]Event, error) {
+	release, err := s.acquire(ctx, mailbox)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	filter := fmt.Sprintf("singleValueExtendedProperties/any(ep: ep/id eq '%s' and ep/value eq '%s')", odataQuote(propID), odataQuote(value))
 	res, err := s.graph.Users().ByUserId(mailbox).Events().Get(ctx, &users.ItemEventsRequestBuilderGetRequestConfiguration{
 		Headers: headers(),

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/tehaishokunin/calsync/apperr"
+	"github.com/tehaishokunin/calsync/calendar"
 	"github.com/tehaishokunin/calsync/credentials"
 	"github.com/tehaishokunin/calsync/graph/model"
 	"github.com/tehaishokunin/calsync/links"
@@ -65,4 +66,60 @@ func str(p *string) string {
 		return ""
 	}
 	return *p
+}
+
+func eventModel(e calendar.Event) *model.CalendarEvent {
+	m := &model.CalendarEvent{
+		ExternalID: e.ExternalID, OutlookEventID: e.OutlookEventID, Subject: e.Subject, Start: e.Start, End: e.End,
+		TimeZone: e.TimeZone, IsAllDay: e.IsAllDay, Categories: e.Categories, ReminderMinutesBeforeStart: e.ReminderMinutes,
+		LastModifiedAt: e.LastModifiedAt,
+	}
+	if m.Categories == nil {
+		m.Categories = []string{}
+	}
+	opt := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return &s
+	}
+	m.ICalUID, m.Body, m.Location, m.Version = opt(e.ICalUID), opt(e.Body), opt(e.Location), opt(e.Version)
+	if e.ShowAs != "" {
+		v := model.ShowAs(e.ShowAs)
+		m.ShowAs = &v
+	}
+	if e.Sensitivity != "" {
+		v := model.Sensitivity(e.Sensitivity)
+		m.Sensitivity = &v
+	}
+	return m
+}
+
+func pushedModel(p *calendar.Pushed) *model.CalendarEvent {
+	if p == nil {
+		return nil
+	}
+	m := eventModel(p.Event)
+	if p.WebLink != "" {
+		m.WebLink = &p.WebLink
+	}
+	m.LastSyncedAt = p.LastSyncedAt
+	return m
+}
+
+func eventInput(in *model.CalendarEventInput) calendar.Input {
+	out := calendar.Input{
+		ExternalID: in.ExternalID, Subject: in.Subject, Body: in.Body, Location: in.Location, Start: in.Start, End: in.End,
+		TimeZone: in.TimeZone, IsAllDay: in.IsAllDay, Categories: in.Categories, ReminderMinutes: in.ReminderMinutesBeforeStart,
+		BaseVersion: in.BaseVersion, Force: in.Force != nil && *in.Force,
+	}
+	if in.ShowAs != nil {
+		s := string(*in.ShowAs)
+		out.ShowAs = &s
+	}
+	if in.Sensitivity != nil {
+		s := string(*in.Sensitivity)
+		out.Sensitivity = &s
+	}
+	return out
 }

@@ -7,4 +7,5 @@ package resolvers
 type Resolver struct {
 	Credentials CredentialsService
 	Links       LinksService
+	Calendar    CalendarService
 }

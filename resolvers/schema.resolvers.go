@@ -11,6 +11,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/tehaishokunin/calsync/auth"
 	"github.com/tehaishokunin/calsync/authfile"
+	"github.com/tehaishokunin/calsync/calendar"
 	"github.com/tehaishokunin/calsync/graph"
 	"github.com/tehaishokunin/calsync/graph/model"
 	"github.com/tehaishokunin/calsync/links"
@@ -109,17 +110,45 @@ func (r *mutationResolver) SetUserCalendars(ctx context.Context, inputs []*model
 
 // UpsertCalendarEvent is the resolver for the upsertCalendarEvent field.
 func (r *mutationResolver) UpsertCalendarEvent(ctx context.Context, userID string, input model.CalendarEventInput) (*model.CalendarEvent, error) {
-	return nil, notImplemented("upsertCalendarEvent")
+	caller, err := auth.Require(ctx, auth.Service, auth.SystemAdmin, auth.UserAdmin)
+	if err != nil {
+		return nil, err
+	}
+	p, err := r.Calendar.Upsert(ctx, caller.CompanyID, userID, eventInput(&input))
+	if err != nil {
+		return nil, err
+	}
+	return pushedModel(p), nil
 }
 
 // UpsertCalendarEvents is the resolver for the upsertCalendarEvents field.
 func (r *mutationResolver) UpsertCalendarEvents(ctx context.Context, userID string, inputs []*model.CalendarEventInput) ([]*model.CalendarEventResult, error) {
-	return nil, notImplemented("upsertCalendarEvents")
+	caller, err := auth.Require(ctx, auth.Service, auth.SystemAdmin, auth.UserAdmin)
+	if err != nil {
+		return nil, err
+	}
+	ins := make([]calendar.Input, len(inputs))
+	for i, in := range inputs {
+		ins[i] = eventInput(in)
+	}
+	results, err := r.Calendar.UpsertMany(ctx, caller.CompanyID, userID, ins)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*model.CalendarEventResult, len(results))
+	for i, res := range results {
+		out[i] = &model.CalendarEventResult{ExternalID: res.ExternalID, Event: pushedModel(res.Pushed), Error: itemError(ctx, res.Err)}
+	}
+	return out, nil
 }
 
 // DeleteCalendarEvent is the resolver for the deleteCalendarEvent field.
 func (r *mutationResolver) DeleteCalendarEvent(ctx context.Context, userID string, externalID string) (bool, error) {
-	return false, notImplemented("deleteCalendarEvent")
+	caller, err := auth.Require(ctx, auth.Service, auth.SystemAdmin, auth.UserAdmin)
+	if err != nil {
+		return false, err
+	}
+	return r.Calendar.Delete(ctx, caller.CompanyID, userID, externalID)
 }
 
 // ResyncUserCalendar is the resolver for the resyncUserCalendar field.
@@ -194,7 +223,18 @@ func (r *queryResolver) UserCalendarLinks(ctx context.Context, first *int, after
 
 // CalendarEvent is the resolver for the calendarEvent field.
 func (r *queryResolver) CalendarEvent(ctx context.Context, userID string, externalID string) (*model.CalendarEvent, error) {
-	return nil, notImplemented("calendarEvent")
+	caller, err := auth.Require(ctx, auth.Service, auth.SystemAdmin, auth.UserAdmin, auth.Member)
+	if err != nil {
+		return nil, err
+	}
+	if !caller.Has(auth.Service, auth.SystemAdmin, auth.UserAdmin) && userID != caller.UserID {
+		return nil, auth.ErrForbidden
+	}
+	p, err := r.Calendar.Get(ctx, caller.CompanyID, userID, externalID)
+	if err != nil {
+		return nil, err
+	}
+	return pushedModel(p), nil
 }
 
 // CalendarChanges is the resolver for the calendarChanges field.

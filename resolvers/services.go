@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/tehaishokunin/calsync/authfile"
+	"github.com/tehaishokunin/calsync/calendar"
 	"github.com/tehaishokunin/calsync/credentials"
 	"github.com/tehaishokunin/calsync/links"
 )
@@ -23,4 +24,12 @@ type LinksService interface {
 	Set(ctx context.Context, companyID, actor string, in links.Input) (*links.Link, error)
 	SetMany(ctx context.Context, companyID, actor string, inputs []links.Input) ([]links.Result, error)
 	Resync(ctx context.Context, companyID, userID string) (*links.Link, error)
+}
+
+// CalendarService is what the resolvers need of the push domain.
+type CalendarService interface {
+	Upsert(ctx context.Context, companyID, userID string, in calendar.Input) (*calendar.Pushed, error)
+	UpsertMany(ctx context.Context, companyID, userID string, ins []calendar.Input) ([]calendar.ItemResult, error)
+	Get(ctx context.Context, companyID, userID, externalID string) (*calendar.Pushed, error)
+	Delete(ctx context.Context, companyID, userID, externalID string) (bool, error)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/tehaishokunin/calsync/auth"
+	"github.com/tehaishokunin/calsync/calendar"
 	"github.com/tehaishokunin/calsync/changes"
 	"github.com/tehaishokunin/calsync/config"
 	"github.com/tehaishokunin/calsync/credentials"
@@ -89,6 +90,7 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 	res := &resolvers.Resolver{
 		Credentials: creds,
 		Links:       links.NewService(store, creds, graphClient.client, subs, syncer, log),
+		Calendar:    calendar.NewService(store, creds, graphClient.client, log),
 	}
 	handler := server.New(server.Options{
 		Logger:         log,

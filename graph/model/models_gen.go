@@ -71,6 +71,10 @@ type CalendarEvent struct {
 	// Outlook's changeKey of this version.
 	Version        *string    `json:"version,omitempty"`
 	LastModifiedAt *time.Time `json:"lastModifiedAt,omitempty"`
+	// Opens the event in Outlook on the web.
+	WebLink *string `json:"webLink,omitempty"`
+	// When calsync last read the user's calendar from Outlook.
+	LastSyncedAt *time.Time `json:"lastSyncedAt,omitempty"`
 }
 
 type CalendarEventInput struct {
@@ -82,7 +86,8 @@ type CalendarEventInput struct {
 	Location *string `json:"location,omitempty"`
 	// RFC 3339 with offset; a date (YYYY-MM-DD) when isAllDay.
 	Start string `json:"start"`
-	End   string `json:"end"`
+	// RFC 3339 with offset; when isAllDay, the date after the last day (exclusive, as in iCalendar).
+	End string `json:"end"`
 	// IANA time zone; default Asia/Tokyo.
 	TimeZone                   *string      `json:"timeZone,omitempty"`
 	IsAllDay                   *bool        `json:"isAllDay,omitempty"`

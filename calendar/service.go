@@ -1,0 +1,427 @@
+package calendar
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tehaishokunin/calsync/apperr"
+	"github.com/tehaishokunin/calsync/db"
+	"github.com/tehaishokunin/calsync/outlook"
+)
+
+// ExternalIDProperty is the single-value extended property that tags every
+// event calsync creates with the host's id, so a lost event link can be
+// re-found in Outlook.
+const ExternalIDProperty = "String {7e2b4f35-2c1d-4a8e-9b61-3f0c5d9e8a17} Name calsyncExternalId"
+
+// Credentials gives the company's app registration.
+type Credentials interface {
+	Credentials(ctx context.Context, companyID string) (outlook.Credentials, error)
+	ReportRejected(ctx context.Context, companyID string, err error) bool
+}
+
+// Service pushes the host's schedule entries into Outlook.
+type Service struct {
+	store *db.Store
+	creds Credentials
+	graph *outlook.Client
+	log   *slog.Logger
+	locks sync.Map
+	now   func() time.Time
+}
+
+// NewService builds the service.
+func NewService(store *db.Store, creds Credentials, graph *outlook.Client, log *slog.Logger) *Service {
+	return &Service{store: store, creds: creds, graph: graph, log: log, now: time.Now}
+}
+
+// Pushed is an entry as it stands in Outlook after a push.
+type Pushed struct {
+	Event        Event
+	WebLink      string
+	LastSyncedAt *time.Time
+}
+
+// Errors of pushing.
+var (
+	ErrNotLinked = apperr.New(apperr.NotLinked,
+		"このユーザーはカレンダー連携されていません。ユーザー管理でカレンダー連携を設定してください。",
+		"This user's calendar is not linked; set カレンダー連携 in user management first.").WithField("userId")
+	ErrNotFound = apperr.New(apperr.NotFound, "予定が見つかりません。", "No such calendar entry.").WithField("externalId")
+)
+
+func (s *Service) lock(companyID, externalID string) func() {
+	m, _ := s.locks.LoadOrStore(companyID+"\x00"+externalID, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+// target is a linked user's mailbox and Graph session.
+type target struct {
+	link    *db.CalendarLink
+	sess    *outlook.Session
+	mailbox string
+}
+
+func (s *Service) target(ctx context.Context, companyID, userID string) (*target, error) {
+	l, err := s.store.Link(ctx, companyID, userID)
+	if err != nil {
+		return nil, err
+	}
+	if l == nil || l.Provider != db.ProviderOutlook {
+		return nil, ErrNotLinked
+	}
+	creds, err := s.creds.Credentials(ctx, companyID)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := s.graph.For(creds)
+	if err != nil {
+		return nil, err
+	}
+	mb := deref(l.GraphUserID)
+	if mb == "" {
+		mb = deref(l.CalendarID)
+	}
+	return &target{link: l, sess: sess, mailbox: mb}, nil
+}
+
+// transactionID is stable per (company, externalId) so a create retried
+// after a lost response returns the first event instead of a second one.
+func transactionID(companyID, externalID string, generation int) string {
+	h := sha256.Sum256([]byte(companyID + "\x00" + externalID + "\x00" + strconv.Itoa(generation)))
+	return "calsync-" + hex.EncodeToString(h[:16])
+}
+
+func (e Entry) outlook(txn string) outlook.Event {
+	return outlook.Event{
+		Subject: e.Subject, Body: e.Body, Location: e.Location, Start: e.Start, End: e.End, TimeZone: WindowsZone(e.Zone.String()),
+		IsAllDay: e.IsAllDay, ShowAs: e.ShowAs, Sensitivity: e.Sensitivity, Categories: e.Categories, ReminderMinutes: e.ReminderMinutes,
+		ExtendedProperties: map[string]string{ExternalIDProperty: e.ExternalID}, TransactionID: txn,
+	}
+}
+
+// graphFields maps the host's changed fields to Graph's PATCH fields.
+func graphFields(changed []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, c := range changed {
+		g := c
+		switch c {
+		case "start", "end", "timeZone", "isAllDay":
+			g = "start"
+		}
+		if !seen[g] {
+			seen[g] = true
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// plan is what one upsert needs to do.
+type plan struct {
+	entry   Entry
+	el      *db.EventLink
+	create  bool
+	fields  []string // for an update
+	ifMatch string
+	noop    bool
+	gen     int
+}
+
+// Upsert creates or updates one entry in the user's Outlook calendar.
+func (s *Service) Upsert(ctx context.Context, companyID, userID string, in Input) (*Pushed, error) {
+	e, err := Validate(in, "input.")
+	if err != nil {
+		return nil, err
+	}
+	defer s.lock(companyID, e.ExternalID)()
+	t, err := s.target(ctx, companyID, userID)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.plan(ctx, companyID, t, e, true)
+	if err != nil {
+		return nil, err
+	}
+	if p.noop {
+		return s.pushed(t, p.el)
+	}
+	var ev outlook.Event
+	if p.create {
+		ev, err = s.createWithRetry(ctx, t, p)
+	} else {
+		ev, err = t.sess.UpdateEvent(ctx, t.mailbox, p.el.OutlookEventID, e.outlook(""), p.fields, p.ifMatch)
+		if outlook.KindOf(err) == outlook.KindNotFound {
+			// Deleted in Outlook meanwhile: the host's entry wins, make it again.
+			p.create, p.gen = true, p.gen+1
+			ev, err = s.createWithRetry(ctx, t, p)
+		}
+	}
+	if err != nil {
+		return nil, s.pushError(ctx, companyID, t, p, err)
+	}
+	el, err := s.record(ctx, t, p, ev)
+	if err != nil {
+		return nil, err
+	}
+	return s.pushed(t, el)
+}
+
+func (s *Service) createWithRetry(ctx context.Context, t *target, p *plan) (outlook.Event, error) {
+	txn := transactionID(t.link.CompanyID, p.entry.ExternalID, p.gen)
+	ev, err := t.sess.CreateEvent(ctx, t.mailbox, p.entry.outlook(txn))
+	for attempt := 0; attempt < 2 && err != nil && (outlook.KindOf(err) == outlook.KindUnreachable || outlook.KindOf(err) == outlook.KindUnavailable || outlook.KindOf(err) == outlook.KindUnknown); attempt++ {
+		// The response may be lost after Graph made the event; the same
+		// transactionId returns that event instead of a duplicate.
+		s.log.InfoContext(ctx, "retrying event create with the same transactionId", slog.String("error", err.Error()))
+		ev, err = t.sess.CreateEvent(ctx, t.mailbox, p.entry.outlook(txn))
+	}
+	return ev, err
+}
+
+// plan decides between create, update and nothing, adopting a tagged event
+// when calsync's own record of it was lost.
+func (s *Service) plan(ctx context.Context, companyID string, t *target, e Entry, adopt bool) (*plan, error) {
+	p := &plan{entry: e}
+	el, err := s.store.EventLinkByExternalID(ctx, companyID, e.ExternalID)
+	if err != nil {
+		return nil, err
+	}
+	if el != nil && el.UserID != t.link.UserID {
+		// Reassigned to another user: remove it from the previous calendar.
+		if err := s.deleteOutlook(ctx, companyID, el); err != nil {
+			return nil, err
+		}
+		if err := s.store.DeleteEventLink(ctx, el.ID); err != nil {
+			return nil, err
+		}
+		el = nil
+	}
+	if el == nil && adopt {
+		found, err := t.sess.FindEventsByProperty(ctx, t.mailbox, ExternalIDProperty, e.ExternalID)
+		if err != nil {
+			return nil, s.graphError(ctx, companyID, err)
+		}
+		if len(found) > 0 {
+			adopted := FromOutlook(found[0], &e.ExternalID)
+			raw, _ := json.Marshal(adopted)
+			el = &db.EventLink{CompanyID: companyID, UserID: t.link.UserID, LinkID: &t.link.ID, ExternalID: &e.ExternalID,
+				OutlookEventID: found[0].ID, KnownChangeKey: &found[0].ChangeKey, WrittenChangeKey: &found[0].ChangeKey, LastKnown: raw}
+			if found[0].ICalUID != "" {
+				el.ICalUID = &found[0].ICalUID
+			}
+			if err := s.store.SaveEventLink(ctx, el); err != nil {
+				return nil, err
+			}
+			s.log.InfoContext(ctx, "adopted existing Outlook event", slog.String("company", companyID), slog.Int64("event_link", el.ID))
+		}
+	}
+	p.el = el
+	if el == nil || el.Deleted {
+		p.create = true
+		if el != nil {
+			p.gen = int(el.UpdatedAt.Unix()) // a new transactionId for a re-creation
+		}
+		return p, nil
+	}
+	var before Event
+	_ = json.Unmarshal(el.LastKnown, &before)
+	want := e.View()
+	if e.ReminderMinutes == nil {
+		want.ReminderMinutes = before.ReminderMinutes
+	}
+	outlookEdited := el.KnownChangeKey != nil && el.WrittenChangeKey != nil && *el.KnownChangeKey != *el.WrittenChangeKey
+	if outlookEdited && !e.Force && e.BaseVersion != deref(el.KnownChangeKey) {
+		return nil, conflict(before, deref(el.KnownChangeKey))
+	}
+	changed := ChangedFields(before, want)
+	if len(changed) == 0 {
+		p.noop = true
+		return p, nil
+	}
+	p.fields = graphFields(changed)
+	if !e.Force {
+		p.ifMatch = deref(el.KnownChangeKey)
+	}
+	return p, nil
+}
+
+func conflict(outlookVersion Event, version string) error {
+	return apperr.New(apperr.Conflict,
+		"Outlook 側で予定が変更されています。最新の内容を確認してから baseVersion を指定して再送するか、force: true で上書きしてください。",
+		"The event was changed in Outlook. Review the current version and resend with baseVersion, or overwrite with force: true.").
+		WithField("input.baseVersion").WithExtra("outlookVersion", version).WithExtra("outlookEvent", outlookVersion)
+}
+
+// record stores what calsync wrote: the desired view and the changeKey
+// Graph returned, so the echo of this write is recognised.
+func (s *Service) record(ctx context.Context, t *target, p *plan, ev outlook.Event) (*db.EventLink, error) {
+	view := p.entry.View()
+	if p.entry.ReminderMinutes == nil {
+		view.ReminderMinutes = ev.ReminderMinutes
+	}
+	view.ExternalID, view.OutlookEventID, view.ICalUID, view.Version = &p.entry.ExternalID, ev.ID, ev.ICalUID, ev.ChangeKey
+	if !ev.LastModified.IsZero() {
+		lm := ev.LastModified
+		view.LastModifiedAt = &lm
+	}
+	raw, _ := json.Marshal(view)
+	el := p.el
+	if el == nil {
+		el = &db.EventLink{CompanyID: t.link.CompanyID, UserID: t.link.UserID, ExternalID: &p.entry.ExternalID}
+	}
+	el.LinkID, el.OutlookEventID, el.Deleted = &t.link.ID, ev.ID, false
+	el.WrittenChangeKey, el.KnownChangeKey, el.LastKnown = &ev.ChangeKey, &ev.ChangeKey, raw
+	if ev.ICalUID != "" {
+		el.ICalUID = &ev.ICalUID
+	}
+	if err := s.store.SaveEventLink(ctx, el); err != nil {
+		return nil, err
+	}
+	return el, nil
+}
+
+func (s *Service) pushed(t *target, el *db.EventLink) (*Pushed, error) {
+	var v Event
+	if err := json.Unmarshal(el.LastKnown, &v); err != nil {
+		return nil, fmt.Errorf("reading stored event: %w", err)
+	}
+	v.ExternalID, v.OutlookEventID, v.Version = el.ExternalID, el.OutlookEventID, deref(el.KnownChangeKey)
+	if el.ICalUID != nil {
+		v.ICalUID = *el.ICalUID
+	}
+	return &Pushed{Event: v, WebLink: webLink(el.OutlookEventID), LastSyncedAt: t.link.LastSyncedAt}, nil
+}
+
+// webLink opens the event in Outlook on the web.
+func webLink(id string) string {
+	return "https://outlook.office365.com/owa/?itemid=" + id + "&exvsurl=1&path=/calendar/item"
+}
+
+// pushError maps a failed write; a 412 fetches Outlook's version for the
+// CONFLICT answer.
+func (s *Service) pushError(ctx context.Context, companyID string, t *target, p *plan, err error) error {
+	if outlook.KindOf(err) == outlook.KindConflict && p.el != nil {
+		cur, gerr := t.sess.GetEvent(ctx, t.mailbox, p.el.OutlookEventID, "")
+		if gerr == nil {
+			view := FromOutlook(cur, p.el.ExternalID)
+			raw, _ := json.Marshal(view)
+			p.el.KnownChangeKey, p.el.LastKnown = &cur.ChangeKey, raw
+			_ = s.store.SaveEventLink(ctx, p.el)
+			return conflict(view, cur.ChangeKey)
+		}
+	}
+	return s.graphError(ctx, companyID, err)
+}
+
+func (s *Service) graphError(ctx context.Context, companyID string, err error) error {
+	var ae *apperr.Error
+	if errors.As(err, &ae) {
+		return err
+	}
+	if s.creds.ReportRejected(ctx, companyID, err) {
+		return apperr.New(apperr.CredentialsRejected, "登録されている認証情報が Microsoft に拒否されました。企業設定 → カレンダー認証設定 を確認してください。",
+			"Microsoft rejected the registered credentials; check company settings → calendar authentication.").Wrap(err)
+	}
+	var oe *outlook.Error
+	switch outlook.KindOf(err) {
+	case outlook.KindThrottled:
+		retry := 60
+		if errors.As(err, &oe) && oe.RetryAfter > 0 {
+			retry = int(oe.RetryAfter.Seconds())
+		}
+		return apperr.New(apperr.Throttled, "Microsoft 365 が混み合っています。しばらくしてから再送してください。", "Microsoft 365 is throttling this mailbox; retry later.").
+			WithExtra("retryAfterSeconds", retry).WithHint(fmt.Sprintf("%d 秒以上待ってから再送してください。", retry), fmt.Sprintf("Retry after at least %d seconds.", retry)).Wrap(err)
+	case outlook.KindAccessDenied:
+		return apperr.New(apperr.MailboxAccessDenied, "メールボックスへのアクセスが拒否されました。", "Access to the mailbox was denied.").
+			WithHint("管理者の同意とアプリケーション アクセス ポリシーを確認してください。", "Check admin consent and application access policies.").Wrap(err)
+	case outlook.KindNotFound:
+		return apperr.New(apperr.MailboxNotFound, "メールボックスが見つかりません。カレンダー連携を確認してください。", "The mailbox was not found; check the calendar link.").Wrap(err)
+	case outlook.KindBadRequest:
+		msg := "Outlook が予定を受け付けませんでした。"
+		if errors.As(err, &oe) {
+			return apperr.New(apperr.InvalidInput, msg+"（"+oe.Message+"）", "Outlook refused the event: "+oe.Message).Wrap(err)
+		}
+	}
+	return apperr.New(apperr.Unavailable, "Microsoft 365 に接続できませんでした。しばらくしてから再送してください。", "Microsoft 365 could not be reached; retry later.").Wrap(err)
+}
+
+// Get returns a pushed entry as calsync last knows it.
+func (s *Service) Get(ctx context.Context, companyID, userID, externalID string) (*Pushed, error) {
+	el, err := s.store.EventLinkByExternalID(ctx, companyID, externalID)
+	if err != nil {
+		return nil, err
+	}
+	if el == nil || el.UserID != userID || el.Deleted {
+		return nil, nil
+	}
+	l, err := s.store.Link(ctx, companyID, userID)
+	if err != nil {
+		return nil, err
+	}
+	t := &target{link: l}
+	if l == nil {
+		t.link = &db.CalendarLink{}
+	}
+	return s.pushed(t, el)
+}
+
+// Delete removes a pushed entry from Outlook; already gone counts as done,
+// and events calsync did not create are never touched.
+func (s *Service) Delete(ctx context.Context, companyID, userID, externalID string) (bool, error) {
+	if externalID == "" {
+		return false, ErrNotFound
+	}
+	defer s.lock(companyID, externalID)()
+	el, err := s.store.EventLinkByExternalID(ctx, companyID, externalID)
+	if err != nil {
+		return false, err
+	}
+	if el == nil || el.UserID != userID {
+		return true, nil
+	}
+	if err := s.deleteOutlook(ctx, companyID, el); err != nil {
+		return false, err
+	}
+	return true, s.store.DeleteEventLink(ctx, el.ID)
+}
+
+func (s *Service) deleteOutlook(ctx context.Context, companyID string, el *db.EventLink) error {
+	if el.Deleted {
+		return nil
+	}
+	t, err := s.target(ctx, companyID, el.UserID)
+	if errors.Is(err, ErrNotLinked) {
+		return nil // unlinked since: the calendar is no longer ours to change
+	}
+	if err != nil {
+		return err
+	}
+	err = t.sess.DeleteEvent(ctx, t.mailbox, el.OutlookEventID)
+	switch outlook.KindOf(err) {
+	case outlook.KindNotFound, outlook.KindSyncReset:
+		return nil
+	}
+	if err != nil {
+		return s.graphError(ctx, companyID, err)
+	}
+	return nil
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
