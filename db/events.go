@@ -43,7 +43,7 @@ func SaveEventLink(ctx context.Context, q bun.IDB, e *EventLink) error {
 	if e.ID == 0 {
 		_, err = q.NewInsert().Model(e).Returning("*").Exec(ctx)
 	} else {
-		_, err = q.NewUpdate().Model(e).WherePK().ExcludeColumn("created_at").Set("updated_at = now()").Exec(ctx)
+		_, err = q.NewUpdate().Model(e).WherePK().ExcludeColumn("created_at", "updated_at").Set("updated_at = now()").Exec(ctx)
 	}
 	if err != nil {
 		return fmt.Errorf("saving event link of %s: %w", e.OutlookEventID, err)

@@ -1,12 +1,9 @@
 package subscriptions_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -14,24 +11,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tehaishokunin/calsync/authfile"
-	"github.com/tehaishokunin/calsync/changes"
 	"github.com/tehaishokunin/calsync/credentials"
 	"github.com/tehaishokunin/calsync/db"
-	"github.com/tehaishokunin/calsync/db/dbtest"
 	"github.com/tehaishokunin/calsync/graphemu"
+	"github.com/tehaishokunin/calsync/internal/testenv"
 	"github.com/tehaishokunin/calsync/links"
 	"github.com/tehaishokunin/calsync/outlook"
-	"github.com/tehaishokunin/calsync/secrets"
 	"github.com/tehaishokunin/calsync/subscriptions"
-	"github.com/tehaishokunin/calsync/webhooks"
 )
 
 const (
-	tenantID = "5e0c1a2b-0000-4000-8000-00000000e001"
-	clientID = "5e0c1a2b-1111-4000-8000-00000000e001"
-	secret   = "Sb8Q~subscriptions-test-secret-000001"
-	company  = "acme"
+	tenantID = testenv.TenantID
+	clientID = testenv.ClientID
+	secret   = testenv.Secret
+	company  = testenv.Company
 )
 
 type bundle struct {
@@ -42,48 +35,16 @@ type bundle struct {
 	links   *links.Service
 	graph   *outlook.Client
 	log     *slog.Logger
-	logs    *bytes.Buffer
+	logs    *testenv.SyncBuffer
 	mailbox string
 	hooks   *httptest.Server
 }
 
 func setup(t *testing.T) *bundle {
 	t.Helper()
-	emu, err := graphemu.Start("", graphemu.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emu.Close)
-	users, err := emu.AddTenant(graphemu.TenantSpec{TenantID: tenantID, Domain: "subs.onmicrosoft.com",
-		Apps:  []graphemu.AppSpec{{ClientID: clientID, Secret: secret, Roles: []string{"Calendars.ReadWrite", "User.Read.All"}}},
-		Users: []graphemu.UserSpec{{Mail: "taro@subs.onmicrosoft.com", DisplayName: "山田 太郎"}, {Mail: "hanako@subs.onmicrosoft.com", DisplayName: "佐藤 花子"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	store := db.NewStore(dbtest.New(t))
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	keys, _ := secrets.NewKeyring(key)
-	graph := outlook.New(outlook.Config{GraphBaseURL: emu.URL, LoginBaseURL: emu.URL, Transport: emu.Transport()})
-	creds := credentials.NewService(store, keys, graph, nil, log)
-	if _, err := creds.Register(context.Background(), company, "admin", authfile.File{TenantID: tenantID, ClientID: clientID, ClientSecret: secret}); err != nil {
-		t.Fatal(err)
-	}
-	recv := webhooks.New(store, nil, nil, log)
-	mux := http.NewServeMux()
-	mux.Handle(subscriptions.NotificationPath, recv.Notifications())
-	mux.Handle(subscriptions.LifecyclePath, recv.Lifecycle())
-	hooks := httptest.NewServer(mux)
-	t.Cleanup(hooks.Close)
-	pub, _ := url.Parse(hooks.URL)
-	mgr := subscriptions.NewManager(subscriptions.Config{PublicURL: pub}, store, creds, graph, subscriptions.NewMetrics(nil, store), log)
-	creds.SetSubscriptions(mgr)
-	syncer := changes.NewSyncer(store, creds, graph, nil, log)
-	mgr.SetResyncer(syncer)
-	return &bundle{emu: emu, store: store, creds: creds, mgr: mgr, graph: graph, log: log, logs: &logs, mailbox: users[0].Mail, hooks: hooks,
-		links: links.NewService(store, creds, graph, mgr, syncer, log)}
+	e := testenv.New(t)
+	return &bundle{emu: e.Emu, store: e.Store, creds: e.Creds, mgr: e.Subs, links: e.Links, graph: e.Graph, log: e.Log,
+		logs: e.Logs, mailbox: e.Mailbox, hooks: e.Hooks}
 }
 
 func (b *bundle) link(t *testing.T, user, mailbox string) *db.CalendarLink {

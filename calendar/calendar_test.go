@@ -1,0 +1,356 @@
+package calendar_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tehaishokunin/calsync/apperr"
+	"github.com/tehaishokunin/calsync/calendar"
+	"github.com/tehaishokunin/calsync/graphemu"
+	"github.com/tehaishokunin/calsync/internal/testenv"
+)
+
+const co = testenv.Company
+
+func ptr[T any](v T) *T { return &v }
+
+func entry(id string) calendar.Input {
+	return calendar.Input{ExternalID: id, Subject: "現場A 設備点検", Body: ptr("脚立を持参"), Location: ptr("東京都港区芝公園4-2-8"),
+		Start: "2026-12-01T09:00:00+09:00", End: "2026-12-01T12:00:00+09:00", Categories: []string{"手配"}}
+}
+
+// stored finds the emulator's copy of the event tagged with externalID.
+func stored(t *testing.T, e *testenv.Env, mailbox, externalID string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, ev := range e.OutlookEvents(t, mailbox) {
+		for _, p := range ev["singleValueExtendedProperties"].([]any) {
+			pm := p.(map[string]any)
+			if pm["id"] == calendar.ExternalIDProperty && pm["value"] == externalID {
+				out = append(out, ev)
+			}
+		}
+	}
+	return out
+}
+
+func graphWrites(e *testenv.Env, since int64) int {
+	return e.Requests(since, func(r graphemu.RequestRecord) bool {
+		return (r.Method == "POST" || r.Method == "PATCH" || r.Method == "DELETE") && strings.Contains(r.Path, "/events")
+	})
+}
+
+func TestCreateUpdateNoopDelete(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	ctx := context.Background()
+	e.Link(t, "u1", e.Mailbox)
+
+	p, err := e.Calendar.Upsert(ctx, co, "u1", entry("job-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Event.OutlookEventID == "" || p.Event.Version == "" || p.WebLink == "" || p.LastSyncedAt == nil || *p.Event.ExternalID != "job-1" {
+		t.Fatalf("pushed %+v", p)
+	}
+	evs := stored(t, e, e.Mailbox, "job-1")
+	if len(evs) != 1 || evs[0]["subject"] != "現場A 設備点検" || evs[0]["originalStartTimeZone"] != "Tokyo Standard Time" ||
+		evs[0]["transactionId"] == nil || len(evs[0]["attendees"].([]any)) != 0 {
+		t.Fatalf("in Outlook: %v", evs)
+	}
+
+	since := e.Emu.LastRequestSeq()
+	if _, err := e.Calendar.Upsert(ctx, co, "u1", entry("job-1")); err != nil {
+		t.Fatal(err)
+	}
+	if n := graphWrites(e, since); n != 0 {
+		t.Fatalf("unchanged upsert made %d Graph writes", n)
+	}
+
+	in := entry("job-1")
+	in.Subject = "現場A 設備点検（時間変更）"
+	since = e.Emu.LastRequestSeq()
+	p2, err := e.Calendar.Upsert(ctx, co, "u1", in)
+	if err != nil || p2.Event.OutlookEventID != p.Event.OutlookEventID || p2.Event.Version == p.Event.Version {
+		t.Fatalf("update: %+v %v", p2, err)
+	}
+	if n := e.Requests(since, func(r graphemu.RequestRecord) bool { return r.Method == "PATCH" }); n != 1 {
+		t.Fatalf("%d PATCHes", n)
+	}
+	if got := stored(t, e, e.Mailbox, "job-1"); got[0]["subject"] != in.Subject || got[0]["location"].(map[string]any)["displayName"] != "東京都港区芝公園4-2-8" {
+		t.Fatalf("after update: %v", got[0])
+	}
+	if g, err := e.Calendar.Get(ctx, co, "u1", "job-1"); err != nil || g.Event.Subject != in.Subject {
+		t.Fatalf("get: %+v %v", g, err)
+	}
+
+	ok, err := e.Calendar.Delete(ctx, co, "u1", "job-1")
+	if err != nil || !ok || len(stored(t, e, e.Mailbox, "job-1")) != 0 {
+		t.Fatalf("delete: %v %v", ok, err)
+	}
+	if ok, err := e.Calendar.Delete(ctx, co, "u1", "job-1"); err != nil || !ok {
+		t.Fatalf("second delete: %v %v", ok, err)
+	}
+	if g, _ := e.Calendar.Get(ctx, co, "u1", "job-1"); g != nil {
+		t.Fatal("deleted entry still readable")
+	}
+}
+
+func TestDeleteOnlyTouchesOwnEvents(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	ctx := context.Background()
+	e.Link(t, "u1", e.Mailbox)
+	e.Control(t, "POST", "/_emulator/users/"+e.Mailbox+"/events", map[string]any{"subject": "私用",
+		"start": map[string]any{"dateTime": "2026-12-02T10:00:00", "timeZone": "UTC"}, "end": map[string]any{"dateTime": "2026-12-02T11:00:00", "timeZone": "UTC"}}, nil)
+	if err := e.Syncer.Resync(ctx, mustLink(t, e, "u1")); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := e.Calendar.Delete(ctx, co, "u1", "私用"); err != nil || !ok {
+		t.Fatalf("%v %v", ok, err)
+	}
+	if n := len(e.OutlookEvents(t, e.Mailbox)); n != 1 {
+		t.Fatalf("the user's own event was touched: %d events left", n)
+	}
+}
+
+func mustLink(t *testing.T, e *testenv.Env, user string) int64 {
+	l, err := e.Store.Link(context.Background(), co, user)
+	if err != nil || l == nil {
+		t.Fatal(err)
+	}
+	return l.ID
+}
+
+func TestLostResponseMakesNoDuplicate(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	e.Link(t, "u1", e.Mailbox)
+	if err := e.Emu.AddFault(graphemu.Fault{Kind: "dropResponse", Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := e.Calendar.Upsert(context.Background(), co, "u1", entry("job-lost"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := stored(t, e, e.Mailbox, "job-lost")
+	if len(evs) != 1 || evs[0]["id"] != p.Event.OutlookEventID {
+		t.Fatalf("%d events in Outlook for one entry", len(evs))
+	}
+}
+
+func TestAdoptionAfterLostLink(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	ctx := context.Background()
+	e.Link(t, "u1", e.Mailbox)
+	p, err := e.Calendar.Upsert(ctx, co, "u1", entry("job-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A database restored from before the push: the event link is gone.
+	if _, err := e.Store.DB().NewDelete().Table("event_links").Where("external_id = 'job-2'").Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	in := entry("job-2")
+	in.Subject = "現場A（変更）"
+	p2, err := e.Calendar.Upsert(ctx, co, "u1", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p2.Event.OutlookEventID != p.Event.OutlookEventID || len(stored(t, e, e.Mailbox, "job-2")) != 1 {
+		t.Fatalf("adoption made a duplicate: %s vs %s", p2.Event.OutlookEventID, p.Event.OutlookEventID)
+	}
+	if stored(t, e, e.Mailbox, "job-2")[0]["subject"] != "現場A（変更）" {
+		t.Fatal("adopted event not updated")
+	}
+}
+
+func TestTimeZonesAndAllDay(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	ctx := context.Background()
+	e.Link(t, "u1", e.Mailbox)
+
+	in := entry("tz-tokyo")
+	if _, err := e.Calendar.Upsert(ctx, co, "u1", in); err != nil {
+		t.Fatal(err)
+	}
+	ev := stored(t, e, e.Mailbox, "tz-tokyo")[0]
+	if ev["start"].(map[string]any)["dateTime"] != "2026-12-01T00:00:00.0000000" || ev["originalStartTimeZone"] != "Tokyo Standard Time" {
+		t.Fatalf("Tokyo event stored as %v / %v", ev["start"], ev["originalStartTimeZone"])
+	}
+
+	// New York across the 2026-03-08 change to daylight saving time.
+	ny := calendar.Input{ExternalID: "tz-ny", Subject: "DST", Start: "2026-03-07T09:00:00-05:00", End: "2026-03-09T09:00:00-04:00", TimeZone: ptr("America/New_York")}
+	p, err := e.Calendar.Upsert(ctx, co, "u1", ny)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev = stored(t, e, e.Mailbox, "tz-ny")[0]
+	if ev["start"].(map[string]any)["dateTime"] != "2026-03-07T14:00:00.0000000" || ev["end"].(map[string]any)["dateTime"] != "2026-03-09T13:00:00.0000000" ||
+		ev["originalStartTimeZone"] != "Eastern Standard Time" {
+		t.Fatalf("New York event stored as %v .. %v (%v)", ev["start"], ev["end"], ev["originalStartTimeZone"])
+	}
+	if p.Event.Start != "2026-03-07T09:00:00-05:00" || p.Event.End != "2026-03-09T09:00:00-04:00" || p.Event.TimeZone != "America/New_York" {
+		t.Fatalf("host view %s .. %s %s", p.Event.Start, p.Event.End, p.Event.TimeZone)
+	}
+
+	allDay := calendar.Input{ExternalID: "allday", Subject: "終日作業", Start: "2026-12-24", End: "2026-12-26", IsAllDay: ptr(true)}
+	if _, err := e.Calendar.Upsert(ctx, co, "u1", allDay); err != nil {
+		t.Fatal(err)
+	}
+	ev = stored(t, e, e.Mailbox, "allday")[0]
+	// Midnight to midnight in Tokyo: 15:00 UTC the day before.
+	if ev["isAllDay"] != true || ev["start"].(map[string]any)["dateTime"] != "2026-12-23T15:00:00.0000000" || ev["end"].(map[string]any)["dateTime"] != "2026-12-25T15:00:00.0000000" {
+		t.Fatalf("all-day stored as %v .. %v", ev["start"], ev["end"])
+	}
+}
+
+func TestValidation(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	e.Link(t, "u1", e.Mailbox)
+	cases := []struct {
+		name  string
+		mod   func(*calendar.Input)
+		field string
+	}{
+		{"end before start", func(in *calendar.Input) { in.End = "2026-12-01T08:00:00+09:00" }, "input.end"},
+		{"no offset", func(in *calendar.Input) { in.Start = "2026-12-01T09:00:00" }, "input.start"},
+		{"unknown zone", func(in *calendar.Input) { in.TimeZone = ptr("Mars/Olympus") }, "input.timeZone"},
+		{"subject too long", func(in *calendar.Input) { in.Subject = strings.Repeat("あ", 256) }, "input.subject"},
+		{"no subject", func(in *calendar.Input) { in.Subject = " " }, "input.subject"},
+		{"all-day with times", func(in *calendar.Input) { in.IsAllDay = ptr(true) }, "input.start"},
+		{"bad showAs", func(in *calendar.Input) { in.ShowAs = ptr("SLEEPING") }, "input.showAs"},
+		{"no external id", func(in *calendar.Input) { in.ExternalID = "" }, "input.externalId"},
+	}
+	for _, c := range cases {
+		in := entry("v-1")
+		c.mod(&in)
+		_, err := e.Calendar.Upsert(context.Background(), co, "u1", in)
+		if ae := apperr.As(err); ae.Code != apperr.InvalidInput || ae.Field != c.field {
+			t.Errorf("%s: %v (field %q)", c.name, err, ae.Field)
+		}
+	}
+	if _, err := e.Calendar.Upsert(context.Background(), co, "nobody", entry("x")); apperr.CodeOf(err) != apperr.NotLinked {
+		t.Errorf("unlinked user: %v", err)
+	}
+}
+
+func TestConflictAndForce(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	ctx := context.Background()
+	e.Link(t, "u1", e.Mailbox)
+	p, err := e.Calendar.Upsert(ctx, co, "u1", entry("job-c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The craftsman moves the event in Outlook; sync-back has not run yet.
+	e.Control(t, "PATCH", "/_emulator/users/"+e.Mailbox+"/events/"+p.Event.OutlookEventID, map[string]any{"subject": "Outlook で変更"}, nil)
+	in := entry("job-c")
+	in.Subject = "ホスト側で変更"
+	_, err = e.Calendar.Upsert(ctx, co, "u1", in)
+	ae := apperr.As(err)
+	if ae.Code != apperr.Conflict || ae.Extra["outlookVersion"] == "" {
+		t.Fatalf("want CONFLICT, got %v", err)
+	}
+	ov, _ := ae.Extra["outlookEvent"].(calendar.Event)
+	if ov.Subject != "Outlook で変更" {
+		t.Fatalf("conflict carries %+v", ae.Extra["outlookEvent"])
+	}
+	// A plain retry still conflicts; one based on the Outlook version wins.
+	if _, err := e.Calendar.Upsert(ctx, co, "u1", in); apperr.CodeOf(err) != apperr.Conflict {
+		t.Fatalf("second plain upsert: %v", err)
+	}
+	in.BaseVersion = ptr(ae.Extra["outlookVersion"].(string))
+	if _, err := e.Calendar.Upsert(ctx, co, "u1", in); err != nil {
+		t.Fatalf("upsert based on the Outlook version: %v", err)
+	}
+	// force overwrites another Outlook edit.
+	e.Control(t, "PATCH", "/_emulator/users/"+e.Mailbox+"/events/"+p.Event.OutlookEventID, map[string]any{"subject": "また Outlook で"}, nil)
+	in.Subject, in.BaseVersion, in.Force = "強制上書き", nil, true
+	if _, err := e.Calendar.Upsert(ctx, co, "u1", in); err != nil {
+		t.Fatalf("force: %v", err)
+	}
+	if got := stored(t, e, e.Mailbox, "job-c")[0]["subject"]; got != "強制上書き" {
+		t.Fatalf("after force: %v", got)
+	}
+}
+
+func TestThrottledMailboxRecovers(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	e.Link(t, "u1", e.Mailbox)
+	if err := e.Emu.AddFault(graphemu.Fault{Kind: "throttle", Mailbox: e.Mailbox, Count: 2, RetryAfterSeconds: 1}); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	if _, err := e.Calendar.Upsert(context.Background(), co, "u1", entry("job-t")); err != nil {
+		t.Fatalf("throttled upsert: %v", err)
+	}
+	if time.Since(began) < 2*time.Second {
+		t.Fatal("did not wait for Retry-After")
+	}
+	if len(stored(t, e, e.Mailbox, "job-t")) != 1 {
+		t.Fatal("event not created")
+	}
+	// Throttled past the SDK's retries: THROTTLED with a hint.
+	if err := e.Emu.AddFault(graphemu.Fault{Kind: "throttle", Mailbox: e.Mailbox, Count: 20, RetryAfterSeconds: 1}); err != nil {
+		t.Fatal(err)
+	}
+	in := entry("job-t")
+	in.Subject = "changed"
+	_, err := e.Calendar.Upsert(context.Background(), co, "u1", in)
+	if ae := apperr.As(err); ae.Code != apperr.Throttled || ae.Hint == nil || ae.Extra["retryAfterSeconds"] == nil {
+		t.Fatalf("want THROTTLED, got %v", err)
+	}
+	e.Emu.ClearFaults()
+}
+
+func TestBulkUsesBatches(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	e.Link(t, "u1", e.Mailbox)
+	var ins []calendar.Input
+	day := time.Date(2026, 12, 1, 9, 0, 0, 0, time.FixedZone("JST", 9*3600))
+	for i := 0; i < 100; i++ {
+		s := day.AddDate(0, 0, i)
+		ins = append(ins, calendar.Input{ExternalID: fmt.Sprintf("bulk-%03d", i), Subject: fmt.Sprintf("作業 %d", i),
+			Start: s.Format(time.RFC3339), End: s.Add(2 * time.Hour).Format(time.RFC3339)})
+	}
+	ins = append(ins, calendar.Input{ExternalID: "bulk-bad", Subject: "bad", Start: "tomorrow", End: "later"})
+	since := e.Emu.LastRequestSeq()
+	results, err := e.Calendar.UpsertMany(context.Background(), co, "u1", ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := 0
+	for _, r := range results[:100] {
+		if r.Err == nil && r.Pushed != nil && r.Pushed.Event.OutlookEventID != "" {
+			ok++
+		}
+	}
+	if ok != 100 || results[100].Err == nil || apperr.As(results[100].Err).Field != "inputs[100].start" {
+		t.Fatalf("%d ok; bad item: %v", ok, results[100].Err)
+	}
+	batches := e.Requests(since, func(r graphemu.RequestRecord) bool { return r.Path == "/v1.0/$batch" })
+	if batches != 5 {
+		t.Fatalf("%d batch calls for 100 events, want 5", batches)
+	}
+	if n := len(e.OutlookEvents(t, e.Mailbox)); n != 100 {
+		t.Fatalf("%d events in Outlook", n)
+	}
+	// Re-sending the same 100 changes nothing.
+	since = e.Emu.LastRequestSeq()
+	if _, err := e.Calendar.UpsertMany(context.Background(), co, "u1", ins[:100]); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.Requests(since, func(graphemu.RequestRecord) bool { return true }); n != 0 {
+		t.Fatalf("unchanged bulk made %d Graph calls", n)
+	}
+}

@@ -1,0 +1,186 @@
+// Package testenv assembles a whole calsync core for tests: a real Postgres
+// schema, a graphemu over TLS with one tenant, registered credentials, the
+// subscription manager, the syncer, the link and push services, and a
+// webhook receiver Graph's handshakes and notifications reach. Only tests
+// import it.
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tehaishokunin/calsync/authfile"
+	"github.com/tehaishokunin/calsync/calendar"
+	"github.com/tehaishokunin/calsync/changes"
+	"github.com/tehaishokunin/calsync/credentials"
+	"github.com/tehaishokunin/calsync/db"
+	"github.com/tehaishokunin/calsync/db/dbtest"
+	"github.com/tehaishokunin/calsync/graphemu"
+	"github.com/tehaishokunin/calsync/links"
+	"github.com/tehaishokunin/calsync/outlook"
+	"github.com/tehaishokunin/calsync/secrets"
+	"github.com/tehaishokunin/calsync/subscriptions"
+	"github.com/tehaishokunin/calsync/webhooks"
+)
+
+// The tenant every Env has.
+const (
+	TenantID = "5e0c1a2b-0000-4000-8000-00000000e001"
+	ClientID = "5e0c1a2b-1111-4000-8000-00000000e001"
+	Secret   = "Sb8Q~testenv-secret-value-0000000001"
+	Company  = "acme"
+	Domain   = "testenv.onmicrosoft.com"
+)
+
+// Env is a running core.
+type Env struct {
+	Emu      *graphemu.Server
+	Store    *db.Store
+	Creds    *credentials.Service
+	Subs     *subscriptions.Manager
+	Syncer   *changes.Syncer
+	Worker   *changes.Worker
+	Links    *links.Service
+	Calendar *calendar.Service
+	Graph    *outlook.Client
+	Log      *slog.Logger
+	Logs     *SyncBuffer
+	Hooks    *httptest.Server
+	Mailbox  string // taro's address
+	Mailbox2 string // hanako's address
+}
+
+// SyncBuffer is a log sink safe for concurrent writers.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// New starts an Env; everything stops when t ends.
+func New(t testing.TB) *Env {
+	t.Helper()
+	emu, err := graphemu.Start("", graphemu.Options{RetryBase: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emu.Close)
+	users, err := emu.AddTenant(graphemu.TenantSpec{TenantID: TenantID, Domain: Domain,
+		Apps: []graphemu.AppSpec{{ClientID: ClientID, Secret: Secret, Roles: []string{"Calendars.ReadWrite", "User.Read.All"}}},
+		Users: []graphemu.UserSpec{{Mail: "taro@" + Domain, DisplayName: "山田 太郎"}, {Mail: "hanako@" + Domain, DisplayName: "佐藤 花子"},
+			{Mail: "ichiro@" + Domain, DisplayName: "鈴木 一郎"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &SyncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	store := db.NewStore(dbtest.New(t))
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	keys, _ := secrets.NewKeyring(key)
+	graph := outlook.New(outlook.Config{GraphBaseURL: emu.URL, LoginBaseURL: emu.URL, Transport: emu.Transport()})
+	creds := credentials.NewService(store, keys, graph, nil, log)
+	if _, err := creds.Register(context.Background(), Company, "admin", authfile.File{TenantID: TenantID, ClientID: ClientID, ClientSecret: Secret}); err != nil {
+		t.Fatal(err)
+	}
+	syncer := changes.NewSyncer(store, creds, graph, nil, log)
+	env := &Env{Emu: emu, Store: store, Creds: creds, Syncer: syncer, Graph: graph, Log: log, Logs: logs,
+		Mailbox: users[0].Mail, Mailbox2: users[1].Mail}
+	var wake func()
+	recv := webhooks.New(store, nil, func() {
+		if wake != nil {
+			wake()
+		}
+	}, log)
+	mux := http.NewServeMux()
+	mux.Handle(subscriptions.NotificationPath, recv.Notifications())
+	mux.Handle(subscriptions.LifecyclePath, recv.Lifecycle())
+	env.Hooks = httptest.NewServer(mux)
+	t.Cleanup(env.Hooks.Close)
+	pub, _ := url.Parse(env.Hooks.URL)
+	env.Subs = subscriptions.NewManager(subscriptions.Config{PublicURL: pub}, store, creds, graph, subscriptions.NewMetrics(nil, store), log)
+	creds.SetSubscriptions(env.Subs)
+	env.Subs.SetResyncer(syncer)
+	env.Worker = changes.NewWorker(store, syncer, env.Subs, time.Hour, log)
+	wake = env.Worker.Wake
+	env.Links = links.NewService(store, creds, graph, env.Subs, syncer, log)
+	env.Calendar = calendar.NewService(store, creds, graph, log)
+	return env
+}
+
+// Link links a host user to a mailbox and returns the stored link.
+func (e *Env) Link(t testing.TB, user, mailbox string) *db.CalendarLink {
+	t.Helper()
+	if _, err := e.Links.Set(context.Background(), Company, "admin", links.Input{UserID: user, Provider: db.ProviderOutlook, CalendarID: mailbox}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := e.Store.Link(context.Background(), Company, user)
+	if err != nil || l == nil {
+		t.Fatalf("link of %s: %v", user, err)
+	}
+	return l
+}
+
+// Control calls the emulator's control API and decodes the answer.
+func (e *Env) Control(t testing.TB, method, path string, body, out any) int {
+	t.Helper()
+	var rd *bytes.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	} else {
+		rd = bytes.NewReader(nil)
+	}
+	req, _ := http.NewRequest(method, e.Emu.URL+path, rd)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := e.Emu.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		_ = json.NewDecoder(resp.Body).Decode(out)
+	}
+	return resp.StatusCode
+}
+
+// OutlookEvents lists a mailbox's events as the emulator stores them.
+func (e *Env) OutlookEvents(t testing.TB, mailbox string) []map[string]any {
+	t.Helper()
+	var out struct {
+		Value []map[string]any `json:"value"`
+	}
+	e.Control(t, "GET", "/_emulator/users/"+mailbox+"/events", nil, &out)
+	return out.Value
+}
+
+// Requests counts the emulator's served calls after seq matching keep.
+func (e *Env) Requests(since int64, keep func(graphemu.RequestRecord) bool) int {
+	n := 0
+	for _, r := range e.Emu.Requests(since) {
+		if keep(r) {
+			n++
+		}
+	}
+	return n
+}
