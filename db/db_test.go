@@ -40,8 +40,8 @@ func TestMigrationsUpDownUp(t *testing.T) {
 		if len(applied) == 0 {
 			t.Fatalf("round %d: nothing applied", round)
 		}
-		if n := tables(); n != 8 {
-			t.Fatalf("round %d: %d tables after up, want 8", round, n)
+		if n := tables(); n != 9 {
+			t.Fatalf("round %d: %d tables after up, want 9", round, n)
 		}
 		if n, err := m.Pending(ctx); err != nil || n != 0 {
 			t.Fatalf("pending after up = %d, %v", n, err)

@@ -2,10 +2,13 @@ package resolvers
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/tehaishokunin/calsync/apperr"
 	"github.com/tehaishokunin/calsync/calendar"
+	"github.com/tehaishokunin/calsync/changes"
 	"github.com/tehaishokunin/calsync/credentials"
+	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/graph/model"
 	"github.com/tehaishokunin/calsync/links"
 )
@@ -122,4 +125,21 @@ func eventInput(in *model.CalendarEventInput) calendar.Input {
 		out.Sensitivity = &s
 	}
 	return out
+}
+
+func changeModel(c db.Change) *model.CalendarChange {
+	m := &model.CalendarChange{
+		Cursor: changes.Cursor(c.Cursor), UserID: c.UserID, ExternalID: c.ExternalID, OutlookEventID: c.OutlookEventID,
+		ChangeType: model.ChangeType(c.ChangeType), ChangedFields: c.ChangedFields, OccurredAt: c.OccurredAt,
+	}
+	if m.ChangedFields == nil {
+		m.ChangedFields = []string{}
+	}
+	if len(c.Event) > 0 && string(c.Event) != "null" {
+		var e calendar.Event
+		if json.Unmarshal(c.Event, &e) == nil {
+			m.Event = eventModel(e)
+		}
+	}
+	return m
 }

@@ -8,4 +8,5 @@ type Resolver struct {
 	Credentials CredentialsService
 	Links       LinksService
 	Calendar    CalendarService
+	Feed        FeedService
 }

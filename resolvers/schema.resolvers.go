@@ -239,12 +239,61 @@ func (r *queryResolver) CalendarEvent(ctx context.Context, userID string, extern
 
 // CalendarChanges is the resolver for the calendarChanges field.
 func (r *queryResolver) CalendarChanges(ctx context.Context, after *string, first *int, userID *string) (*model.CalendarChangeConnection, error) {
-	return nil, notImplemented("calendarChanges")
+	caller, err := auth.Require(ctx, auth.Service, auth.SystemAdmin, auth.UserAdmin, auth.Member)
+	if err != nil {
+		return nil, err
+	}
+	user, err := feedUser(caller, userID)
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	if first != nil {
+		n = *first
+	}
+	p, err := r.Feed.Page(ctx, caller.CompanyID, str(after), n, user)
+	if err != nil {
+		return nil, err
+	}
+	conn := &model.CalendarChangeConnection{Edges: []*model.CalendarChangeEdge{}, PageInfo: &model.PageInfo{HasNextPage: p.HasNext}}
+	for _, c := range p.Changes {
+		m := changeModel(c)
+		conn.Edges = append(conn.Edges, &model.CalendarChangeEdge{Cursor: m.Cursor, Node: m})
+	}
+	if n := len(conn.Edges); n > 0 {
+		conn.PageInfo.EndCursor = &conn.Edges[n-1].Cursor
+	} else if after != nil {
+		conn.PageInfo.EndCursor = after
+	}
+	return conn, nil
 }
 
 // CalendarChanged is the resolver for the calendarChanged field.
 func (r *subscriptionResolver) CalendarChanged(ctx context.Context, userID *string) (<-chan *model.CalendarChange, error) {
-	return nil, notImplemented("calendarChanged")
+	caller, err := auth.Require(ctx, auth.Service, auth.SystemAdmin, auth.UserAdmin, auth.Member)
+	if err != nil {
+		return nil, err
+	}
+	user, err := feedUser(caller, userID)
+	if err != nil {
+		return nil, err
+	}
+	in, err := r.Feed.Stream(ctx, caller.CompanyID, user)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan *model.CalendarChange)
+	go func() {
+		defer close(out)
+		for c := range in {
+			select {
+			case out <- changeModel(c):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
 }
 
 // Mutation returns graph.MutationResolver implementation.

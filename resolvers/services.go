@@ -5,6 +5,8 @@ import (
 
 	"github.com/tehaishokunin/calsync/authfile"
 	"github.com/tehaishokunin/calsync/calendar"
+	"github.com/tehaishokunin/calsync/changes"
+	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/credentials"
 	"github.com/tehaishokunin/calsync/links"
 )
@@ -32,4 +34,10 @@ type CalendarService interface {
 	UpsertMany(ctx context.Context, companyID, userID string, ins []calendar.Input) ([]calendar.ItemResult, error)
 	Get(ctx context.Context, companyID, userID, externalID string) (*calendar.Pushed, error)
 	Delete(ctx context.Context, companyID, userID, externalID string) (bool, error)
+}
+
+// FeedService is what the resolvers need of the change feed.
+type FeedService interface {
+	Page(ctx context.Context, companyID, after string, first int, userID string) (*changes.Page, error)
+	Stream(ctx context.Context, companyID, userID string) (<-chan db.Change, error)
 }

@@ -82,7 +82,17 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 	subs := subscriptions.NewManager(subscriptions.Config{PublicURL: cfg.PublicURL, RequireHTTPS: !cfg.Emulator()},
 		store, creds, graphClient.client, subscriptions.NewMetrics(reg, store), log)
 	creds.SetSubscriptions(subs)
-	syncer := changes.NewSyncer(store, creds, graphClient.client, nil, log)
+	feed := changes.NewFeed(store, 5*time.Second, log)
+	var host *changes.HostWebhook
+	if cfg.HostWebhookURL != "" {
+		host = changes.NewHostWebhook(store, cfg.HostWebhookURL, changes.SecretBytes(string(cfg.HostWebhookSecret)), log)
+	}
+	syncer := changes.NewSyncer(store, creds, graphClient.client, func(companyID string) {
+		feed.Publish(companyID)
+		if host != nil {
+			host.Wake()
+		}
+	}, log)
 	subs.SetResyncer(syncer)
 	worker := changes.NewWorker(store, syncer, subs, time.Second, log)
 	hooks := webhooks.New(store, reg, worker.Wake, log)
@@ -91,6 +101,7 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 		Credentials: creds,
 		Links:       links.NewService(store, creds, graphClient.client, subs, syncer, log),
 		Calendar:    calendar.NewService(store, creds, graphClient.client, log),
+		Feed:        feed,
 	}
 	handler := server.New(server.Options{
 		Logger:         log,
@@ -108,9 +119,13 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 	// Background services start once the server listens: reconciliation
 	// may create subscriptions, whose handshake Graph sends to us.
 	services := []service{
+		feed,
 		worker,
 		subscriptions.NewRenewer(subs, 30*time.Second, log),
 		credentials.NewChecker(creds, time.Hour, 24*time.Hour, log),
+	}
+	if host != nil {
+		services = append(services, host)
 	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)

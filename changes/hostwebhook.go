@@ -1,0 +1,175 @@
+package changes
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tehaishokunin/calsync/db"
+)
+
+// HostWebhook posts every change to the host app's webhook, signed as the
+// Standard Webhooks spec says (webhook-id, webhook-timestamp,
+// webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">), in
+// feed order, retrying with backoff until the host answers 2xx. One replica
+// delivers at a time (the state row is locked).
+type HostWebhook struct {
+	store  *db.Store
+	url    string
+	secret []byte
+	client *http.Client
+	log    *slog.Logger
+	every  time.Duration
+	wake   chan struct{}
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// SecretBytes decodes a Standard Webhooks secret ("whsec_" + base64) or
+// takes the value as raw bytes.
+func SecretBytes(s string) []byte {
+	if rest, ok := strings.CutPrefix(s, "whsec_"); ok {
+		if b, err := base64.StdEncoding.DecodeString(rest); err == nil {
+			return b
+		}
+	}
+	return []byte(s)
+}
+
+// NewHostWebhook builds the deliverer.
+func NewHostWebhook(store *db.Store, url string, secret []byte, log *slog.Logger) *HostWebhook {
+	return &HostWebhook{store: store, url: url, secret: secret, log: log, every: 2 * time.Second,
+		client: &http.Client{Timeout: 10 * time.Second}, wake: make(chan struct{}, 1)}
+}
+
+// Wake asks for a delivery round now.
+func (h *HostWebhook) Wake() {
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Start runs deliveries until Stop.
+func (h *HostWebhook) Start(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ctx, h.cancel = context.WithCancel(ctx)
+	h.done = make(chan struct{})
+	go func() {
+		defer close(h.done)
+		t := time.NewTicker(h.every)
+		defer t.Stop()
+		for {
+			h.RunOnce(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			case <-h.wake:
+			}
+		}
+	}()
+	return nil
+}
+
+// Stop ends deliveries.
+func (h *HostWebhook) Stop() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cancel != nil {
+		h.cancel()
+		<-h.done
+		h.cancel = nil
+	}
+}
+
+// Payload is the JSON body the host receives.
+type Payload struct {
+	Type      string         `json:"type"`
+	Timestamp time.Time      `json:"timestamp"`
+	Data      map[string]any `json:"data"`
+}
+
+// RunOnce delivers pending changes in order until one fails or none are
+// left; it returns how many were acknowledged.
+func (h *HostWebhook) RunOnce(ctx context.Context) int {
+	delivered := 0
+	_, err := h.store.WithHostWebhook(ctx, func(ctx context.Context, st db.HostWebhookState) (db.HostWebhookState, error) {
+		for ctx.Err() == nil {
+			cs, err := h.store.ChangesAfter(ctx, st.LastCursor, 100)
+			if err != nil || len(cs) == 0 {
+				return st, err
+			}
+			for _, c := range cs {
+				if err := h.post(ctx, c); err != nil {
+					st.Failures++
+					st.NextAttemptAt = time.Now().Add(min(time.Second<<min(st.Failures, 10), 10*time.Minute))
+					msg := err.Error()
+					st.LastError = &msg
+					h.log.WarnContext(ctx, "host webhook delivery failed; will retry", slog.Int64("cursor", c.Cursor),
+						slog.Int("failures", st.Failures), slog.String("error", msg))
+					return st, nil
+				}
+				st.LastCursor, st.Failures, st.LastError = c.Cursor, 0, nil
+				delivered++
+			}
+		}
+		return st, nil
+	})
+	if err != nil && ctx.Err() == nil {
+		h.log.WarnContext(ctx, "host webhook round failed", slog.String("error", err.Error()))
+	}
+	return delivered
+}
+
+func (h *HostWebhook) post(ctx context.Context, c db.Change) error {
+	var event any
+	if len(c.Event) > 0 {
+		event = json.RawMessage(c.Event)
+	}
+	body, _ := json.Marshal(Payload{Type: "calendar.changed", Timestamp: c.OccurredAt.UTC(), Data: map[string]any{
+		"cursor": Cursor(c.Cursor), "companyId": c.CompanyID, "userId": c.UserID, "externalId": c.ExternalID,
+		"outlookEventId": c.OutlookEventID, "changeType": c.ChangeType, "changedFields": c.ChangedFields,
+		"event": event, "occurredAt": c.OccurredAt.UTC(),
+	}})
+	id := "chg_" + strconv.FormatInt(c.Cursor, 10)
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("webhook-id", id)
+	req.Header.Set("webhook-timestamp", ts)
+	req.Header.Set("webhook-signature", "v1,"+Sign(h.secret, id, ts, body))
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("posting change %d: %w", c.Cursor, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("host answered %d for change %d", resp.StatusCode, c.Cursor)
+	}
+	return nil
+}
+
+// Sign is the Standard Webhooks v1 signature of a message.
+func Sign(secret []byte, id, timestamp string, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(id + "." + timestamp + "."))
+	m.Write(body)
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
