@@ -1,0 +1,262 @@
+package changes_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tehaishokunin/calsync/calendar"
+	"github.com/tehaishokunin/calsync/db"
+	"github.com/tehaishokunin/calsync/graphemu"
+	"github.com/tehaishokunin/calsync/internal/testenv"
+)
+
+const co = testenv.Company
+
+func allChanges(t *testing.T, e *testenv.Env) []db.Change {
+	t.Helper()
+	cs, _, err := e.Store.Changes(context.Background(), co, 0, "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+// drain processes the inbox until the emulator has nothing left to deliver
+// and the inbox is empty.
+func drain(t *testing.T, e *testenv.Env) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	quiet := 0
+	for quiet < 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("inbox did not drain")
+		}
+		n := e.Worker.RunOnce(context.Background())
+		pending, _ := e.Store.PendingInbox(context.Background())
+		var st struct {
+			Pending int `json:"pendingNotifications"`
+		}
+		e.Control(t, "GET", "/_emulator/state", nil, &st)
+		if n == 0 && pending == 0 && st.Pending == 0 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+}
+
+func ownerEdit(t *testing.T, e *testenv.Env, method, path string, body map[string]any) map[string]any {
+	t.Helper()
+	var out map[string]any
+	e.Control(t, method, "/_emulator/users/"+e.Mailbox+"/events"+path, body, &out)
+	return out
+}
+
+func newOutlookEvent(subject string) map[string]any {
+	return map[string]any{"subject": subject, "start": map[string]any{"dateTime": "2026-12-03T10:00:00", "timeZone": "Tokyo Standard Time"},
+		"end": map[string]any{"dateTime": "2026-12-03T11:00:00", "timeZone": "Tokyo Standard Time"}}
+}
+
+func TestOutlookEditsBecomeChanges(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	ctx := context.Background()
+	e.Link(t, "u1", e.Mailbox)
+	drain(t, e)
+	if n := len(allChanges(t, e)); n != 0 {
+		t.Fatalf("%d changes before any edit", n)
+	}
+
+	// calsync's own write produces no change.
+	p, err := e.Calendar.Upsert(ctx, co, "u1", calendar.Input{ExternalID: "job-1", Subject: "現場A", Start: "2026-12-01T09:00:00+09:00", End: "2026-12-01T12:00:00+09:00"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(t, e)
+	if cs := allChanges(t, e); len(cs) != 0 {
+		t.Fatalf("own upsert produced %d changes: %+v", len(cs), cs)
+	}
+
+	// The craftsman moves the job in Outlook: one UPDATED with the externalId.
+	ownerEdit(t, e, "PATCH", "/"+p.Event.OutlookEventID, map[string]any{"start": map[string]any{"dateTime": "2026-12-01T13:00:00", "timeZone": "Tokyo Standard Time"},
+		"end": map[string]any{"dateTime": "2026-12-01T16:00:00", "timeZone": "Tokyo Standard Time"}})
+	// An event the user made: CREATED with no externalId.
+	mine := ownerEdit(t, e, "POST", "", newOutlookEvent("歯医者"))
+	drain(t, e)
+	cs := allChanges(t, e)
+	if len(cs) != 2 {
+		t.Fatalf("%d changes, want 2: %+v", len(cs), cs)
+	}
+	byID := map[string]db.Change{}
+	for _, c := range cs {
+		byID[c.OutlookEventID] = c
+	}
+	up := byID[p.Event.OutlookEventID]
+	if up.ChangeType != "UPDATED" || up.ExternalID == nil || *up.ExternalID != "job-1" || !slices.Contains(up.ChangedFields, "start") ||
+		!slices.Contains(up.ChangedFields, "end") || slices.Contains(up.ChangedFields, "subject") || eventOf(t, up).Start != "2026-12-01T13:00:00+09:00" {
+		t.Fatalf("update change %+v %s", up, up.Event)
+	}
+	cr := byID[mine["id"].(string)]
+	if cr.ChangeType != "CREATED" || cr.ExternalID != nil || !strings.Contains(string(cr.Event), "歯医者") {
+		t.Fatalf("created change %+v", cr)
+	}
+
+	// Deleting it in Outlook: one DELETED.
+	e.Control(t, "DELETE", "/_emulator/users/"+e.Mailbox+"/events/"+mine["id"].(string), nil, nil)
+	drain(t, e)
+	cs = allChanges(t, e)
+	if len(cs) != 3 || cs[2].ChangeType != "DELETED" || cs[2].OutlookEventID != mine["id"] {
+		t.Fatalf("after delete: %+v", cs)
+	}
+
+	// The host overwrites the Outlook edit: its own write is no change.
+	if _, err := e.Calendar.Upsert(ctx, co, "u1", calendar.Input{ExternalID: "job-1", Subject: "現場A", Start: "2026-12-01T13:00:00+09:00", End: "2026-12-01T17:00:00+09:00", Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, e)
+	if n := len(allChanges(t, e)); n != 3 {
+		t.Fatalf("own forced write produced a change: %d", n)
+	}
+}
+
+func TestDuplicateDroppedAndReplayedNotifications(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	e.Link(t, "u1", e.Mailbox)
+	drain(t, e)
+	// Dropped: the notification of the first edit never arrives.
+	if err := e.Emu.AddFault(graphemu.Fault{Kind: "dropNotifications", Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	a := ownerEdit(t, e, "POST", "", newOutlookEvent("A"))
+	// Delayed and reordered: B's notification arrives after C's.
+	if err := e.Emu.AddFault(graphemu.Fault{Kind: "delayNotifications", MS: 300, Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	ownerEdit(t, e, "POST", "", newOutlookEvent("B"))
+	ownerEdit(t, e, "POST", "", newOutlookEvent("C"))
+	drain(t, e)
+	if n := len(allChanges(t, e)); n != 3 {
+		t.Fatalf("%d changes after 3 creates (one notification dropped)", n)
+	}
+	// Duplicates: Graph redelivers a notification already processed.
+	l, _ := e.Store.Link(context.Background(), co, "u1")
+	subs, _ := e.Store.SubscriptionsOfLink(context.Background(), l.ID)
+	dup := `{"value":[{"subscriptionId":"` + subs[0].ID + `","clientState":"` + subs[0].ClientState + `","changeType":"created","resource":"Users/x/Events/` + a["id"].(string) + `"}]}`
+	for i := 0; i < 3; i++ {
+		resp, err := http.Post(e.Hooks.URL+"/webhooks/graph/notifications", "application/json", strings.NewReader(dup))
+		if err != nil || resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("duplicate post: %v", err)
+		}
+		resp.Body.Close()
+	}
+	drain(t, e)
+	if n := len(allChanges(t, e)); n != 3 {
+		t.Fatalf("%d changes after duplicate notifications", n)
+	}
+	// Replays from Graph's delta produce nothing new.
+	if err := e.Emu.AddFault(graphemu.Fault{Kind: "replayDelta", Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	ownerEdit(t, e, "PATCH", "/"+a["id"].(string), map[string]any{"subject": "A2"})
+	drain(t, e)
+	cs := allChanges(t, e)
+	if len(cs) != 4 || cs[3].ChangeType != "UPDATED" {
+		t.Fatalf("after replayed round: %+v", cs)
+	}
+}
+
+func TestMissedRecoversDroppedEdits(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	l := e.Link(t, "u1", e.Mailbox)
+	drain(t, e)
+	if err := e.Emu.AddFault(graphemu.Fault{Kind: "dropNotifications", Count: 5}); err != nil {
+		t.Fatal(err)
+	}
+	ownerEdit(t, e, "POST", "", newOutlookEvent("lost 1"))
+	ownerEdit(t, e, "POST", "", newOutlookEvent("lost 2"))
+	drain(t, e)
+	if n := len(allChanges(t, e)); n != 0 {
+		t.Fatalf("%d changes although every notification was dropped", n)
+	}
+	subs, _ := e.Store.SubscriptionsOfLink(context.Background(), l.ID)
+	e.Control(t, "POST", "/_emulator/subscriptions/"+subs[0].ID+"/lifecycle", map[string]any{"lifecycleEvent": "missed"}, nil)
+	drain(t, e)
+	if n := len(allChanges(t, e)); n != 2 {
+		t.Fatalf("missed recovered %d of 2 edits", n)
+	}
+}
+
+func TestStaleDeltaTokenFullResync(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	e.Link(t, "u1", e.Mailbox)
+	drain(t, e)
+	gone := ownerEdit(t, e, "POST", "", newOutlookEvent("消える予定"))
+	drain(t, e)
+	if err := e.Emu.AddFault(graphemu.Fault{Kind: "staleDeltaTokens"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Emu.AddFault(graphemu.Fault{Kind: "dropNotifications", Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	e.Control(t, "DELETE", "/_emulator/users/"+e.Mailbox+"/events/"+gone["id"].(string), nil, nil)
+	ownerEdit(t, e, "POST", "", newOutlookEvent("新しい予定"))
+	drain(t, e)
+	cs := allChanges(t, e)
+	types := []string{}
+	for _, c := range cs {
+		types = append(types, c.ChangeType)
+	}
+	if !slices.Equal(types, []string{"CREATED", "DELETED", "CREATED"}) && !slices.Equal(types, []string{"CREATED", "CREATED", "DELETED"}) {
+		t.Fatalf("after a stale token: %v", types)
+	}
+}
+
+func TestForgedNotificationsDoNothing(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	l := e.Link(t, "u1", e.Mailbox)
+	drain(t, e)
+	subs, _ := e.Store.SubscriptionsOfLink(context.Background(), l.ID)
+	since := e.Emu.LastRequestSeq()
+	for _, body := range []string{
+		`{"value":[{"subscriptionId":"` + subs[0].ID + `","clientState":"wrong","changeType":"updated","resource":"Users/x/Events/y"}]}`,
+		`{"value":[{"subscriptionId":"00000000-0000-0000-0000-000000000000","clientState":"` + subs[0].ClientState + `","changeType":"updated"}]}`,
+	} {
+		resp, err := http.Post(e.Hooks.URL+"/webhooks/graph/notifications", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	if n, _ := e.Store.PendingInbox(context.Background()); n != 0 {
+		t.Fatalf("%d forged notifications stored", n)
+	}
+	drain(t, e)
+	if n := e.Requests(since, func(graphemu.RequestRecord) bool { return true }); n != 0 {
+		t.Fatalf("forged notifications caused %d Graph calls", n)
+	}
+	if n := len(allChanges(t, e)); n != 0 {
+		t.Fatalf("forged notifications caused %d changes", n)
+	}
+}
+
+func eventOf(t *testing.T, c db.Change) calendar.Event {
+	t.Helper()
+	var ev calendar.Event
+	if err := json.Unmarshal(c.Event, &ev); err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
