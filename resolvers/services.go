@@ -6,8 +6,8 @@ import (
 	"github.com/tehaishokunin/calsync/authfile"
 	"github.com/tehaishokunin/calsync/calendar"
 	"github.com/tehaishokunin/calsync/changes"
-	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/credentials"
+	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/links"
 )
 
