@@ -7,7 +7,7 @@ DEV_JWT_SECRET ?= calsync-dev-only-jwt-secret-not-for-production
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/calsync_test?sslmode=disable
 export TEST_DATABASE_URL
 
-.PHONY: run build test vet generate check-generated postgres fmt tidy
+.PHONY: run build test vet generate check-generated postgres chromium fmt tidy bench
 
 ## run: start calsync against the local Postgres with the built-in Graph emulator
 run: postgres build
@@ -17,7 +17,7 @@ build:
 	go build -o bin/calsync ./cmd/calsync
 
 ## test: vet, generated-code check, and every test with -race against a real Postgres
-test: postgres vet check-generated
+test: postgres chromium vet check-generated
 	go test -race -count=1 -timeout 20m ./...
 
 vet:
@@ -35,8 +35,15 @@ check-generated:
 postgres:
 	@scripts/ensure-postgres.sh
 
+chromium:
+	@scripts/ensure-chromium.sh
+
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 tidy:
 	go mod tidy
+
+## screenshot: refresh docs/playground.png from the real-browser Playground test
+screenshot: postgres chromium
+	CALSYNC_UPDATE_SCREENSHOT=1 go test -count=1 -run TestPlaygroundInBrowser ./cmd/calsync

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -37,6 +36,8 @@ type Options struct {
 	Registry *prometheus.Registry
 	// Playground serves the GraphQL IDE on /playground.
 	Playground bool
+	// PlaygroundConfig holds its example operations and headers.
+	PlaygroundConfig PlaygroundConfig
 	// Notifications and Lifecycle receive Microsoft Graph's POSTs (they
 	// enforce their own body limit and need no caller token).
 	Notifications, Lifecycle http.Handler
@@ -53,7 +54,9 @@ func New(o Options) http.Handler {
 	gql := newGraphQL(o)
 	handle("/graphql", "/graphql", limitBody(o.MaxBodyBytes, withCaller(o.Verifier, gql)))
 	if o.Playground {
-		handle("GET /playground", "/playground", playground.Handler("calsync GraphQL Playground", "/graphql"))
+		pg := playgroundHandler(o.PlaygroundConfig)
+		handle("GET /playground", "/playground", pg)
+		handle("GET /playground/", "/playground", pg)
 	}
 	if o.Notifications != nil {
 		handle("/webhooks/graph/notifications", "/webhooks/graph/notifications", o.Notifications)

@@ -104,16 +104,17 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 		Feed:        feed,
 	}
 	handler := server.New(server.Options{
-		Logger:         log,
-		Schema:         graph.NewExecutableSchema(graph.Config{Resolvers: res}),
-		Verifier:       verifier,
-		Ready:          func(ctx context.Context) error { return store.Ready(ctx, migrator) },
-		AllowedOrigins: cfg.AllowedOrigins,
-		MaxBodyBytes:   cfg.MaxBodyBytes,
-		Registry:       reg,
-		Playground:     true,
-		Notifications:  hooks.Notifications(),
-		Lifecycle:      hooks.Lifecycle(),
+		Logger:           log,
+		Schema:           graph.NewExecutableSchema(graph.Config{Resolvers: res}),
+		Verifier:         verifier,
+		Ready:            func(ctx context.Context) error { return store.Ready(ctx, migrator) },
+		AllowedOrigins:   cfg.AllowedOrigins,
+		MaxBodyBytes:     cfg.MaxBodyBytes,
+		Registry:         reg,
+		Playground:       true,
+		PlaygroundConfig: playgroundConfig(cfg, graphClient),
+		Notifications:    hooks.Notifications(),
+		Lifecycle:        hooks.Lifecycle(),
 	})
 
 	// Background services start once the server listens: reconciliation
