@@ -80,3 +80,13 @@ func (s *Session) ReauthorizeSubscription(ctx context.Context, id string) error 
 func (s *Session) DeleteSubscription(ctx context.Context, id string) error {
 	return classify("deleting subscription", s.graph.Subscriptions().BySubscriptionId(id).Delete(ctx, nil))
 }
+
+// GetSubscription reads a subscription (KindNotFound when Graph no longer
+// has it).
+func (s *Session) GetSubscription(ctx context.Context, id string) (Subscription, error) {
+	res, err := s.graph.Subscriptions().BySubscriptionId(id).Get(ctx, nil)
+	if err != nil {
+		return Subscription{}, classify("getting subscription", err)
+	}
+	return subscriptionFrom(res), nil
+}

@@ -52,7 +52,11 @@ type Config struct {
 	// RequireHTTPS refuses a non-https public URL before calling Graph
 	// (always with real Microsoft Graph).
 	RequireHTTPS bool
-	Now          func() time.Time
+	// VerifyOnStart makes reconciliation ask Graph whether each stored
+	// subscription still exists (one call per link): for development
+	// against an in-process emulator, which forgets everything on restart.
+	VerifyOnStart bool
+	Now           func() time.Time
 }
 
 // Manager creates, renews and deletes subscriptions.
@@ -349,7 +353,7 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 		live := false
 		for _, s := range subs {
 			if s.Status == db.SubActive && s.ExpiresAt.After(now) {
-				live = true
+				live = !m.cfg.VerifyOnStart || m.existsInGraph(ctx, s)
 			}
 		}
 		if live {
@@ -362,6 +366,16 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 		errs = append(errs, m.recreate(ctx, l))
 	}
 	return errors.Join(errs...)
+}
+
+func (m *Manager) existsInGraph(ctx context.Context, s db.GraphSubscription) bool {
+	sess, err := m.session(ctx, s.CompanyID)
+	if err != nil {
+		return true // cannot tell; the renewal loop will find out
+	}
+	_, err = sess.GetSubscription(ctx, s.ID)
+	m.log.DebugContext(ctx, "checked subscription in Graph", slog.String("subscription", s.ID), slog.Any("error", err))
+	return outlook.KindOf(err) != outlook.KindNotFound
 }
 
 func deref(p *string) string {

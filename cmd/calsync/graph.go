@@ -25,10 +25,12 @@ const (
 	demoSecret   = "Dm8Q~calsync-demo-secret-value-for-emulator"
 )
 
+// demoUsers have fixed ids so links survive restarting `make run` (the
+// in-process emulator starts empty each time).
 var demoUsers = []graphemu.UserSpec{
-	{Mail: "taro.yamada@" + demoDomain, DisplayName: "山田 太郎"},
-	{Mail: "hanako.sato@" + demoDomain, DisplayName: "佐藤 花子"},
-	{Mail: "ichiro.suzuki@" + demoDomain, DisplayName: "鈴木 一郎"},
+	{ID: "d3a1c0de-0000-4000-8000-000000000001", Mail: "taro.yamada@" + demoDomain, DisplayName: "山田 太郎"},
+	{ID: "d3a1c0de-0000-4000-8000-000000000002", Mail: "hanako.sato@" + demoDomain, DisplayName: "佐藤 花子"},
+	{ID: "d3a1c0de-0000-4000-8000-000000000003", Mail: "ichiro.suzuki@" + demoDomain, DisplayName: "鈴木 一郎"},
 }
 
 // graphSetup is how calsync reaches Microsoft (or an emulator of it).

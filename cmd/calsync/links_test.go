@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/graphemu"
 )
 
@@ -224,4 +226,42 @@ func TestLifecycleThroughWebhook(t *testing.T) {
 		subs := emuSubscriptions(t, emu)
 		return len(subs) == 1 && subs[0]["id"] != old
 	})
+}
+
+// TestRestartWithInProcessEmulator: `make run` twice on one database. The
+// in-process emulator forgets everything on restart; reconciliation finds
+// the link's subscription gone and makes a new one.
+func TestRestartWithInProcessEmulator(t *testing.T) {
+	t.Parallel()
+	dsn := schemaURL(t)
+	a := startApp(t, map[string]string{"DATABASE_URL": dsn})
+	admin := token(t, "demo-company", "admin", "system_admin", "user_admin")
+	if r, body := a.upload(t, admin, demoFile(demoSecret)); r.code() != "" {
+		t.Fatal(body)
+	}
+	if _, r := a.setLink(t, admin, "u1", "OFFICE365_OUTLOOK", demoUsers[0].Mail); r.code() != "" {
+		t.Fatal(r.Errors)
+	}
+	store := db.NewStore(db.Open(dsn, db.Options{MaxOpenConns: 2}))
+	defer store.DB().Close()
+	subID := func() string {
+		var id string
+		_ = store.DB().NewRaw("SELECT id FROM graph_subscriptions LIMIT 1").Scan(context.Background(), &id)
+		return id
+	}
+	before := subID()
+	a.stop(t)
+	b := startApp(t, map[string]string{"DATABASE_URL": dsn, "CALSYNC_LOG_LEVEL": "debug"})
+	defer func() {
+		if t.Failed() {
+			t.Log(b.logs.String())
+		}
+	}()
+	waitFor(t, "a new subscription after the restart", 15*time.Second, func() bool {
+		id := subID()
+		return id != "" && id != before
+	})
+	if r := b.gql(t, admin, `{ userCalendarLink(userId: "u1") { status } }`, nil); !strings.Contains(string(r.Data["userCalendarLink"]), "ACTIVE") {
+		t.Fatalf("after restart: %s", r.Data["userCalendarLink"])
+	}
 }
