@@ -7,7 +7,7 @@ DEV_JWT_SECRET ?= calsync-dev-only-jwt-secret-not-for-production
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/calsync_test?sslmode=disable
 export TEST_DATABASE_URL
 
-.PHONY: run build test vet generate check-generated postgres chromium fmt tidy bench
+.PHONY: run build test vet generate check-generated postgres chromium fmt tidy bench fuzz-smoke screenshot
 
 ## run: start calsync against the local Postgres with the built-in Graph emulator
 run: postgres build
@@ -19,6 +19,13 @@ build:
 ## test: vet, generated-code check, and every test with -race against a real Postgres
 test: postgres chromium vet check-generated
 	go test -race -count=1 -timeout 20m ./...
+	$(MAKE) --no-print-directory fuzz-smoke
+
+## fuzz-smoke: each fuzz target for a short bounded time (seed corpora under testdata/)
+fuzz-smoke:
+	go test -run '^$$' -fuzz FuzzParse -fuzztime 5s ./authfile
+	go test -run '^$$' -fuzz FuzzParsePayload -fuzztime 5s ./webhooks
+	go test -run '^$$' -fuzz FuzzValidate -fuzztime 5s ./calendar
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -47,3 +54,7 @@ tidy:
 ## screenshot: refresh docs/playground.png from the real-browser Playground test
 screenshot: postgres chromium
 	CALSYNC_UPDATE_SCREENSHOT=1 go test -count=1 -run TestPlaygroundInBrowser ./cmd/calsync
+
+## bench: measure calsync (a real process) against Postgres and the emulator; writes BENCHMARKS.md
+bench: postgres
+	go run ./cmd/calsync-bench -out BENCHMARKS.md

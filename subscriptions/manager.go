@@ -99,9 +99,11 @@ func newClientState() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// renewAt picks when to renew a subscription expiring at exp: one to two
+// RenewAt picks when to renew a subscription expiring at exp: one to two
 // days before, spread at random so renewals of many subscriptions created
 // together do not arrive at Graph together.
+func RenewAt(exp time.Time) time.Time { return renewAt(exp) }
+
 func renewAt(exp time.Time) time.Time {
 	j, _ := rand.Int(rand.Reader, big.NewInt(int64(24*time.Hour)))
 	return exp.Add(-24*time.Hour - time.Duration(j.Int64()))
