@@ -104,7 +104,7 @@ func ingest(ctx context.Context, e *env, r *Report) error {
 				vs = append(vs, map[string]any{"subscriptionId": s.id, "clientState": s.state, "changeType": "updated",
 					"resource": "Users/" + e.users[0].ID + "/Events/AAMk" + strconv.Itoa(rand.Int()), "tenantId": benchTenant,
 					"subscriptionExpirationDateTime": "2026-12-01T00:00:00Z",
-					"resourceData": map[string]any{"@odata.type": "#Microsoft.Graph.Event", "id": "AAMk"}})
+					"resourceData":                   map[string]any{"@odata.type": "#Microsoft.Graph.Event", "id": "AAMk"}})
 			}
 			b, _ := json.Marshal(map[string]any{"value": vs})
 			return b
