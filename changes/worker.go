@@ -117,10 +117,19 @@ func (w *Worker) RunOnce(ctx context.Context) int {
 		link, group := link, group
 		jobs = append(jobs, func(ctx context.Context) {
 			var err error
+			// The database's clock, as received_at is stamped by it.
+			began, clockErr := w.store.Now(ctx)
 			if link != 0 {
 				_, err = w.syncer.Sync(ctx, link, false)
 			}
 			w.settle(ctx, group, err)
+			if err == nil && clockErr == nil && link != 0 {
+				// The round also covered the link's notifications not claimed
+				// in this batch: finish them too instead of re-syncing.
+				if e := w.store.FinishLinkInbox(ctx, link, began, time.Now()); e != nil {
+					w.log.WarnContext(ctx, "finishing a link's inbox failed", slog.String("error", e.Error()))
+				}
+			}
 		})
 	}
 	sem := make(chan struct{}, w.concurrency)

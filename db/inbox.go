@@ -92,3 +92,23 @@ func (s *Store) PendingInbox(ctx context.Context) (int, error) {
 	}
 	return int(n), nil
 }
+
+// FinishLinkInbox marks every change notification of a link received
+// before `before` processed: one delta round after that moment covers them
+// all, however many a flood brought.
+func (s *Store) FinishLinkInbox(ctx context.Context, linkID int64, before, at time.Time) error {
+	if _, err := s.db.NewUpdate().Model((*InboxItem)(nil)).Set("processed_at = ?", at).Set("last_error = NULL").
+		Where("link_id = ? AND kind = 'change' AND processed_at IS NULL AND received_at < ?", linkID, before).Exec(ctx); err != nil {
+		return fmt.Errorf("finishing inbox of link %d: %w", linkID, err)
+	}
+	return nil
+}
+
+// Now is the database's clock, for comparing with timestamps it assigned.
+func (s *Store) Now(ctx context.Context) (time.Time, error) {
+	var t time.Time
+	if err := s.db.NewRaw("SELECT now()").Scan(ctx, &t); err != nil {
+		return time.Time{}, fmt.Errorf("reading the database clock: %w", err)
+	}
+	return t, nil
+}
