@@ -344,18 +344,15 @@ func syncBack(ctx context.Context, e *env, r *Report) error {
 	o.logf("linked %d users in %v", o.Users, time.Since(began))
 	var mu sync.Mutex
 	sent := map[string]time.Time{}
-	var lats []time.Duration
-	got := 0
+	recv := map[string]time.Time{}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	c, err := subscribeWS(wctx, e, func(ch map[string]any) {
 		now := time.Now()
 		mu.Lock()
 		defer mu.Unlock()
-		got++
-		if t, ok := sent[fmt.Sprint(ch["outlookEventId"])]; ok {
-			lats = append(lats, now.Sub(t))
-			delete(sent, fmt.Sprint(ch["outlookEventId"]))
+		if _, dup := recv[fmt.Sprint(ch["outlookEventId"])]; !dup {
+			recv[fmt.Sprint(ch["outlookEventId"])] = now
 		}
 	})
 	if err != nil {
@@ -393,9 +390,18 @@ func syncBack(ctx context.Context, e *env, r *Report) error {
 		}
 	}
 	wg.Wait()
+	seen := func() int {
+		n := 0
+		for id := range sent {
+			if _, ok := recv[id]; ok {
+				n++
+			}
+		}
+		return n
+	}
 	for wait := time.Now().Add(15 * time.Second); time.Now().Before(wait); time.Sleep(50 * time.Millisecond) {
 		mu.Lock()
-		done := len(sent) == 0
+		done := seen() == len(sent)
 		mu.Unlock()
 		if done {
 			break
@@ -409,6 +415,12 @@ func syncBack(ctx context.Context, e *env, r *Report) error {
 	}
 	mu.Lock()
 	defer mu.Unlock()
+	var lats []time.Duration
+	for id, t0 := range sent {
+		if t, ok := recv[id]; ok {
+			lats = append(lats, t.Sub(t0))
+		}
+	}
 	p99 := percentile(lats, 0.99)
 	perChange := float64(graphCalls) / float64(max(len(lats), 1))
 	r.add("2. Sync back", fmt.Sprintf("%d linked users, %d Outlook edits/s: edit → websocket subscriber, p50 / p99 (%d of %d seen)", o.Users, o.EditRate, len(lats), edits),

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+	"github.com/vektah/gqlparser/v2"
+	"github.com/vektah/gqlparser/v2/ast"
+)
+
+// rule is who may run an operation. memberOwn: a member may, for their own
+// userId only.
+type rule struct {
+	query     string
+	vars      map[string]any
+	allowed   []string
+	memberOwn bool
+}
+
+var admins = []string{"system_admin", "user_admin"}
+var pushers = []string{"service", "system_admin", "user_admin"}
+
+// authz is the authorization matrix. Every operation of the schema must
+// have a row: a new operation without one fails the test.
+var authz = map[string]rule{
+	"Query.calendarAuthSettings": {query: `{ calendarAuthSettings { status } }`, allowed: []string{"system_admin"}},
+	"Query.userCalendarLink":     {query: `query($u: ID!) { userCalendarLink(userId: $u) { provider } }`, allowed: pushers, memberOwn: true},
+	"Query.userCalendarLinks":    {query: `{ userCalendarLinks { edges { cursor } } }`, allowed: pushers},
+	"Query.calendarEvent":        {query: `query($u: ID!) { calendarEvent(userId: $u, externalId: "e1") { subject } }`, allowed: pushers, memberOwn: true},
+	"Query.calendarChanges":      {query: `query($u: ID) { calendarChanges(userId: $u) { edges { cursor } } }`, allowed: pushers, memberOwn: true},
+	"Mutation.uploadCalendarAuthFile": {allowed: []string{"system_admin"}},
+	"Mutation.setCalendarAuth": {query: `mutation { setCalendarAuth(input: {tenantId: "x", clientId: "y", clientSecret: "z"}) { status } }`,
+		allowed: []string{"system_admin"}},
+	"Mutation.verifyCalendarAuth": {query: `mutation { verifyCalendarAuth { status } }`, allowed: []string{"system_admin"}},
+	"Mutation.deleteCalendarAuth": {query: `mutation { deleteCalendarAuth }`, allowed: []string{"system_admin"}},
+	"Mutation.setUserCalendar": {query: `mutation($u: ID!) { setUserCalendar(userId: $u, input: {provider: NONE}) { provider } }`,
+		allowed: admins},
+	"Mutation.setUserCalendars": {query: `mutation($u: ID!) { setUserCalendars(inputs: [{userId: $u, provider: NONE}]) { userId } }`,
+		allowed: admins},
+	"Mutation.upsertCalendarEvent": {query: `mutation($u: ID!) { upsertCalendarEvent(userId: $u, input: {externalId: "e1", subject: "s", start: "2026-12-01T09:00:00+09:00", end: "2026-12-01T10:00:00+09:00"}) { subject } }`,
+		allowed: pushers},
+	"Mutation.upsertCalendarEvents": {query: `mutation($u: ID!) { upsertCalendarEvents(userId: $u, inputs: [{externalId: "e1", subject: "s", start: "2026-12-01T09:00:00+09:00", end: "2026-12-01T10:00:00+09:00"}]) { externalId } }`,
+		allowed: pushers},
+	"Mutation.deleteCalendarEvent": {query: `mutation($u: ID!) { deleteCalendarEvent(userId: $u, externalId: "e1") }`, allowed: pushers},
+	"Mutation.resyncUserCalendar":  {query: `mutation($u: ID!) { resyncUserCalendar(userId: $u) { status } }`, allowed: pushers},
+	"Subscription.calendarChanged":  {allowed: pushers, memberOwn: true},
+}
+
+func schemaOperations(t *testing.T) []string {
+	t.Helper()
+	src, err := os.ReadFile("../../graph/schema.graphqls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema, gerr := gqlparser.LoadSchema(&ast.Source{Name: "schema.graphqls", Input: string(src)})
+	if gerr != nil {
+		t.Fatal(gerr)
+	}
+	var ops []string
+	for _, root := range []*ast.Definition{schema.Query, schema.Mutation, schema.Subscription} {
+		for _, f := range root.Fields {
+			if !strings.HasPrefix(f.Name, "__") {
+				ops = append(ops, root.Name+"."+f.Name)
+			}
+		}
+	}
+	return ops
+}
+
+func TestAuthorizationMatrix(t *testing.T) {
+	t.Parallel()
+	a := startApp(t, nil)
+	roles := []string{"system_admin", "user_admin", "service", "member", ""}
+	for _, op := range schemaOperations(t) {
+		rl, ok := authz[op]
+		if !ok {
+			t.Errorf("%s has no row in the authorization matrix", op)
+			continue
+		}
+		for _, role := range roles {
+			for _, own := range []bool{true, false} {
+				if own && role != "member" {
+					continue
+				}
+				userID := "u-other"
+				if own {
+					userID = "m1"
+				}
+				want := "FORBIDDEN"
+				switch {
+				case role == "":
+					want = "UNAUTHENTICATED"
+				case slices.Contains(rl.allowed, role) || (role == "member" && own && rl.memberOwn):
+					want = "" // allowed: any answer but FORBIDDEN/UNAUTHENTICATED
+				}
+				tok := ""
+				if role != "" {
+					tok = token(t, "acme", map[bool]string{true: "m1", false: "x1"}[role == "member"], role)
+				}
+				got := a.run(t, op, rl, tok, userID)
+				if want == "" {
+					if got == "FORBIDDEN" || got == "UNAUTHENTICATED" {
+						t.Errorf("%s as %q (userId %s): refused with %s", op, role, userID, got)
+					}
+				} else if got != want {
+					t.Errorf("%s as %q (userId %s): got %q, want %s", op, role, userID, got, want)
+				}
+			}
+		}
+	}
+}
+
+// run executes op and returns its error code ("" when none).
+func (a *app) run(t *testing.T, op string, rl rule, tok, userID string) string {
+	t.Helper()
+	switch op {
+	case "Mutation.uploadCalendarAuthFile":
+		r, _ := a.upload(t, tok, []byte(`{"tenant_id":"x"}`))
+		return r.code()
+	case "Subscription.calendarChanged":
+		return a.wsCode(t, tok, userID)
+	}
+	return a.gql(t, tok, rl.query, map[string]any{"u": userID}).code()
+}
+
+// wsCode subscribes over the websocket and reports UNAUTHENTICATED when
+// the socket is refused, the error code of an error message, or "" when
+// the subscription runs.
+func (a *app) wsCode(t *testing.T, tok, userID string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, strings.Replace(a.base, "http", "ws", 1)+"/graphql", &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	payload := map[string]any{}
+	if tok != "" {
+		payload["Authorization"] = "Bearer " + tok
+	}
+	_ = wsjson.Write(ctx, c, map[string]any{"type": "connection_init", "payload": payload})
+	var m map[string]any
+	if err := wsjson.Read(ctx, c, &m); err != nil || m["type"] != "connection_ack" {
+		return "UNAUTHENTICATED"
+	}
+	_ = wsjson.Write(ctx, c, map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{
+		"query": `subscription($u: ID) { calendarChanged(userId: $u) { cursor } }`, "variables": map[string]any{"u": userID}}})
+	rctx, rcancel := context.WithTimeout(ctx, 700*time.Millisecond)
+	defer rcancel()
+	for {
+		if err := wsjson.Read(rctx, c, &m); err != nil {
+			return "" // running, no error
+		}
+		if m["type"] == "next" {
+			if p, ok := m["payload"].(map[string]any); ok {
+				if errs, ok := p["errors"].([]any); ok && len(errs) > 0 {
+					if ext, ok := errs[0].(map[string]any)["extensions"].(map[string]any); ok {
+						code, _ := ext["code"].(string)
+						return code
+					}
+				}
+			}
+		}
+		if m["type"] == "error" {
+			if errs, ok := m["payload"].([]any); ok && len(errs) > 0 {
+				if ext, ok := errs[0].(map[string]any)["extensions"].(map[string]any); ok {
+					code, _ := ext["code"].(string)
+					return code
+				}
+			}
+			return "ERROR"
+		}
+	}
+}
