@@ -29,11 +29,11 @@ var pushers = []string{"service", "system_admin", "user_admin"}
 // authz is the authorization matrix. Every operation of the schema must
 // have a row: a new operation without one fails the test.
 var authz = map[string]rule{
-	"Query.calendarAuthSettings": {query: `{ calendarAuthSettings { status } }`, allowed: []string{"system_admin"}},
-	"Query.userCalendarLink":     {query: `query($u: ID!) { userCalendarLink(userId: $u) { provider } }`, allowed: pushers, memberOwn: true},
-	"Query.userCalendarLinks":    {query: `{ userCalendarLinks { edges { cursor } } }`, allowed: pushers},
-	"Query.calendarEvent":        {query: `query($u: ID!) { calendarEvent(userId: $u, externalId: "e1") { subject } }`, allowed: pushers, memberOwn: true},
-	"Query.calendarChanges":      {query: `query($u: ID) { calendarChanges(userId: $u) { edges { cursor } } }`, allowed: pushers, memberOwn: true},
+	"Query.calendarAuthSettings":      {query: `{ calendarAuthSettings { status } }`, allowed: []string{"system_admin"}},
+	"Query.userCalendarLink":          {query: `query($u: ID!) { userCalendarLink(userId: $u) { provider } }`, allowed: pushers, memberOwn: true},
+	"Query.userCalendarLinks":         {query: `{ userCalendarLinks { edges { cursor } } }`, allowed: pushers},
+	"Query.calendarEvent":             {query: `query($u: ID!) { calendarEvent(userId: $u, externalId: "e1") { subject } }`, allowed: pushers, memberOwn: true},
+	"Query.calendarChanges":           {query: `query($u: ID) { calendarChanges(userId: $u) { edges { cursor } } }`, allowed: pushers, memberOwn: true},
 	"Mutation.uploadCalendarAuthFile": {allowed: []string{"system_admin"}},
 	"Mutation.setCalendarAuth": {query: `mutation { setCalendarAuth(input: {tenantId: "x", clientId: "y", clientSecret: "z"}) { status } }`,
 		allowed: []string{"system_admin"}},
@@ -49,7 +49,7 @@ var authz = map[string]rule{
 		allowed: pushers},
 	"Mutation.deleteCalendarEvent": {query: `mutation($u: ID!) { deleteCalendarEvent(userId: $u, externalId: "e1") }`, allowed: pushers},
 	"Mutation.resyncUserCalendar":  {query: `mutation($u: ID!) { resyncUserCalendar(userId: $u) { status } }`, allowed: pushers},
-	"Subscription.calendarChanged":  {allowed: pushers, memberOwn: true},
+	"Subscription.calendarChanged": {allowed: pushers, memberOwn: true},
 }
 
 func schemaOperations(t *testing.T) []string {
