@@ -139,6 +139,11 @@ func (s *Syncer) round(ctx context.Context, tx bun.Tx, link *db.CalendarLink, fr
 		return Result{}, fmt.Errorf("reading delta of link %d: %w", link.ID, err)
 	}
 	res := Result{Full: full}
+	if len(changed) > 0 || len(removed) > 0 || full {
+		if err := db.LockFeed(ctx, tx); err != nil {
+			return res, err
+		}
+	}
 	seen := map[string]bool{}
 	for _, ev := range changed {
 		seen[ev.ID] = true

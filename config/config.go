@@ -51,6 +51,13 @@ type Config struct {
 	MaxBodyBytes    int64
 	ShutdownTimeout time.Duration
 	LogLevel        string
+
+	// Playground and Introspection default to on only with the emulator.
+	Playground    bool
+	Introspection bool
+	// ComplexityLimit caps a GraphQL operation's cost (fields, with list
+	// multipliers).
+	ComplexityLimit int
 }
 
 // Defaults from API.md.
@@ -95,6 +102,9 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 
+	c.Playground = p.boolean("CALSYNC_PLAYGROUND", c.Graph == GraphEmulator)
+	c.Introspection = p.boolean("CALSYNC_INTROSPECTION", c.Graph == GraphEmulator)
+	c.ComplexityLimit = int(p.int64("CALSYNC_COMPLEXITY_LIMIT", 1000))
 	switch c.Graph {
 	case GraphMicrosoft, GraphEmulator:
 	default:
@@ -235,6 +245,19 @@ func (p *parser) int64(name string, def int64) int64 {
 		return def
 	}
 	return n
+}
+
+func (p *parser) boolean(name string, def bool) bool {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		p.fail(name, "must be true or false, got %q", v)
+		return def
+	}
+	return b
 }
 
 func (p *parser) duration(name string, def time.Duration) time.Duration {

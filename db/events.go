@@ -105,3 +105,14 @@ func LockLink(ctx context.Context, tx bun.Tx, linkID int64) error {
 	}
 	return nil
 }
+
+// LockFeed makes appends to the change feed commit in cursor order: a
+// transaction takes it before its first append and holds it to commit.
+// Without it, a later cursor could commit first and a reader that moved
+// past it would never see the earlier one.
+func LockFeed(ctx context.Context, tx bun.Tx) error {
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(7412, 0)"); err != nil {
+		return fmt.Errorf("locking the change feed: %w", err)
+	}
+	return nil
+}

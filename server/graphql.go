@@ -44,7 +44,12 @@ func newGraphQL(o Options) http.Handler {
 	srv.AddTransport(transport.POST{})
 	srv.AddTransport(transport.MultipartForm{MaxUploadSize: o.MaxBodyBytes, MaxMemory: o.MaxBodyBytes})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
-	srv.Use(extension.Introspection{})
+	if o.Introspection {
+		srv.Use(extension.Introspection{})
+	}
+	if o.ComplexityLimit > 0 {
+		srv.Use(extension.FixedComplexityLimit(o.ComplexityLimit))
+	}
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
 	srv.AroundFields(internalErrors(o.Logger))
 	srv.SetErrorPresenter(presentError)

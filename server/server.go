@@ -36,6 +36,10 @@ type Options struct {
 	Registry *prometheus.Registry
 	// Playground serves the GraphQL IDE on /playground.
 	Playground bool
+	// Introspection answers __schema queries (tools, the Playground).
+	Introspection bool
+	// ComplexityLimit refuses operations costing more (0: no limit).
+	ComplexityLimit int
 	// PlaygroundConfig holds its example operations and headers.
 	PlaygroundConfig PlaygroundConfig
 	// Notifications and Lifecycle receive Microsoft Graph's POSTs (they
