@@ -173,6 +173,7 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 		log.Warn("http shutdown incomplete", slog.String("error", err.Error()))
 		_ = srv.Close()
 	}
+	hooks.Close()
 	for i := len(services) - 1; i >= 0; i-- {
 		services[i].Stop()
 	}
