@@ -168,22 +168,19 @@ func (m *Manager) Unsubscribe(ctx context.Context, sub db.GraphSubscription) err
 // UnsubscribeLink removes every subscription of a link.
 func (m *Manager) UnsubscribeLink(ctx context.Context, linkID int64) error {
 	subs, err := m.store.SubscriptionsOfLink(ctx, linkID)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, s := range subs {
-		errs = append(errs, m.Unsubscribe(ctx, s))
-	}
-	return errors.Join(errs...)
+	return m.unsubscribeAll(ctx, subs, err)
 }
 
 // RemoveAll removes every subscription of a company (before its
 // credentials are deleted).
 func (m *Manager) RemoveAll(ctx context.Context, companyID string) error {
 	subs, err := m.store.SubscriptionsOfCompany(ctx, companyID)
-	if err != nil {
-		return err
+	return m.unsubscribeAll(ctx, subs, err)
+}
+
+func (m *Manager) unsubscribeAll(ctx context.Context, subs []db.GraphSubscription, listErr error) error {
+	if listErr != nil {
+		return listErr
 	}
 	var errs []error
 	for _, s := range subs {
