@@ -90,3 +90,17 @@ func orDefault(v, d string) string {
 	}
 	return v
 }
+
+func TestPlaygroundAndIntrospectionDefaults(t *testing.T) {
+	emu, err := Load(env(map[string]string{"CALSYNC_GRAPH": "emulator"}))
+	if err != nil || !emu.Playground || !emu.Introspection || emu.ComplexityLimit != 1000 {
+		t.Fatalf("emulator defaults: %+v %v", emu, err)
+	}
+	prod, err := Load(env(map[string]string{"CALSYNC_ENCRYPTION_KEY": key32, "CALSYNC_PUBLIC_URL": "https://x.example"}))
+	if err != nil || prod.Playground || prod.Introspection {
+		t.Fatalf("production defaults: %+v %v", prod, err)
+	}
+	if _, err := Load(env(map[string]string{"CALSYNC_GRAPH": "emulator", "CALSYNC_PLAYGROUND": "maybe"})); err == nil || !strings.Contains(err.Error(), "CALSYNC_PLAYGROUND") {
+		t.Fatalf("bad boolean: %v", err)
+	}
+}
