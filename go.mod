@@ -22,6 +22,7 @@ require (
 	github.com/uptrace/bun/driver/pgdriver v1.2.18
 	github.com/vektah/gqlparser/v2 v2.5.64
 	golang.org/x/text v0.43.0
+	golang.org/x/time v0.16.0
 )
 
 require (

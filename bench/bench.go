@@ -170,7 +170,8 @@ func start(ctx context.Context, o Options) (*env, error) {
 	e.proc.Env = append(os.Environ(),
 		"CALSYNC_GRAPH=emulator", "CALSYNC_GRAPH_BASE_URL="+emu.URL, "CALSYNC_LOGIN_BASE_URL="+emu.URL, "CALSYNC_GRAPH_CA_FILE="+ca,
 		"CALSYNC_ADDR="+addr, "CALSYNC_PUBLIC_URL="+e.base, "DATABASE_URL="+o.DatabaseURL, "CALSYNC_JWT_SECRET="+jwtSecret,
-		"CALSYNC_LOG_LEVEL=warn", "CALSYNC_DEV_DIR="+dir, "CALSYNC_MAX_BODY_BYTES=8388608")
+		"CALSYNC_LOG_LEVEL=warn", "CALSYNC_DEV_DIR="+dir, "CALSYNC_MAX_BODY_BYTES=8388608",
+		"CALSYNC_COMPANY_MUTATIONS_PER_SECOND=1000000", "CALSYNC_COMPANY_MUTATION_BURST=1000000")
 	e.proc.Stderr = io.Discard
 	began := time.Now()
 	if err := e.proc.Start(); err != nil {

@@ -58,6 +58,9 @@ type Config struct {
 	// ComplexityLimit caps a GraphQL operation's cost (fields, with list
 	// multipliers).
 	ComplexityLimit int
+	// MutationsPerSecond and MutationBurst cap each company's mutations.
+	MutationsPerSecond float64
+	MutationBurst      int
 }
 
 // Defaults from API.md.
@@ -105,6 +108,8 @@ func Load(getenv func(string) string) (Config, error) {
 	c.Playground = p.boolean("CALSYNC_PLAYGROUND", c.Graph == GraphEmulator)
 	c.Introspection = p.boolean("CALSYNC_INTROSPECTION", c.Graph == GraphEmulator)
 	c.ComplexityLimit = int(p.int64("CALSYNC_COMPLEXITY_LIMIT", 1000))
+	c.MutationsPerSecond = float64(p.int64("CALSYNC_COMPANY_MUTATIONS_PER_SECOND", 100))
+	c.MutationBurst = int(p.int64("CALSYNC_COMPANY_MUTATION_BURST", 500))
 	switch c.Graph {
 	case GraphMicrosoft, GraphEmulator:
 	default:

@@ -51,6 +51,9 @@ func newGraphQL(o Options) http.Handler {
 		srv.Use(extension.FixedComplexityLimit(o.ComplexityLimit))
 	}
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
+	if o.MutationsPerSecond > 0 {
+		srv.AroundOperations(rateLimit(newCompanyLimiter(o.MutationsPerSecond, max(o.MutationBurst, 1))))
+	}
 	srv.AroundFields(internalErrors(o.Logger))
 	srv.SetErrorPresenter(presentError)
 	srv.SetRecoverFunc(func(ctx context.Context, p any) error {

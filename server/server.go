@@ -40,6 +40,10 @@ type Options struct {
 	Introspection bool
 	// ComplexityLimit refuses operations costing more (0: no limit).
 	ComplexityLimit int
+	// MutationsPerSecond and MutationBurst cap each company's mutations
+	// (0: no limit).
+	MutationsPerSecond float64
+	MutationBurst      int
 	// PlaygroundConfig holds its example operations and headers.
 	PlaygroundConfig PlaygroundConfig
 	// Notifications and Lifecycle receive Microsoft Graph's POSTs (they

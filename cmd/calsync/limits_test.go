@@ -39,3 +39,24 @@ func TestComplexityLimit(t *testing.T) {
 		t.Fatalf("small operation refused: %+v", r.Errors)
 	}
 }
+
+func TestCompanyMutationRateLimit(t *testing.T) {
+	t.Parallel()
+	a := startApp(t, map[string]string{"CALSYNC_COMPANY_MUTATIONS_PER_SECOND": "1", "CALSYNC_COMPANY_MUTATION_BURST": "3"})
+	busy := token(t, "busy-co", "ua", "user_admin")
+	codes := []string{}
+	for i := 0; i < 5; i++ {
+		r := a.gql(t, busy, `mutation { setUserCalendar(userId: "u1", input: {provider: NONE}) { provider } }`, nil)
+		codes = append(codes, r.code())
+	}
+	if strings.Join(codes, ",") != ",,,THROTTLED,THROTTLED" {
+		t.Fatalf("codes %v", codes)
+	}
+	// Another company and reads are not held back.
+	if r := a.gql(t, token(t, "calm-co", "ua", "user_admin"), `mutation { setUserCalendar(userId: "u1", input: {provider: NONE}) { provider } }`, nil); r.code() != "" {
+		t.Fatalf("another company throttled: %+v", r.Errors)
+	}
+	if r := a.gql(t, busy, `{ userCalendarLink(userId: "u1") { provider } }`, nil); r.code() != "" {
+		t.Fatalf("a read throttled: %+v", r.Errors)
+	}
+}
