@@ -309,24 +309,29 @@ func (e *Emulator) createEvent(w http.ResponseWriter, r *http.Request, p princip
 	if !ok {
 		return
 	}
-	pr := parsePrefer(r)
-	ev, created, ierr := e.createEventFor(u, body)
+	ev, _, ierr := e.createEventFor(u, body)
 	if ierr != nil {
 		writeGraphError(w, r, http.StatusBadRequest, ierr.code, ierr.msg)
 		return
 	}
+	w.Header().Set("Location", baseURL(r)+"/v1.0/users/"+u.id+"/events/"+ev.idFor(parsePrefer(r).immutable))
+	e.writeWrittenEvent(w, r, u, ev, http.StatusCreated)
+}
+
+// writeWrittenEvent answers a successful create or update, unless a
+// dropResponse fault says the answer is lost.
+func (e *Emulator) writeWrittenEvent(w http.ResponseWriter, r *http.Request, u *user, ev *event, status int) {
 	if e.takeDropResponse() {
 		panic(http.ErrAbortHandler)
 	}
+	pr := parsePrefer(r)
 	opts := pr.render()
 	opts.expand, _ = parseExpand(r.URL.Query())
 	applied(w, pr)
 	w.Header().Set("ETag", fmt.Sprintf("W/\"%s\"", ev.changeKey))
-	w.Header().Set("Location", baseURL(r)+"/v1.0/users/"+u.id+"/events/"+ev.idFor(pr.immutable))
 	out := ev.render(opts)
 	out["@odata.context"] = baseURL(r) + "/v1.0/$metadata#users('" + u.id + "')/events/$entity"
-	_ = created
-	writeJSON(w, http.StatusCreated, out)
+	writeJSON(w, status, out)
 }
 
 // createEventFor creates an event in u's calendar (or returns the event an
@@ -427,21 +432,12 @@ func (e *Emulator) updateEvent(w http.ResponseWriter, r *http.Request, p princip
 	if !ok {
 		return
 	}
-	pr := parsePrefer(r)
 	ev, status, ierr := e.updateEventFor(u, r.PathValue("eid"), body, r.Header.Get("If-Match"))
 	if ierr != nil {
 		writeGraphError(w, r, status, ierr.code, ierr.msg)
 		return
 	}
-	if e.takeDropResponse() {
-		panic(http.ErrAbortHandler)
-	}
-	opts := pr.render()
-	opts.expand, _ = parseExpand(r.URL.Query())
-	applied(w, pr)
-	out := ev.render(opts)
-	out["@odata.context"] = baseURL(r) + "/v1.0/$metadata#users('" + u.id + "')/events/$entity"
-	writeJSON(w, http.StatusOK, out)
+	e.writeWrittenEvent(w, r, u, ev, http.StatusOK)
 }
 
 func (e *Emulator) updateEventFor(u *user, id string, body map[string]any, ifMatch string) (*event, int, *inputError) {
