@@ -1,8 +1,15 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+
+	"github.com/tehaishokunin/calsync/auth"
 )
 
 func TestProductionHidesPlaygroundAndIntrospection(t *testing.T) {
@@ -58,5 +65,36 @@ func TestCompanyMutationRateLimit(t *testing.T) {
 	}
 	if r := a.gql(t, busy, `{ userCalendarLink(userId: "u1") { provider } }`, nil); r.code() != "" {
 		t.Fatalf("a read throttled: %+v", r.Errors)
+	}
+}
+
+func TestWebsocketClosesWhenTokenExpires(t *testing.T) {
+	t.Parallel()
+	a := startApp(t, nil)
+	tok, err := auth.Sign([]byte(testSecret), auth.Caller{UserID: "svc", CompanyID: "acme", Roles: []auth.Role{auth.Service}}, 2*time.Second, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, strings.Replace(a.base, "http", "ws", 1)+"/graphql", &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	_ = wsjson.Write(ctx, c, map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + tok}})
+	_ = wsjson.Write(ctx, c, map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": `subscription { calendarChanged { cursor } }`}})
+	began := time.Now()
+	for {
+		var m map[string]any
+		if err := wsjson.Read(ctx, c, &m); err != nil {
+			if ctx.Err() != nil {
+				t.Fatal("the socket outlived its token")
+			}
+			if time.Since(began) < time.Second {
+				t.Fatalf("closed before the token expired: %v", err)
+			}
+			return
+		}
 	}
 }
