@@ -7,7 +7,7 @@ DEV_JWT_SECRET ?= calsync-dev-only-jwt-secret-not-for-production
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/calsync_test?sslmode=disable
 export TEST_DATABASE_URL
 
-.PHONY: run build test vet generate check-generated postgres chromium fmt tidy bench fuzz-smoke screenshot
+.PHONY: run build test vet generate check-generated postgres chromium fmt tidy bench fuzz-smoke screenshot reliability
 
 ## run: start calsync against the local Postgres with the built-in Graph emulator
 run: postgres build
@@ -58,3 +58,7 @@ screenshot: postgres chromium
 ## bench: measure calsync (a real process) against Postgres and the emulator; writes BENCHMARKS.md
 bench: postgres
 	go run ./cmd/calsync-bench -out BENCHMARKS.md
+
+## reliability: run the fault tests (real calsync processes) and write docs/RELIABILITY.md from their outcome
+reliability: postgres
+	CALSYNC_WRITE_RELIABILITY=1 go test -count=1 -run 'TestKilledDuringProcessing|TestGraphFaultsDuringPush' ./bench

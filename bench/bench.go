@@ -41,6 +41,7 @@ type Options struct {
 	Clients     int           // concurrent clients at saturation
 	PushOps     int           // single upserts
 	Log         io.Writer
+	ProcessLog  io.Writer // calsync's own log (warnings and errors)
 }
 
 // Smoke is a few-second run for make test.
@@ -83,6 +84,8 @@ const jwtSecret = "bench-jwt-secret-bench-jwt-secret-0123"
 
 // env is a running calsync process plus its emulator.
 type env struct {
+	bin     string
+	procEnv []string
 	opts    Options
 	emu     *graphemu.Server
 	proc    *exec.Cmd
@@ -166,31 +169,16 @@ func start(ctx context.Context, o Options) (*env, error) {
 	addr, _ := freePort()
 	e := &env{opts: o, emu: emu, base: "http://" + addr, users: users, binSize: st.Size(),
 		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 0}}}
-	e.proc = exec.Command(bin, "serve")
-	e.proc.Env = append(os.Environ(),
+	e.bin = bin
+	e.procEnv = append(os.Environ(),
 		"CALSYNC_GRAPH=emulator", "CALSYNC_GRAPH_BASE_URL="+emu.URL, "CALSYNC_LOGIN_BASE_URL="+emu.URL, "CALSYNC_GRAPH_CA_FILE="+ca,
 		"CALSYNC_ADDR="+addr, "CALSYNC_PUBLIC_URL="+e.base, "DATABASE_URL="+o.DatabaseURL, "CALSYNC_JWT_SECRET="+jwtSecret,
 		"CALSYNC_LOG_LEVEL=warn", "CALSYNC_DEV_DIR="+dir, "CALSYNC_MAX_BODY_BYTES=8388608",
 		"CALSYNC_COMPANY_MUTATIONS_PER_SECOND=1000000", "CALSYNC_COMPANY_MUTATION_BURST=1000000")
-	e.proc.Stderr = io.Discard
 	began := time.Now()
-	if err := e.proc.Start(); err != nil {
+	if err := e.launch(); err != nil {
 		emu.Close()
 		return nil, err
-	}
-	for {
-		resp, err := http.Get(e.base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Since(began) > 30*time.Second {
-			e.stop()
-			return nil, fmt.Errorf("calsync did not become ready")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 	e.started = time.Since(began)
 	e.store = db.NewStore(db.Open(o.DatabaseURL, db.Options{MaxOpenConns: 8}))
@@ -203,6 +191,40 @@ func start(ctx context.Context, o Options) (*env, error) {
 		return nil, fmt.Errorf("registering credentials: %s %v", r, err)
 	}
 	return e, nil
+}
+
+// launch starts the calsync process and waits until /readyz answers 200.
+func (e *env) launch() error {
+	e.proc = exec.Command(e.bin, "serve")
+	e.proc.Env = e.procEnv
+	e.proc.Stderr = io.Discard
+	if e.opts.ProcessLog != nil {
+		e.proc.Stderr = e.opts.ProcessLog
+	}
+	if err := e.proc.Start(); err != nil {
+		return err
+	}
+	began := time.Now()
+	for {
+		resp, err := http.Get(e.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		if time.Since(began) > 30*time.Second {
+			_ = e.proc.Process.Kill()
+			return fmt.Errorf("calsync did not become ready")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// kill ends the calsync process at once (SIGKILL), as a crash would.
+func (e *env) kill() {
+	_ = e.proc.Process.Kill()
+	_ = e.proc.Wait()
 }
 
 func moduleRoot() string {

@@ -95,11 +95,15 @@ func (s *Service) target(ctx context.Context, companyID, userID string) (*target
 	return &target{link: l, sess: sess, mailbox: mb}, nil
 }
 
+// TransactionPrefix starts the transactionId of every event calsync creates,
+// so sync-back can tell calsync's own creations from the user's.
+const TransactionPrefix = "calsync-"
+
 // transactionID is stable per (company, externalId) so a create retried
 // after a lost response returns the first event instead of a second one.
 func transactionID(companyID, externalID string, generation int) string {
 	h := sha256.Sum256([]byte(companyID + "\x00" + externalID + "\x00" + strconv.Itoa(generation)))
-	return "calsync-" + hex.EncodeToString(h[:16])
+	return TransactionPrefix + hex.EncodeToString(h[:16])
 }
 
 func (e Entry) outlook(txn string) outlook.Event {
@@ -216,8 +220,16 @@ func (s *Service) plan(ctx context.Context, companyID string, t *target, e Entry
 		if len(found) > 0 {
 			adopted := FromOutlook(found[0], &e.ExternalID)
 			raw, _ := json.Marshal(adopted)
-			el = &db.EventLink{CompanyID: companyID, UserID: t.link.UserID, LinkID: &t.link.ID, ExternalID: &e.ExternalID,
-				OutlookEventID: found[0].ID, KnownChangeKey: &found[0].ChangeKey, WrittenChangeKey: &found[0].ChangeKey, LastKnown: raw}
+			// Sync-back may already know the event (without its externalId).
+			el, err = db.EventLinkByOutlookID(ctx, s.store.DB(), companyID, t.link.UserID, found[0].ID)
+			if err != nil {
+				return nil, err
+			}
+			if el == nil {
+				el = &db.EventLink{CompanyID: companyID, UserID: t.link.UserID, OutlookEventID: found[0].ID}
+			}
+			el.LinkID, el.ExternalID, el.Deleted = &t.link.ID, &e.ExternalID, false
+			el.KnownChangeKey, el.WrittenChangeKey, el.LastKnown = &found[0].ChangeKey, &found[0].ChangeKey, raw
 			if found[0].ICalUID != "" {
 				el.ICalUID = &found[0].ICalUID
 			}
@@ -279,8 +291,18 @@ func (s *Service) record(ctx context.Context, t *target, p *plan, ev outlook.Eve
 	raw, _ := json.Marshal(view)
 	el := p.el
 	if el == nil {
-		el = &db.EventLink{CompanyID: t.link.CompanyID, UserID: t.link.UserID, ExternalID: &p.entry.ExternalID}
+		// Sync-back may have recorded the new event already (its
+		// notification can beat this answer).
+		existing, err := db.EventLinkByOutlookID(ctx, s.store.DB(), t.link.CompanyID, t.link.UserID, ev.ID)
+		if err != nil {
+			return nil, err
+		}
+		el = existing
 	}
+	if el == nil {
+		el = &db.EventLink{CompanyID: t.link.CompanyID, UserID: t.link.UserID}
+	}
+	el.ExternalID = &p.entry.ExternalID
 	el.LinkID, el.OutlookEventID, el.Deleted = &t.link.ID, ev.ID, false
 	el.WrittenChangeKey, el.KnownChangeKey, el.LastKnown = &ev.ChangeKey, &ev.ChangeKey, raw
 	if ev.ICalUID != "" {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -243,6 +244,15 @@ func (s *Syncer) applyChanged(ctx context.Context, tx bun.Tx, link *db.CalendarL
 	}
 	if el != nil && ((el.WrittenChangeKey != nil && *el.WrittenChangeKey == ev.ChangeKey) || (el.KnownChangeKey != nil && *el.KnownChangeKey == ev.ChangeKey)) && !el.Deleted {
 		return 0, el.WrittenChangeKey != nil && *el.WrittenChangeKey == ev.ChangeKey, nil // echo or replay
+	}
+	if el == nil && strings.HasPrefix(ev.TransactionID, calendar.TransactionPrefix) {
+		// calsync's own create, seen before the push recorded it: remember
+		// it, report nothing (the push attaches its externalId).
+		view := calendar.FromOutlook(ev, nil)
+		raw, _ := json.Marshal(view)
+		el = &db.EventLink{CompanyID: link.CompanyID, UserID: link.UserID, LinkID: &link.ID, OutlookEventID: ev.ID,
+			KnownChangeKey: &ev.ChangeKey, WrittenChangeKey: &ev.ChangeKey, LastKnown: raw}
+		return 0, true, db.SaveEventLink(ctx, tx, el)
 	}
 	var ext *string
 	if el != nil {

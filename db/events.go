@@ -37,11 +37,26 @@ func (s *Store) EventLinkByExternalID(ctx context.Context, companyID, externalID
 	return e, nil
 }
 
-// SaveEventLink inserts or updates an event link by id (0 inserts).
+// SaveEventLink inserts or updates an event link by id (0 inserts). The
+// push and sync-back may both record a new event at once (its notification
+// can beat the create's answer), so an insert that meets an existing row
+// for the same Outlook event merges into it (bun aliases the table as
+// event_link): an externalId and calsync's
+// written changeKey are never lost to the other side's insert.
 func SaveEventLink(ctx context.Context, q bun.IDB, e *EventLink) error {
 	var err error
 	if e.ID == 0 {
-		_, err = q.NewInsert().Model(e).Returning("*").Exec(ctx)
+		_, err = q.NewInsert().Model(e).
+			On("CONFLICT (company_id, user_id, outlook_event_id) DO UPDATE").
+			Set("external_id = COALESCE(EXCLUDED.external_id, event_link.external_id)").
+			Set("link_id = EXCLUDED.link_id").
+			Set("ical_uid = COALESCE(EXCLUDED.ical_uid, event_link.ical_uid)").
+			Set("written_change_key = COALESCE(EXCLUDED.written_change_key, event_link.written_change_key)").
+			Set("known_change_key = EXCLUDED.known_change_key").
+			Set("last_known = CASE WHEN EXCLUDED.external_id IS NULL AND event_link.external_id IS NOT NULL THEN event_link.last_known ELSE EXCLUDED.last_known END").
+			Set("deleted = EXCLUDED.deleted").
+			Set("updated_at = now()").
+			Returning("*").Exec(ctx)
 	} else {
 		_, err = q.NewUpdate().Model(e).WherePK().ExcludeColumn("created_at", "updated_at").Set("updated_at = now()").Exec(ctx)
 	}
