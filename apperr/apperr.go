@@ -29,7 +29,6 @@ const (
 	Conflict             Code = "CONFLICT"
 	Throttled            Code = "THROTTLED"
 	Unavailable          Code = "UNAVAILABLE"
-	NotImplemented       Code = "NOT_IMPLEMENTED"
 	Internal             Code = "INTERNAL"
 	RequestTooLarge      Code = "REQUEST_TOO_LARGE"
 	CredentialsMissing   Code = "CREDENTIALS_MISSING"

@@ -182,15 +182,11 @@ func (s *Syncer) round(ctx context.Context, tx bun.Tx, link *db.CalendarLink, fr
 		}
 	}
 	state.DeltaLink = &deltaLink
-	if _, err := tx.NewInsert().Model(state).On("CONFLICT (link_id) DO UPDATE").
-		Set("delta_link = EXCLUDED.delta_link").Set("window_start = EXCLUDED.window_start").
-		Set("window_end = EXCLUDED.window_end").Set("updated_at = now()").Exec(ctx); err != nil {
-		return res, fmt.Errorf("saving delta state: %w", err)
+	if err := db.SaveDelta(ctx, tx, state); err != nil {
+		return res, err
 	}
-	if _, err := tx.NewUpdate().Model((*db.CalendarLink)(nil)).Set("last_synced_at = ?", now).
-		Set("status = ?", db.LinkActive).Set("last_error = NULL").Set("updated_at = now()").
-		Where("id = ?", link.ID).Exec(ctx); err != nil {
-		return res, fmt.Errorf("marking link synced: %w", err)
+	if err := db.MarkSynced(ctx, tx, link.ID, now); err != nil {
+		return res, err
 	}
 	return res, nil
 }

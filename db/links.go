@@ -87,9 +87,10 @@ func (s *Store) SetCompanyLinksStatus(ctx context.Context, companyID, status str
 	return nil
 }
 
-// MarkSynced stamps a link as synced now and ACTIVE.
-func (s *Store) MarkSynced(ctx context.Context, linkID int64, at time.Time) error {
-	_, err := s.db.NewUpdate().Model((*CalendarLink)(nil)).Set("last_synced_at = ?", at).
+// MarkSynced stamps a link as synced at `at` and ACTIVE (q may be a
+// transaction).
+func MarkSynced(ctx context.Context, q bun.IDB, linkID int64, at time.Time) error {
+	_, err := q.NewUpdate().Model((*CalendarLink)(nil)).Set("last_synced_at = ?", at).
 		Set("status = ?", LinkActive).Set("last_error = NULL").Set("updated_at = now()").
 		Where("id = ? AND provider <> ?", linkID, ProviderNone).Exec(ctx)
 	if err != nil {
@@ -271,13 +272,29 @@ func (s *Store) Delta(ctx context.Context, linkID int64) (*DeltaState, error) {
 	return d, nil
 }
 
-// SaveDelta stores a link's delta state.
-func (s *Store) SaveDelta(ctx context.Context, d *DeltaState) error {
-	_, err := s.db.NewInsert().Model(d).On("CONFLICT (link_id) DO UPDATE").
+// SaveDelta stores a link's delta state (q may be a transaction).
+func SaveDelta(ctx context.Context, q bun.IDB, d *DeltaState) error {
+	_, err := q.NewInsert().Model(d).On("CONFLICT (link_id) DO UPDATE").
 		Set("delta_link = EXCLUDED.delta_link").Set("window_start = EXCLUDED.window_start").
 		Set("window_end = EXCLUDED.window_end").Set("updated_at = now()").Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("saving delta state of link %d: %w", d.LinkID, err)
+	}
+	return nil
+}
+
+// DeleteLink removes a link row (a link that never came to be).
+func (s *Store) DeleteLink(ctx context.Context, id int64) error {
+	if _, err := s.db.NewDelete().Model((*CalendarLink)(nil)).Where("id = ?", id).Exec(ctx); err != nil {
+		return fmt.Errorf("deleting link %d: %w", id, err)
+	}
+	return nil
+}
+
+// Audit appends an audit entry.
+func (s *Store) Audit(ctx context.Context, e *AuditEntry) error {
+	if _, err := s.db.NewInsert().Model(e).Exec(ctx); err != nil {
+		return fmt.Errorf("writing audit entry: %w", err)
 	}
 	return nil
 }

@@ -160,7 +160,7 @@ func (e *Emulator) ctlCreateEvent(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ev, _, ierr := e.createEventFor(u, body)
+	ev, ierr := e.createEventFor(u, body)
 	if ierr != nil {
 		ctlError(w, http.StatusBadRequest, "%s", ierr.msg)
 		return

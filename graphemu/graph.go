@@ -309,7 +309,7 @@ func (e *Emulator) createEvent(w http.ResponseWriter, r *http.Request, p princip
 	if !ok {
 		return
 	}
-	ev, _, ierr := e.createEventFor(u, body)
+	ev, ierr := e.createEventFor(u, body)
 	if ierr != nil {
 		writeGraphError(w, r, http.StatusBadRequest, ierr.code, ierr.msg)
 		return
@@ -336,14 +336,14 @@ func (e *Emulator) writeWrittenEvent(w http.ResponseWriter, r *http.Request, u *
 
 // createEventFor creates an event in u's calendar (or returns the event an
 // earlier create with the same transactionId made) and notifies.
-func (e *Emulator) createEventFor(u *user, body map[string]any) (*event, bool, *inputError) {
+func (e *Emulator) createEventFor(u *user, body map[string]any) (*event, *inputError) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	txn, _ := body["transactionId"].(string)
 	if txn != "" {
 		if id, ok := u.txn[txn]; ok {
 			if ev := u.events[id]; ev != nil {
-				return ev.clone(), false, nil
+				return ev.clone(), nil
 			}
 		}
 	}
@@ -355,7 +355,7 @@ func (e *Emulator) createEventFor(u *user, body map[string]any) (*event, bool, *
 		isReminderOn: true, organizerName: u.displayName, organizerMail: u.mail,
 	}
 	if ierr := ev.apply(body, true); ierr != nil {
-		return nil, false, ierr
+		return nil, ierr
 	}
 	e.seq++
 	ev.seq = e.seq
@@ -365,7 +365,7 @@ func (e *Emulator) createEventFor(u *user, body map[string]any) (*event, bool, *
 		u.txn[txn] = ev.id
 	}
 	e.notifyLocked(u, ev, "created")
-	return ev.clone(), true, nil
+	return ev.clone(), nil
 }
 
 // lookupEventLocked finds an event by immutable or REST id.

@@ -204,14 +204,14 @@ func (s *Service) link(ctx context.Context, companyID, actor string, in Input) (
 	if err != nil {
 		return nil, err
 	}
-	if prev != nil && prev.Provider == db.ProviderOutlook && deref(prev.CalendarID) == addr && prev.Status == db.LinkActive {
-		subs, err := s.store.SubscriptionsOfLink(ctx, prev.ID)
-		if err != nil {
+	var oldSubs []db.GraphSubscription
+	if prev != nil {
+		if oldSubs, err = s.store.SubscriptionsOfLink(ctx, prev.ID); err != nil {
 			return nil, err
 		}
-		if len(subs) > 0 {
-			return s.view(ctx, prev) // same address again: nothing to do
-		}
+	}
+	if prev != nil && prev.Provider == db.ProviderOutlook && deref(prev.CalendarID) == addr && prev.Status == db.LinkActive && len(oldSubs) > 0 {
+		return s.view(ctx, prev) // same address again: nothing to do
 	}
 	sess, err := s.graph.For(creds)
 	if err != nil {
@@ -227,12 +227,8 @@ func (s *Service) link(ctx context.Context, companyID, actor string, in Input) (
 	// previous state as it was.
 	row := &db.CalendarLink{CompanyID: companyID, UserID: in.UserID, Provider: db.ProviderOutlook,
 		CalendarID: &addr, GraphUserID: &graphID, Status: db.LinkPending}
-	var oldSubs []db.GraphSubscription
 	if prev != nil {
 		row.ID, row.LastSyncedAt = prev.ID, prev.LastSyncedAt
-		if oldSubs, err = s.store.SubscriptionsOfLink(ctx, prev.ID); err != nil {
-			return nil, err
-		}
 	} else {
 		if err := s.store.SaveLink(ctx, row); err != nil {
 			return nil, err
@@ -241,7 +237,7 @@ func (s *Service) link(ctx context.Context, companyID, actor string, in Input) (
 	if _, err := s.subs.Subscribe(ctx, row); err != nil {
 		if prev == nil {
 			// No half-made link: remove the row we just made.
-			_, _ = s.store.DB().NewDelete().Model((*db.CalendarLink)(nil)).Where("id = ?", row.ID).Exec(context.WithoutCancel(ctx))
+			_ = s.store.DeleteLink(context.WithoutCancel(ctx), row.ID)
 		}
 		return nil, subscribeError(err)
 	}
@@ -311,7 +307,7 @@ func (s *Service) unlink(ctx context.Context, companyID, actor, userID string) (
 }
 
 func (s *Service) audit(ctx context.Context, companyID, actor, action string, detail map[string]any) {
-	if _, err := s.store.DB().NewInsert().Model(&db.AuditEntry{CompanyID: companyID, Actor: actor, Action: action, Detail: detail}).Exec(ctx); err != nil {
+	if err := s.store.Audit(ctx, &db.AuditEntry{CompanyID: companyID, Actor: actor, Action: action, Detail: detail}); err != nil {
 		s.log.WarnContext(ctx, "writing audit entry failed", slog.String("error", err.Error()))
 	}
 }

@@ -1,17 +1,8 @@
 package resolvers
 
 import (
-	"github.com/tehaishokunin/calsync/apperr"
 	"github.com/tehaishokunin/calsync/auth"
 )
-
-// notImplemented answers operations whose issue has not landed yet, with a
-// stable code so the host can tell "not yet" from "failed".
-func notImplemented(op string) error {
-	return apperr.New(apperr.NotImplemented,
-		"この操作（"+op+"）はまだ実装されていません。",
-		"The operation "+op+" is not implemented yet.").WithExtra("operation", op)
-}
 
 // feedUser narrows a member to their own changes.
 func feedUser(caller auth.Caller, userID *string) (string, error) {
