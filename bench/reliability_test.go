@@ -93,6 +93,18 @@ func (e *env) outlookEvents(t *testing.T, mailbox string) []map[string]any {
 	return out.Value
 }
 
+// taggedEvents counts the mailbox's events by their externalId tag.
+func (e *env) taggedEvents(t *testing.T, mailbox string) map[string]int {
+	t.Helper()
+	tags := map[string]int{}
+	for _, ev := range e.outlookEvents(t, mailbox) {
+		if tag := tagOf(ev); tag != "" {
+			tags[tag]++
+		}
+	}
+	return tags
+}
+
 func tagOf(ev map[string]any) string {
 	props, _ := ev["singleValueExtendedProperties"].([]any)
 	for _, p := range props {
@@ -169,12 +181,7 @@ func TestKilledDuringProcessing(t *testing.T) {
 		reported, _ := e.store.DB().NewSelect().Table("changes").Where("change_type = 'CREATED' AND external_id IS NULL").Count(ctx)
 		return st.Pending == 0 && n == 0 && reported >= 30
 	})
-	tags := map[string]int{}
-	for _, ev := range e.outlookEvents(t, mailbox) {
-		if tag := tagOf(ev); tag != "" {
-			tags[tag]++
-		}
-	}
+	tags := e.taggedEvents(t, mailbox)
 	if len(tags) != 20 {
 		t.Errorf("%d tagged entries in Outlook, want 20", len(tags))
 	}
@@ -226,13 +233,7 @@ func TestGraphFaultsDuringPush(t *testing.T) {
 	if err := e.upsert(ctx, "u2", "job-t"); err != nil {
 		t.Fatalf("after recovery: %v", err)
 	}
-	n := 0
-	for _, ev := range e.outlookEvents(t, mailbox) {
-		if tagOf(ev) == "job-t" {
-			n++
-		}
-	}
-	if n != 1 {
+	if n := e.taggedEvents(t, mailbox)["job-t"]; n != 1 {
 		t.Fatalf("%d copies of the entry after recovery", n)
 	}
 }

@@ -164,8 +164,16 @@ func (r gqlResponse) code() string {
 func (a *app) gql(t *testing.T, tok, query string, vars map[string]any, headers ...string) gqlResponse {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	req, _ := http.NewRequest(http.MethodPost, a.base+"/graphql", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
+	out, _ := a.post(t, bytes.NewReader(body), "application/json", tok, headers...)
+	return out
+}
+
+// post sends a body to /graphql with the caller's token and extra headers
+// (name, value pairs) and decodes the answer; it also returns it raw.
+func (a *app) post(t *testing.T, body io.Reader, contentType, tok string, headers ...string) (gqlResponse, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, a.base+"/graphql", body)
+	req.Header.Set("Content-Type", contentType)
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
@@ -182,7 +190,7 @@ func (a *app) gql(t *testing.T, tok, query string, vars map[string]any, headers 
 	if err := json.Unmarshal(raw, &out); err != nil {
 		t.Fatalf("status %d, body %s: %v", resp.StatusCode, raw, err)
 	}
-	return out
+	return out, string(raw)
 }
 
 func get(t *testing.T, url string) (int, string) {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"mime/multipart"
-	"net/http"
 	"strings"
 	"testing"
 )
@@ -23,25 +22,7 @@ func (a *app) upload(t *testing.T, tok string, content []byte, headers ...string
 	fw, _ := mw.CreateFormFile("0", "authOfficeCalendar.json")
 	_, _ = fw.Write(content)
 	_ = mw.Close()
-	req, _ := http.NewRequest(http.MethodPost, a.base+"/graphql", &buf)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var out gqlResponse
-	if err := json.Unmarshal(raw, &out); err != nil {
-		t.Fatalf("status %d: %s", resp.StatusCode, raw)
-	}
-	return out, string(raw)
+	return a.post(t, &buf, mw.FormDataContentType(), tok, headers...)
 }
 
 func demoFile(secret string) []byte {
