@@ -33,6 +33,7 @@ const (
 	RequestTooLarge      Code = "REQUEST_TOO_LARGE"
 	CredentialsMissing   Code = "CREDENTIALS_MISSING"
 	EncryptionKeyMissing Code = "ENCRYPTION_KEY_MISSING"
+	QueryTooComplex      Code = "QUERY_TOO_COMPLEX"
 )
 
 // Text is one sentence in both languages calsync speaks.

@@ -55,9 +55,12 @@ type Config struct {
 	// Playground and Introspection default to on only with the emulator.
 	Playground    bool
 	Introspection bool
-	// ComplexityLimit caps a GraphQL operation's cost (fields, with list
-	// multipliers).
+	// ComplexityLimit caps a GraphQL operation's cost (one per field, list
+	// fields times the page or input size asked for); MaxQueryDepth its
+	// nesting; MaxAliases its aliased fields.
 	ComplexityLimit int
+	MaxQueryDepth   int
+	MaxAliases      int
 	// MutationsPerSecond and MutationBurst cap each company's mutations.
 	MutationsPerSecond float64
 	MutationBurst      int
@@ -107,7 +110,9 @@ func Load(getenv func(string) string) (Config, error) {
 
 	c.Playground = p.boolean("CALSYNC_PLAYGROUND", c.Graph == GraphEmulator)
 	c.Introspection = p.boolean("CALSYNC_INTROSPECTION", c.Graph == GraphEmulator)
-	c.ComplexityLimit = int(p.int64("CALSYNC_COMPLEXITY_LIMIT", 1000))
+	c.ComplexityLimit = int(p.int64("CALSYNC_COMPLEXITY_LIMIT", 10000))
+	c.MaxQueryDepth = int(p.int64("CALSYNC_MAX_QUERY_DEPTH", 12))
+	c.MaxAliases = int(p.int64("CALSYNC_MAX_ALIASES", 20))
 	c.MutationsPerSecond = float64(p.int64("CALSYNC_COMPANY_MUTATIONS_PER_SECOND", 100))
 	c.MutationBurst = int(p.int64("CALSYNC_COMPANY_MUTATION_BURST", 500))
 	switch c.Graph {

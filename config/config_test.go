@@ -93,7 +93,7 @@ func orDefault(v, d string) string {
 
 func TestPlaygroundAndIntrospectionDefaults(t *testing.T) {
 	emu, err := Load(env(map[string]string{"CALSYNC_GRAPH": "emulator"}))
-	if err != nil || !emu.Playground || !emu.Introspection || emu.ComplexityLimit != 1000 {
+	if err != nil || !emu.Playground || !emu.Introspection || emu.ComplexityLimit != 10000 || emu.MaxQueryDepth != 12 || emu.MaxAliases != 20 {
 		t.Fatalf("emulator defaults: %+v %v", emu, err)
 	}
 	prod, err := Load(env(map[string]string{"CALSYNC_ENCRYPTION_KEY": key32, "CALSYNC_PUBLIC_URL": "https://x.example"}))

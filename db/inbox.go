@@ -8,16 +8,30 @@ import (
 	"github.com/uptrace/bun"
 )
 
-// SubscriptionStates returns the clientState and link of each known
+// SubscriptionState is what checking a notification needs to know of its
+// subscription.
+type SubscriptionState struct {
+	ID          string `bun:"id"`
+	LinkID      int64  `bun:"link_id"`
+	CompanyID   string `bun:"company_id"`
+	ClientState string `bun:"client_state"`
+	// TenantID is the Entra tenant of the company's credentials; empty when
+	// the company has none (any tenantId is then refused).
+	TenantID string `bun:"tenant_id"`
+}
+
+// SubscriptionStates returns the clientState, link and tenant of each known
 // subscription id among ids (for checking notifications).
-func (s *Store) SubscriptionStates(ctx context.Context, ids []string) (map[string]GraphSubscription, error) {
-	out := map[string]GraphSubscription{}
+func (s *Store) SubscriptionStates(ctx context.Context, ids []string) (map[string]SubscriptionState, error) {
+	out := map[string]SubscriptionState{}
 	if len(ids) == 0 {
 		return out, nil
 	}
-	var rows []GraphSubscription
-	if err := s.db.NewSelect().Model(&rows).Column("id", "link_id", "company_id", "client_state", "status").
-		Where("id IN (?)", bun.In(ids)).Scan(ctx); err != nil {
+	var rows []SubscriptionState
+	if err := s.db.NewSelect().TableExpr("graph_subscriptions AS s").
+		Join("LEFT JOIN credentials AS c ON c.company_id = s.company_id").
+		ColumnExpr("s.id, s.link_id, s.company_id, s.client_state, coalesce(c.tenant_id, '') AS tenant_id").
+		Where("s.id IN (?)", bun.In(ids)).Scan(ctx, &rows); err != nil {
 		return nil, fmt.Errorf("reading subscription states: %w", err)
 	}
 	for _, r := range rows {

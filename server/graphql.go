@@ -47,9 +47,7 @@ func newGraphQL(o Options) http.Handler {
 	if o.Introspection {
 		srv.Use(extension.Introspection{})
 	}
-	if o.ComplexityLimit > 0 {
-		srv.Use(extension.FixedComplexityLimit(o.ComplexityLimit))
-	}
+	srv.Use(queryLimits{limits: o.QueryLimits, schema: o.Schema})
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
 	if o.MutationsPerSecond > 0 {
 		srv.AroundOperations(rateLimit(newCompanyLimiter(o.MutationsPerSecond, max(o.MutationBurst, 1))))

@@ -28,7 +28,8 @@ type Options struct {
 	// Ready reports whether the service can do its work (database reachable
 	// and migrated); nil error means ready.
 	Ready func(ctx context.Context) error
-	// AllowedOrigins may open websockets in addition to same-origin pages.
+	// AllowedOrigins may call /graphql from the browser (CORS) and open
+	// websockets, in addition to same-origin pages.
 	AllowedOrigins []string
 	// MaxBodyBytes caps request bodies; larger ones get 413.
 	MaxBodyBytes int64
@@ -38,8 +39,8 @@ type Options struct {
 	Playground bool
 	// Introspection answers __schema queries (tools, the Playground).
 	Introspection bool
-	// ComplexityLimit refuses operations costing more (0: no limit).
-	ComplexityLimit int
+	// QueryLimits bound depth, aliases and cost of one operation.
+	QueryLimits QueryLimits
 	// MutationsPerSecond and MutationBurst cap each company's mutations
 	// (0: no limit).
 	MutationsPerSecond float64
@@ -60,7 +61,7 @@ func New(o Options) http.Handler {
 	}
 
 	gql := newGraphQL(o)
-	handle("/graphql", "/graphql", limitBody(o.MaxBodyBytes, withCaller(o.Verifier, gql)))
+	handle("/graphql", "/graphql", cors(o.AllowedOrigins, limitBody(o.MaxBodyBytes, withCaller(o.Verifier, gql))))
 	if o.Playground {
 		pg := playgroundHandler(o.PlaygroundConfig)
 		handle("GET /playground", "/playground", pg)

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strings"
 	"sync"
@@ -31,7 +32,7 @@ const MaxBody = 1 << 20
 
 // Store is what the receiver needs of the database.
 type Store interface {
-	SubscriptionStates(ctx context.Context, ids []string) (map[string]db.GraphSubscription, error)
+	SubscriptionStates(ctx context.Context, ids []string) (map[string]db.SubscriptionState, error)
 	Enqueue(ctx context.Context, items []db.InboxItem) error
 }
 
@@ -43,6 +44,10 @@ type Handler struct {
 	results *prometheus.CounterVec
 	cache   stateCache
 	commits chan *pending
+	// lookups bounds the database reads for subscription ids not in the
+	// cache: a flood of forged ids waits here (and gets 503) instead of
+	// taking the pool that real notifications need to be stored.
+	lookups chan struct{}
 }
 
 // pending is one request's notifications waiting to be committed.
@@ -106,50 +111,73 @@ func (h *Handler) enqueue(ctx context.Context, items []db.InboxItem) error {
 // short while, so a notification POST costs one INSERT instead of a SELECT
 // and an INSERT. A subscription deleted meanwhile may still be accepted
 // for up to cacheTTL; the worker then finds no link and does nothing.
+//
+// It also remembers ids that are not known, for a shorter while, so forged
+// notifications repeating an id cost no database read. Forgetting a
+// notification for a subscription stored a moment later loses nothing:
+// linking and recreating take a delta after storing the subscription.
 type stateCache struct {
 	mu      sync.Mutex
 	entries map[string]cachedState
 }
 
 type cachedState struct {
-	sub     db.GraphSubscription
+	sub     db.SubscriptionState
+	unknown bool
 	expires time.Time
 }
 
-const cacheTTL = 30 * time.Second
+const (
+	cacheTTL        = 30 * time.Second
+	unknownCacheTTL = 5 * time.Second
+	cacheMax        = 100_000
+)
 
-func (c *stateCache) get(ids []string, now time.Time) (hit map[string]db.GraphSubscription, miss []string) {
+// get splits ids into known ones, ids known to be unknown, and ids to read.
+func (c *stateCache) get(ids []string, now time.Time) (hit map[string]db.SubscriptionState, miss []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	hit = map[string]db.GraphSubscription{}
+	hit = map[string]db.SubscriptionState{}
 	for _, id := range ids {
-		if e, ok := c.entries[id]; ok && now.Before(e.expires) {
-			hit[id] = e.sub
-		} else {
+		e, ok := c.entries[id]
+		switch {
+		case !ok || !now.Before(e.expires):
 			miss = append(miss, id)
+		case !e.unknown:
+			hit[id] = e.sub
 		}
 	}
 	return hit, miss
 }
 
-func (c *stateCache) put(subs map[string]db.GraphSubscription, now time.Time) {
+// put remembers what a read found: the found states, and the asked ids it
+// did not find as unknown.
+func (c *stateCache) put(asked []string, found map[string]db.SubscriptionState, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.entries == nil || len(c.entries) > 100_000 {
+	if c.entries == nil || len(c.entries)+len(asked) > cacheMax {
 		c.entries = map[string]cachedState{}
 	}
-	for id, s := range subs {
-		c.entries[id] = cachedState{sub: s, expires: now.Add(cacheTTL)}
+	for _, id := range asked {
+		if s, ok := found[id]; ok {
+			c.entries[id] = cachedState{sub: s, expires: now.Add(cacheTTL)}
+		} else {
+			c.entries[id] = cachedState{unknown: true, expires: now.Add(unknownCacheTTL)}
+		}
 	}
 }
+
+// concurrentLookups is how many cache-miss reads may run at once; the
+// pool keeps the rest for the committers and the workers.
+const concurrentLookups = 4
 
 // New builds the receiver; wake (may be nil) is called after notifications
 // are stored.
 func New(store Store, reg prometheus.Registerer, wake func(), log *slog.Logger) *Handler {
 	h := &Handler{store: store, log: log, wake: wake, results: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "calsync_webhook_notifications_total",
-		Help: "Graph notifications received, by endpoint and result (accepted, bad_client_state, unknown_subscription, malformed).",
-	}, []string{"endpoint", "result"}), commits: make(chan *pending, 4096)}
+		Help: "Graph notifications received, by endpoint and result (accepted, bad_client_state, unknown_subscription, tenant_mismatch, malformed, busy).",
+	}, []string{"endpoint", "result"}), commits: make(chan *pending, 4096), lookups: make(chan struct{}, concurrentLookups)}
 	if reg != nil {
 		reg.MustRegister(h.results)
 	}
@@ -209,6 +237,11 @@ func (h *Handler) handler(endpoint string) http.Handler {
 			h.handshake(w, r)
 			return
 		}
+		if !isJSON(r.Header.Get("Content-Type")) {
+			h.results.WithLabelValues(endpoint, "malformed").Inc()
+			http.Error(w, "notifications must be application/json", http.StatusUnsupportedMediaType)
+			return
+		}
 		if r.ContentLength > MaxBody {
 			h.results.WithLabelValues(endpoint, "malformed").Inc()
 			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
@@ -232,6 +265,12 @@ func (h *Handler) handler(endpoint string) http.Handler {
 			return
 		}
 		items, err := h.accept(r.Context(), endpoint, ns)
+		if errors.Is(err, errBusy) {
+			h.results.WithLabelValues(endpoint, "busy").Add(float64(len(ns)))
+			w.Header().Set("Retry-After", "5")
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
 		if err != nil {
 			h.log.WarnContext(r.Context(), "cannot check notifications; asking Graph to retry", slog.String("error", err.Error()))
 			w.Header().Set("Retry-After", "5")
@@ -252,6 +291,39 @@ func (h *Handler) handler(endpoint string) http.Handler {
 		}
 		w.WriteHeader(http.StatusAccepted)
 	})
+}
+
+// errBusy means the cache-miss reads are all taken (a flood of unknown ids):
+// Graph is asked to retry.
+var errBusy = errors.New("subscription lookups busy")
+
+// lookup reads subscription states for ids not in the cache, waiting at
+// most a second for one of the few lookup slots.
+func (h *Handler) lookup(ctx context.Context, ids []string) (map[string]db.SubscriptionState, error) {
+	wait := time.NewTimer(time.Second)
+	defer wait.Stop()
+	select {
+	case h.lookups <- struct{}{}:
+	case <-wait.C:
+		return nil, errBusy
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-h.lookups }()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return h.store.SubscriptionStates(ctx, ids)
+}
+
+// isJSON reports whether a Content-Type names JSON (Graph sends
+// "application/json; charset=utf-8").
+func isJSON(ct string) bool {
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return false
+	}
+	cs, ok := params["charset"]
+	return !ok || strings.EqualFold(cs, "utf-8")
 }
 
 // handshake echoes the decoded validation token as text/plain.
@@ -279,13 +351,11 @@ func (h *Handler) accept(ctx context.Context, endpoint string, ns []Notification
 	now := time.Now()
 	known, miss := h.cache.get(ids, now)
 	if len(miss) > 0 {
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		found, err := h.store.SubscriptionStates(ctx, miss)
+		found, err := h.lookup(ctx, miss)
 		if err != nil {
 			return nil, err
 		}
-		h.cache.put(found, now)
+		h.cache.put(miss, found, now)
 		for id, s := range found {
 			known[id] = s
 		}
@@ -299,6 +369,12 @@ func (h *Handler) accept(ctx context.Context, endpoint string, ns []Notification
 		}
 		if subtle.ConstantTimeCompare([]byte(n.ClientState), []byte(sub.ClientState)) != 1 {
 			h.results.WithLabelValues(endpoint, "bad_client_state").Inc()
+			continue
+		}
+		// tenantId is required in Graph's notifications; one naming another
+		// tenant than the company's credentials is not Graph's.
+		if n.TenantID != "" && !strings.EqualFold(n.TenantID, sub.TenantID) {
+			h.results.WithLabelValues(endpoint, "tenant_mismatch").Inc()
 			continue
 		}
 		linkID := sub.LinkID

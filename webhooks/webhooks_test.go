@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,8 +37,15 @@ func setup(t *testing.T, store *db.Store) *fixture {
 	return f
 }
 
+const tenant = "6e0c3f7a-5d1b-4c2e-9f10-1a2b3c4d5e6f"
+
 func seed(t *testing.T, store *db.Store) (subID, clientState string) {
 	ctx := context.Background()
+	if err := store.PutCredential(ctx, &db.Credential{CompanyID: "acme", TenantID: tenant, ClientID: "c", SecretSealed: []byte{1},
+		SecretKeyID: "k", SecretHint: "abcd", Status: "VERIFIED", GrantedRoles: []string{"Calendars.ReadWrite"}, RegisteredBy: "admin"},
+		&db.AuditEntry{CompanyID: "acme", Actor: "admin", Action: "credentials.register", Detail: map[string]any{}}); err != nil {
+		t.Fatal(err)
+	}
 	l := &db.CalendarLink{CompanyID: "acme", UserID: "u1", Provider: db.ProviderOutlook, Status: db.LinkActive}
 	if err := store.SaveLink(ctx, l); err != nil {
 		t.Fatal(err)
@@ -87,7 +95,7 @@ func TestAcceptAndReject(t *testing.T) {
 	f := setup(t, store)
 	sub, cs := seed(t, store)
 	body := `{"value":[
-	  {"subscriptionId":"` + sub + `","clientState":"` + cs + `","changeType":"updated","resource":"Users/x/Events/1","tenantId":"t"},
+	  {"subscriptionId":"` + sub + `","clientState":"` + cs + `","changeType":"updated","resource":"Users/x/Events/1","tenantId":"` + strings.ToUpper(tenant) + `"},
 	  {"subscriptionId":"` + sub + `","clientState":"wrong","changeType":"updated","resource":"Users/x/Events/2"},
 	  {"subscriptionId":"unknown","clientState":"` + cs + `","changeType":"updated","resource":"Users/x/Events/3"},
 	  {"subscriptionId":"` + sub + `","clientState":"` + cs + `","changeType":"deleted","resource":"Users/x/Events/4"}]}`
@@ -172,5 +180,75 @@ func TestDatabaseDownAnswers503(t *testing.T) {
 	s, _ := post(t, f.srv.URL+"/n", "application/json", `{"value":[{"subscriptionId":"s","clientState":"c","changeType":"updated"}]}`)
 	if s != http.StatusServiceUnavailable {
 		t.Fatalf("status %d with the database down", s)
+	}
+}
+
+// countingStore is the real store, counting the subscription reads.
+type countingStore struct {
+	*db.Store
+	reads atomic.Int64
+}
+
+func (c *countingStore) SubscriptionStates(ctx context.Context, ids []string) (map[string]db.SubscriptionState, error) {
+	c.reads.Add(1)
+	return c.Store.SubscriptionStates(ctx, ids)
+}
+
+func TestForgedNotifications(t *testing.T) {
+	t.Parallel()
+	store := db.NewStore(dbtest.New(t))
+	sub, cs := seed(t, store)
+	cstore := &countingStore{Store: store}
+	f := &fixture{store: store, reg: prometheus.NewRegistry()}
+	h := webhooks.New(cstore, f.reg, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f.srv = httptest.NewServer(h.Notifications())
+	t.Cleanup(f.srv.Close)
+
+	genuine := `{"value":[{"subscriptionId":"` + sub + `","clientState":"` + cs + `","changeType":"updated","resource":"Users/x/Events/1","tenantId":"` + tenant + `"}]}`
+	for _, c := range []struct {
+		name, ctype, body string
+		status            int
+		result            string
+	}{
+		{"another tenant", "application/json", strings.Replace(genuine, tenant, "0badc0de-0000-4000-8000-000000000000", 1), 202, "tenant_mismatch"},
+		{"wrong content type", "text/plain", genuine, 415, "malformed"},
+		{"form content type", "application/x-www-form-urlencoded", genuine, 415, "malformed"},
+		{"other charset", "application/json; charset=iso-8859-1", genuine, 415, "malformed"},
+		{"not UTF-8", "application/json", "{\"value\":[{\"subscriptionId\":\"\xff\xfe\"}]}", 400, "malformed"},
+		{"deeply nested", "application/json", `{"value":[` + strings.Repeat("[", 100_000) + strings.Repeat("]", 100_000) + `]}`, 400, "malformed"},
+		{"nested in a field", "application/json", `{"value":[{"subscriptionId":` + strings.Repeat(`{"a":`, 5000) + `1` + strings.Repeat("}", 5000) + `}]}`, 400, "malformed"},
+	} {
+		before := counter(t, f.reg, c.result)
+		if s, _ := post(t, f.srv.URL, c.ctype, c.body); s != c.status {
+			t.Errorf("%s: status %d, want %d", c.name, s, c.status)
+		}
+		if got := counter(t, f.reg, c.result) - before; got != 1 {
+			t.Errorf("%s: %s counted %v times, want 1", c.name, c.result, got)
+		}
+	}
+	if n, _ := store.PendingInbox(context.Background()); n != 0 {
+		t.Fatalf("%d forged notifications stored", n)
+	}
+	// The genuine one, with the tenant in either case, is accepted.
+	if s, _ := post(t, f.srv.URL, "application/json; charset=utf-8", strings.Replace(genuine, tenant, strings.ToUpper(tenant), 1)); s != 202 {
+		t.Fatalf("genuine: %d", s)
+	}
+	if n, _ := store.PendingInbox(context.Background()); n != 1 {
+		t.Fatalf("%d stored, want the genuine one", n)
+	}
+
+	// An unknown id repeated costs one database read, not one per POST.
+	forged := `{"value":[{"subscriptionId":"4b1d0000-0000-4000-8000-000000000001","clientState":"x","changeType":"updated","resource":"r","tenantId":"` + tenant + `"}]}`
+	reads := cstore.reads.Load()
+	for i := 0; i < 20; i++ {
+		if s, _ := post(t, f.srv.URL, "application/json", forged); s != 202 {
+			t.Fatalf("forged: %d", s)
+		}
+	}
+	if got := cstore.reads.Load() - reads; got != 1 {
+		t.Fatalf("20 POSTs of one unknown id read the database %d times", got)
+	}
+	if got := counter(t, f.reg, "unknown_subscription"); got != 20 {
+		t.Fatalf("unknown_subscription counted %v, want 20", got)
 	}
 }

@@ -105,7 +105,7 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 	}
 	handler := server.New(server.Options{
 		Logger:             log,
-		Schema:             graph.NewExecutableSchema(graph.Config{Resolvers: res}),
+		Schema:             graph.NewExecutableSchema(graph.Config{Resolvers: res, Complexity: resolvers.Complexity()}),
 		Verifier:           verifier,
 		Ready:              func(ctx context.Context) error { return store.Ready(ctx, migrator) },
 		AllowedOrigins:     cfg.AllowedOrigins,
@@ -113,7 +113,7 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 		Registry:           reg,
 		Playground:         cfg.Playground,
 		Introspection:      cfg.Introspection,
-		ComplexityLimit:    cfg.ComplexityLimit,
+		QueryLimits:        server.QueryLimits{Depth: cfg.MaxQueryDepth, Aliases: cfg.MaxAliases, Complexity: cfg.ComplexityLimit},
 		MutationsPerSecond: cfg.MutationsPerSecond,
 		MutationBurst:      cfg.MutationBurst,
 		PlaygroundConfig:   playgroundConfig(cfg, graphClient),
