@@ -42,6 +42,7 @@ type Options struct {
 	PushOps     int           // single upserts
 	Log         io.Writer
 	ProcessLog  io.Writer // calsync's own log (warnings and errors)
+	ExtraEnv    []string  // added to calsync's environment (later wins)
 }
 
 // Smoke is a few-second run for make test.
@@ -175,6 +176,7 @@ func start(ctx context.Context, o Options) (*env, error) {
 		"CALSYNC_ADDR="+addr, "CALSYNC_PUBLIC_URL="+e.base, "DATABASE_URL="+o.DatabaseURL, "CALSYNC_JWT_SECRET="+jwtSecret,
 		"CALSYNC_LOG_LEVEL=warn", "CALSYNC_DEV_DIR="+dir, "CALSYNC_MAX_BODY_BYTES=8388608",
 		"CALSYNC_COMPANY_MUTATIONS_PER_SECOND=1000000", "CALSYNC_COMPANY_MUTATION_BURST=1000000")
+	e.procEnv = append(e.procEnv, o.ExtraEnv...)
 	began := time.Now()
 	if err := e.launch(); err != nil {
 		emu.Close()

@@ -50,12 +50,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func faultEnv(t *testing.T, name string) *env {
+func faultEnv(t *testing.T, name string, extraEnv ...string) *env {
 	t.Helper()
 	u, _ := url.Parse(dbtest.URL())
 	u.Path = "/calsync_fault_" + name
 	o := Smoke()
-	o.DatabaseURL, o.Users, o.ProcessLog = u.String(), 3, testWriter{t}
+	o.DatabaseURL, o.Users, o.ProcessLog, o.ExtraEnv = u.String(), 6, testWriter{t}, extraEnv
 	e, err := start(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -211,29 +211,161 @@ func TestKilledDuringProcessing(t *testing.T) {
 	}
 }
 
-func TestGraphFaultsDuringPush(t *testing.T) {
+// graphCalls lists the statuses of the Graph calls to a mailbox since seq
+// with this method and part in their path.
+func (e *env) graphCalls(since int64, mailboxID, method, part string) []int {
+	var out []int
+	for _, r := range e.emu.Requests(since) {
+		if r.Method == method && r.Mailbox == mailboxID && strings.Contains(r.Path, part) {
+			out = append(out, r.Status)
+		}
+	}
+	return out
+}
+
+func TestGraphFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs calsync processes")
 	}
-	record(t, "Graph throttling beyond the SDK's retries, then recovery",
-		"429 with Retry-After for the next 10 calls to the mailbox",
-		"the push answers THROTTLED with retryAfterSeconds; after the fault clears the same push succeeds once")
-	e := faultEnv(t, "graph")
+	// A short Graph timeout so the slow scenario passes it in seconds.
+	e := faultEnv(t, "graph", "CALSYNC_GRAPH_TIMEOUT=2s")
 	ctx := context.Background()
-	mailbox := e.users[1].Mail
-	e.link(t, "u2", mailbox)
-	if err := e.emu.AddFault(graphemu.Fault{Kind: "throttle", Mailbox: mailbox, Count: 10, RetryAfterSeconds: 1}); err != nil {
-		t.Fatal(err)
+	for i, u := range e.users {
+		e.link(t, fmt.Sprintf("u%d", i), u.Mail)
 	}
-	err := e.upsert(ctx, "u2", "job-t")
-	if err == nil || !strings.Contains(err.Error(), "THROTTLED") || !strings.Contains(err.Error(), "retryAfterSeconds") {
-		t.Fatalf("throttled push: %v", err)
+	fault := func(t *testing.T, f graphemu.Fault) {
+		t.Helper()
+		if err := e.emu.AddFault(f); err != nil {
+			t.Fatal(err)
+		}
 	}
-	e.emu.ClearFaults()
-	if err := e.upsert(ctx, "u2", "job-t"); err != nil {
-		t.Fatalf("after recovery: %v", err)
+	once := func(t *testing.T, mailbox, externalID string) {
+		t.Helper()
+		if n := e.taggedEvents(t, mailbox)[externalID]; n != 1 {
+			t.Fatalf("%d copies of %s in Outlook, want 1", n, externalID)
+		}
 	}
-	if n := e.taggedEvents(t, mailbox)["job-t"]; n != 1 {
-		t.Fatalf("%d copies of the entry after recovery", n)
-	}
+	statuses := func(s []int) string { return strings.Trim(fmt.Sprint(s), "[]") }
+
+	t.Run("429", func(t *testing.T) {
+		record(t, "Graph throttling beyond the SDK's retries, then recovery",
+			"429 with Retry-After: 1 for the next 10 calls to the mailbox",
+			"the push answers THROTTLED with retryAfterSeconds; after the fault clears the same push succeeds, one event in Outlook")
+		defer e.emu.ClearFaults()
+		mb := e.users[0]
+		fault(t, graphemu.Fault{Kind: "throttle", Mailbox: mb.Mail, Count: 10, RetryAfterSeconds: 1})
+		err := e.upsert(ctx, "u0", "job-429")
+		if err == nil || !strings.Contains(err.Error(), "THROTTLED") || !strings.Contains(err.Error(), "retryAfterSeconds") {
+			t.Fatalf("throttled push: %v", err)
+		}
+		e.emu.ClearFaults()
+		if err := e.upsert(ctx, "u0", "job-429"); err != nil {
+			t.Fatalf("after recovery: %v", err)
+		}
+		once(t, mb.Mail, "job-429")
+	})
+
+	t.Run("503", func(t *testing.T) {
+		record(t, "Graph 503 Service Unavailable, briefly",
+			"503 with Retry-After: 1 for the next 2 creates in the mailbox (CALSYNC_GRAPH_TIMEOUT=2s, so the SDK may wait 1 s in all)",
+			"the SDK retries once after Retry-After, calsync once more with the same transactionId: exactly 503, 503, 201; the push succeeds, one event")
+		defer e.emu.ClearFaults()
+		mb := e.users[1]
+		seq := e.emu.LastRequestSeq()
+		fault(t, graphemu.Fault{Kind: "serverError", Status: 503, Mailbox: mb.Mail, Method: "POST", Count: 2, RetryAfterSeconds: 1})
+		if err := e.upsert(ctx, "u1", "job-503"); err != nil {
+			t.Fatalf("push through two 503s: %v", err)
+		}
+		if got := statuses(e.graphCalls(seq, mb.ID, "POST", "/events")); got != "503 503 201" {
+			t.Fatalf("creates answered %s", got)
+		}
+		once(t, mb.Mail, "job-503")
+	})
+
+	t.Run("500", func(t *testing.T) {
+		record(t, "Graph 500 Internal Server Error, persistently, then recovery",
+			"500 for the next 10 creates in the mailbox",
+			"the push tries the create 3 times (same transactionId), then answers UNAVAILABLE; nothing in Outlook; after recovery the same push makes one event")
+		defer e.emu.ClearFaults()
+		mb := e.users[2]
+		seq := e.emu.LastRequestSeq()
+		fault(t, graphemu.Fault{Kind: "serverError", Status: 500, Mailbox: mb.Mail, Method: "POST", Count: 10})
+		err := e.upsert(ctx, "u2", "job-500")
+		if err == nil || !strings.Contains(err.Error(), "UNAVAILABLE") {
+			t.Fatalf("push against 500s: %v", err)
+		}
+		if got := statuses(e.graphCalls(seq, mb.ID, "POST", "/events")); got != "500 500 500" {
+			t.Fatalf("creates answered %s", got)
+		}
+		if n := e.taggedEvents(t, mb.Mail)["job-500"]; n != 0 {
+			t.Fatalf("%d events after 500s", n)
+		}
+		e.emu.ClearFaults()
+		if err := e.upsert(ctx, "u2", "job-500"); err != nil {
+			t.Fatalf("after recovery: %v", err)
+		}
+		once(t, mb.Mail, "job-500")
+	})
+
+	t.Run("slow", func(t *testing.T) {
+		record(t, "Graph slower than calsync's timeout",
+			"the next create answered after 4 s, with CALSYNC_GRAPH_TIMEOUT=2s; the late call still takes effect",
+			"the push gives up on the slow call at 2 s and retries with the same transactionId; it succeeds and, after the slow call lands, Outlook holds one event")
+		defer e.emu.ClearFaults()
+		mb := e.users[3]
+		fault(t, graphemu.Fault{Kind: "slow", MS: 4000, Mailbox: mb.Mail, Method: "POST", Count: 1})
+		if err := e.upsert(ctx, "u3", "job-slow"); err != nil {
+			t.Fatalf("push past a slow call: %v", err)
+		}
+		time.Sleep(3 * time.Second) // until the slow call has landed
+		once(t, mb.Mail, "job-slow")
+	})
+
+	t.Run("dropped connection", func(t *testing.T) {
+		record(t, "Graph dropping the connection",
+			"the next create in the mailbox cut before it is served (no answer)",
+			"the create is retried: exactly a cut call then 201; the push succeeds, one event")
+		defer e.emu.ClearFaults()
+		mb := e.users[4]
+		seq := e.emu.LastRequestSeq()
+		fault(t, graphemu.Fault{Kind: "dropConnection", Mailbox: mb.Mail, Method: "POST", Count: 1})
+		if err := e.upsert(ctx, "u4", "job-drop"); err != nil {
+			t.Fatalf("push past a dropped connection: %v", err)
+		}
+		if got := statuses(e.graphCalls(seq, mb.ID, "POST", "/events")); got != "0 201" {
+			t.Fatalf("creates answered %s", got)
+		}
+		once(t, mb.Mail, "job-drop")
+	})
+
+	t.Run("sync back through 500s", func(t *testing.T) {
+		record(t, "Graph failing while a notification is processed",
+			"500 for the next 5 reads of the mailbox, then an Outlook-side create",
+			"the delta read is retried 3 times in the first round, the inbox retries the round after a backoff: exactly 500 ×5 then 200; the event is reported once and the inbox is finished")
+		defer e.emu.ClearFaults()
+		mb := e.users[5]
+		seq := e.emu.LastRequestSeq()
+		fault(t, graphemu.Fault{Kind: "serverError", Status: 500, Mailbox: mb.Mail, Method: "GET", Count: 5})
+		resp, err := e.emu.Client().Post(e.emu.URL+"/_emulator/users/"+mb.Mail+"/events", "application/json",
+			strings.NewReader(`{"subject":"現場から","start":{"dateTime":"2026-12-03T10:00:00","timeZone":"UTC"},"end":{"dateTime":"2026-12-03T11:00:00","timeZone":"UTC"}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&ev)
+		resp.Body.Close()
+		id := fmt.Sprint(ev["id"])
+		e.settle(t, func() bool {
+			n, _ := e.store.DB().NewSelect().Table("changes").Where("outlook_event_id = ?", id).Count(ctx)
+			pending, _ := e.store.PendingInbox(ctx)
+			return n > 0 && pending == 0
+		})
+		if n, _ := e.store.DB().NewSelect().Table("changes").Where("outlook_event_id = ?", id).Count(ctx); n != 1 {
+			t.Fatalf("reported %d times", n)
+		}
+		got := statuses(e.graphCalls(seq, mb.ID, "GET", "/calendarView/delta"))
+		if !strings.HasPrefix(got, "500 500 500 500 500 200") {
+			t.Fatalf("delta rounds answered %s", got)
+		}
+	})
 }

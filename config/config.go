@@ -50,6 +50,8 @@ type Config struct {
 
 	MaxBodyBytes    int64
 	ShutdownTimeout time.Duration
+	// GraphTimeout bounds one Graph call, the SDK's retries included.
+	GraphTimeout time.Duration
 	LogLevel        string
 
 	// Playground and Introspection default to on only with the emulator.
@@ -96,6 +98,7 @@ func Load(getenv func(string) string) (Config, error) {
 		HostWebhookURL:  p.str("CALSYNC_HOST_WEBHOOK_URL", ""),
 		MaxBodyBytes:    p.int64("CALSYNC_MAX_BODY_BYTES", 1<<20),
 		ShutdownTimeout: p.duration("CALSYNC_SHUTDOWN_TIMEOUT", 10*time.Second),
+		GraphTimeout:    p.duration("CALSYNC_GRAPH_TIMEOUT", 60*time.Second),
 		LogLevel:        p.str("CALSYNC_LOG_LEVEL", "info"),
 	}
 	c.JWTSecret = []byte(p.secret("CALSYNC_JWT_SECRET"))

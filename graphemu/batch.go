@@ -2,6 +2,7 @@ package graphemu
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -76,7 +77,7 @@ func (e *Emulator) runBatchStep(outer *http.Request, br batchRequest) map[string
 	}
 	rec := httptest.NewRecorder()
 	sr := &statusRecorder{ResponseWriter: rec}
-	e.mux.ServeHTTP(sr, req)
+	e.mux.ServeHTTP(sr, req.WithContext(context.WithValue(req.Context(), mailboxKey{}, sr)))
 	e.logRequest(req.Method, req.URL.Path, rec.Code, sr.mailbox, true)
 
 	headers := map[string]string{}

@@ -252,6 +252,9 @@ type Fault struct {
 	Count             int    `json:"count,omitempty"`
 	RetryAfterSeconds int    `json:"retryAfterSeconds,omitempty"`
 	MS                int    `json:"ms,omitempty"`
+	Status            int    `json:"status,omitempty"`
+	// Method limits a mailbox fault to calls with this HTTP method.
+	Method string `json:"method,omitempty"`
 }
 
 // AddFault arms a fault, for in-process callers.
@@ -263,16 +266,29 @@ func (e *Emulator) AddFault(f Fault) error {
 		count = 1
 	}
 	switch f.Kind {
-	case "throttle":
+	case "throttle", "serverError", "slow", "dropConnection":
 		u := e.findUserLocked(nil, f.Mailbox)
 		if u == nil {
-			return fmt.Errorf("throttle: no mailbox %q", f.Mailbox)
+			return fmt.Errorf("%s: no mailbox %q", f.Kind, f.Mailbox)
 		}
-		retry := f.RetryAfterSeconds
-		if retry <= 0 {
-			retry = 1
+		mf := &mailboxFault{kind: f.Kind, count: count, retryAfter: f.RetryAfterSeconds, delay: time.Duration(f.MS) * time.Millisecond, method: strings.ToUpper(f.Method)}
+		switch f.Kind {
+		case "throttle":
+			mf.retryAfter = max(mf.retryAfter, 1)
+		case "serverError":
+			mf.status = f.Status
+			if mf.status == 0 {
+				mf.status = http.StatusInternalServerError
+			}
+			if mf.status != http.StatusInternalServerError && mf.status != http.StatusServiceUnavailable {
+				return fmt.Errorf("serverError: status must be 500 or 503, got %d", f.Status)
+			}
+		case "slow":
+			if mf.delay <= 0 {
+				return fmt.Errorf("slow: ms must be positive")
+			}
 		}
-		e.faults.throttle[u.id] = &throttleFault{count: count, retryAfter: retry}
+		e.faults.mailbox[u.id] = mf
 	case "dropNotifications":
 		e.faults.dropNotifications += count
 	case "delayNotifications":
@@ -312,7 +328,7 @@ func (e *Emulator) ctlAddFault(w http.ResponseWriter, r *http.Request) {
 // ClearFaults disarms every fault.
 func (e *Emulator) ClearFaults() {
 	e.mu.Lock()
-	e.faults = faults{throttle: map[string]*throttleFault{}}
+	e.faults = faults{mailbox: map[string]*mailboxFault{}}
 	e.mu.Unlock()
 }
 

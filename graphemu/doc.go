@@ -61,6 +61,10 @@
 //	POST   /_emulator/subscriptions/{id}/lifecycle   {"lifecycleEvent":"missed"|"subscriptionRemoved"|"reauthorizationRequired"} -> 202
 //	POST   /_emulator/faults                         one of
 //	         {"kind":"throttle","mailbox","count","retryAfterSeconds"}
+//	         {"kind":"serverError","mailbox","count","status":500|503,"retryAfterSeconds"?}
+//	         {"kind":"slow","mailbox","count","ms"}        (answered after ms; the call is made even if the caller gave up)
+//	         {"kind":"dropConnection","mailbox","count"}   (cut before serving: no answer, nothing changed)
+//	         (these four count the next calls to the mailbox; "method":"POST" etc. counts only calls with that method)
 //	         {"kind":"dropNotifications","count"}
 //	         {"kind":"delayNotifications","ms","count"}
 //	         {"kind":"failHandshake","count"}
@@ -68,7 +72,7 @@
 //	         {"kind":"dropResponse","count"}       (the change is made, the answer is lost)
 //	         {"kind":"replayDelta","count"}        (the next incremental delta rounds repeat the previous round's changes)
 //	DELETE /_emulator/faults                         clear every fault
-//	GET    /_emulator/requests?since=N               {"value":[{"seq","method","path","status","at","mailbox"}]} Graph and identity calls served
+//	GET    /_emulator/requests?since=N               {"value":[{"seq","method","path","status","at","mailbox"}]} Graph and identity calls served (status 0: no answer, the connection was cut)
 //	GET    /_emulator/state                          a dump of tenants, users, event counts and subscriptions
 //	POST   /_emulator/reset                          forget everything
 //

@@ -2,6 +2,7 @@ package graphemu
 
 import (
 	"compress/gzip"
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
@@ -117,7 +118,7 @@ func (e *Emulator) resetLocked() {
 	e.subs = map[string]*subscription{}
 	e.deltaTokens = map[string]*deltaState{}
 	e.skipTokens = map[string]skipPage{}
-	e.faults = faults{throttle: map[string]*throttleFault{}}
+	e.faults = faults{mailbox: map[string]*mailboxFault{}}
 	e.reqs = nil
 	e.limits = map[string]*limitState{}
 }
@@ -174,6 +175,8 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 	return s.ResponseWriter.Write(b)
 }
 
+// mailboxKey carries the request's *statusRecorder, so the handler can note
+// the mailbox even when the writer is wrapped (compressed answers).
 type mailboxKey struct{}
 
 // record logs every non-control request and decodes gzip request bodies.
@@ -193,14 +196,28 @@ func (e *Emulator) record(next http.Handler) http.Handler {
 			return
 		}
 		rec := &statusRecorder{ResponseWriter: w}
+		r = r.WithContext(context.WithValue(r.Context(), mailboxKey{}, rec))
+		defer func() {
+			if p := recover(); p != nil {
+				// A cut connection or lost answer: logged with status 0.
+				e.logRequest(r.Method, r.URL.Path, noAnswer, rec.mailbox, false)
+				panic(p)
+			}
+		}()
 		next.ServeHTTP(rec, r)
 		e.logRequest(r.Method, r.URL.Path, rec.status, rec.mailbox, false)
 	})
 }
 
+// noAnswer marks a logged call whose connection was cut (status 0).
+const noAnswer = -1
+
 func (e *Emulator) logRequest(method, path string, status int, mailbox string, batched bool) {
-	if status == 0 {
+	switch status {
+	case 0:
 		status = http.StatusOK
+	case noAnswer:
+		status = 0
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

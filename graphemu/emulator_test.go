@@ -493,3 +493,72 @@ func TestNotificationsQueueIntoOnePost(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestMailboxFaults(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	events := "/v1.0/users/" + e.user.ID + "/events"
+	fault := func(f map[string]any) {
+		f["mailbox"] = e.user.Mail
+		e.do(t, "POST", "/_emulator/faults", "", f, 204, nil)
+	}
+	count := func() int {
+		var out struct {
+			Value []any `json:"value"`
+		}
+		e.do(t, "GET", "/_emulator/users/"+e.user.ID+"/events", "", nil, 200, &out)
+		return len(out.Value)
+	}
+	ev := map[string]any{"subject": "s", "start": map[string]any{"dateTime": "2026-12-01T09:00:00", "timeZone": "UTC"},
+		"end": map[string]any{"dateTime": "2026-12-01T10:00:00", "timeZone": "UTC"}}
+
+	fault(map[string]any{"kind": "serverError", "status": 503, "count": 1, "retryAfterSeconds": 2})
+	var gerr struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	if h := e.do(t, "GET", events, e.token, nil, 503, &gerr); h.Get("Retry-After") != "2" || gerr.Error.Code != "ServiceUnavailable" {
+		t.Fatalf("503: Retry-After %q code %q", h.Get("Retry-After"), gerr.Error.Code)
+	}
+	e.do(t, "GET", events, e.token, nil, 200, nil) // consumed
+	fault(map[string]any{"kind": "serverError", "count": 1})
+	e.do(t, "POST", events, e.token, ev, 500, nil)
+	if n := count(); n != 0 {
+		t.Fatalf("a 500 made %d events", n)
+	}
+	e.do(t, "POST", "/_emulator/faults", "", map[string]any{"kind": "serverError", "mailbox": e.user.Mail, "status": 502}, 400, nil)
+
+	// A cut connection: no answer, nothing made.
+	fault(map[string]any{"kind": "dropConnection", "count": 1})
+	b, _ := json.Marshal(ev)
+	req, _ := http.NewRequest("POST", e.srv.URL+events, bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+e.token)
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := e.client.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("dropped connection answered %d", resp.StatusCode)
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("a cut call made %d events", n)
+	}
+
+	// A slow answer past the caller's timeout still takes effect.
+	fault(map[string]any{"kind": "slow", "count": 1, "ms": 400})
+	impatient := *e.client
+	impatient.Timeout = 100 * time.Millisecond
+	req, _ = http.NewRequest("POST", e.srv.URL+events, bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+e.token)
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := impatient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatal("slow call answered within 100 ms")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for count() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow call never took effect")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

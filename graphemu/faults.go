@@ -4,7 +4,7 @@ import "time"
 
 // faults are the failures a test asked for; each is consumed as it fires.
 type faults struct {
-	throttle          map[string]*throttleFault // by mailbox id or lower-case mail
+	mailbox           map[string]*mailboxFault // by mailbox id
 	dropNotifications int
 	delayCount        int
 	delayBy           time.Duration

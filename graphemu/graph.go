@@ -70,7 +70,7 @@ func (e *Emulator) mailbox(w http.ResponseWriter, r *http.Request, p principal, 
 		writeGraphError(w, r, http.StatusNotFound, "ErrorInvalidUser", fmt.Sprintf("The requested user '%s' is invalid.", uid))
 		return nil, nil, false
 	}
-	if rec, isRec := w.(*statusRecorder); isRec {
+	if rec, isRec := r.Context().Value(mailboxKey{}).(*statusRecorder); isRec {
 		rec.mailbox = u.id
 	}
 	need := []string{"Calendars.ReadWrite"}

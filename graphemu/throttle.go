@@ -3,7 +3,6 @@ package graphemu
 import (
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -20,25 +19,52 @@ type limitState struct {
 	inflight    int
 }
 
-type throttleFault struct {
+// mailboxFault is a failure armed for the next count Graph calls to one
+// mailbox (event, delta and subscription calls alike).
+type mailboxFault struct {
+	kind       string // throttle, serverError, slow, dropConnection
 	count      int
-	retryAfter int
+	retryAfter int           // throttle, serverError (0: no Retry-After)
+	status     int           // serverError: 500 or 503
+	delay      time.Duration // slow: the call is served normally after it
+	method     string        // only calls with this method count (empty: all)
 }
 
-// admit applies throttling faults, the request rate and the concurrency cap
-// for (app, mailbox). On refusal it has written 429 with Retry-After.
+// admit applies the mailbox's armed fault, the request rate and the
+// concurrency cap for (app, mailbox). On refusal it has answered (or
+// dropped the connection).
 func (e *Emulator) admit(w http.ResponseWriter, r *http.Request, a *app, u *user) (func(), bool) {
 	e.mu.Lock()
-	now := e.now()
-	for _, k := range []string{u.id, strings.ToLower(u.mail)} {
-		if f := e.faults.throttle[k]; f != nil && f.count > 0 {
-			f.count--
-			retry := f.retryAfter
-			e.mu.Unlock()
-			throttled(w, r, retry, "Application is over its MailboxConcurrency limit.")
+	if f := e.faults.mailbox[u.id]; f != nil && f.count > 0 && (f.method == "" || f.method == r.Method) {
+		f.count--
+		fault := *f
+		e.mu.Unlock()
+		switch fault.kind {
+		case "throttle":
+			throttled(w, r, fault.retryAfter, "Application is over its MailboxConcurrency limit.")
 			return nil, false
+		case "serverError":
+			if fault.retryAfter > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(fault.retryAfter))
+			}
+			if fault.status == http.StatusServiceUnavailable {
+				writeGraphError(w, r, fault.status, "ServiceUnavailable", "The service is temporarily unavailable.")
+			} else {
+				writeGraphError(w, r, fault.status, "InternalServerError", "An internal server error occurred.")
+			}
+			return nil, false
+		case "dropConnection":
+			// The connection (HTTP/1.1) or stream (HTTP/2) is cut before
+			// the call is served: no answer, nothing changed.
+			panic(http.ErrAbortHandler)
+		case "slow":
+			// Served after the delay even when the caller has given up,
+			// as Graph finishes a call whose client timed out.
+			time.Sleep(fault.delay)
 		}
+		e.mu.Lock()
 	}
+	now := e.now()
 	key := a.clientID + "|" + u.id
 	st := e.limits[key]
 	if st == nil {

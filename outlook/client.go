@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -50,6 +51,12 @@ type Config struct {
 	Transport http.RoundTripper
 	// Timeout bounds each Graph call, including the SDK's retries.
 	Timeout time.Duration
+	// RetryWait bounds how long the SDK may wait in total between retries
+	// of one call (429/503/504, honouring Retry-After). A call asked to wait
+	// longer returns the refusal at once, so callers see THROTTLED with
+	// its Retry-After instead of hanging. Zero means the smaller of 10 s and
+	// half the Timeout.
+	RetryWait time.Duration
 	// MailboxConcurrency caps this process's concurrent calls per mailbox
 	// (Outlook allows 4 per app and mailbox); zero means 4.
 	MailboxConcurrency int
@@ -93,6 +100,9 @@ func New(cfg Config) *Client {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 60 * time.Second
 	}
+	if cfg.RetryWait == 0 {
+		cfg.RetryWait = min(10*time.Second, cfg.Timeout/2)
+	}
 	if cfg.MailboxConcurrency == 0 {
 		cfg.MailboxConcurrency = 4
 	}
@@ -100,6 +110,23 @@ func New(cfg Config) *Client {
 		cfg.MailboxWait = 30 * time.Second
 	}
 	return &Client{cfg: cfg, sessions: map[string]*Session{}, slots: map[string]chan struct{}{}}
+}
+
+// withinRetryWait lets the SDK retry only while the waits so far plus the
+// next one (Retry-After, or the SDK's 3 s backoff doubling per attempt) fit
+// in budget.
+func withinRetryWait(budget time.Duration) func(waited time.Duration, attempt int, _ *http.Request, resp *http.Response) bool {
+	return func(waited time.Duration, attempt int, _ *http.Request, resp *http.Response) bool {
+		next := time.Duration(3<<attempt) * time.Second
+		if v := resp.Header.Get("Retry-After"); v != "" {
+			if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+				next = time.Duration(n) * time.Second
+			} else if t, err := http.ParseTime(v); err == nil {
+				next = time.Until(t)
+			}
+		}
+		return waited+next <= budget
+	}
 }
 
 // acquire takes one of the mailbox's concurrency slots, waiting at most
@@ -182,8 +209,12 @@ func (c *Client) For(creds Credentials) (*Session, error) {
 		if _, ok := m.(*khttp.CompressionHandler); ok {
 			mw[i] = khttp.NewCompressionHandlerWithOptions(khttp.NewCompressionOptions(false))
 		}
+		if _, ok := m.(*khttp.RetryHandler); ok {
+			mw[i] = khttp.NewRetryHandlerWithOptions(khttp.RetryHandlerOptions{ShouldRetry: withinRetryWait(c.cfg.RetryWait)})
+		}
 	}
-	httpClient := &http.Client{Transport: khttp.NewCustomTransportWithParentTransport(c.cfg.Transport, mw...), Timeout: c.cfg.Timeout}
+	parent := idempotentRetry{next: c.cfg.Transport, attempts: 3, backoff: 250 * time.Millisecond}
+	httpClient := &http.Client{Transport: khttp.NewCustomTransportWithParentTransport(parent, mw...), Timeout: c.cfg.Timeout}
 	adapter, err := msgraph.NewGraphRequestAdapterWithParseNodeFactoryAndSerializationWriterFactoryAndHttpClient(auth, nil, nil, httpClient)
 	if err != nil {
 		return nil, fmt.Errorf("building graph request adapter: %w", err)

@@ -3,6 +3,8 @@ package outlook_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -515,4 +517,80 @@ func TestThrottling(t *testing.T) {
 	_, err := s.CalendarOwner(ctx, f.taro.ID)
 	wantKind(t, err, outlook.KindThrottled)
 	f.emu.ClearFaults()
+
+	// A Retry-After longer than the retry budget (10 s here) is not waited
+	// out: one call, and the caller gets the delay to pass on.
+	if err := f.emu.AddFault(graphemu.Fault{Kind: "throttle", Mailbox: f.taro.Mail, Count: 10, RetryAfterSeconds: 30}); err != nil {
+		t.Fatal(err)
+	}
+	since = f.emu.LastRequestSeq()
+	_, err = s.CalendarOwner(ctx, f.taro.ID)
+	wantKind(t, err, outlook.KindThrottled)
+	var oe *outlook.Error
+	if !errors.As(err, &oe) || oe.RetryAfter != 30*time.Second {
+		t.Fatalf("retry after: %+v", err)
+	}
+	if n := len(f.emu.Requests(since)); n != 1 {
+		t.Fatalf("%d calls for a 30 s Retry-After, want 1", n)
+	}
+	f.emu.ClearFaults()
+}
+
+func TestIdempotentCallsRetryServerErrorsAndCutConnections(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	s := f.session(t)
+	ev, err := s.CreateEvent(ctx, f.taro.ID, outlook.Event{Subject: "retry", Start: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC),
+		End: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC), TimeZone: "UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := func(since int64, method string) []int {
+		var out []int
+		for _, r := range f.emu.Requests(since) {
+			if r.Method == method {
+				out = append(out, r.Status)
+			}
+		}
+		return out
+	}
+	// Two 500s on a read: retried, the third answers.
+	since := f.emu.LastRequestSeq()
+	if err := f.emu.AddFault(graphemu.Fault{Kind: "serverError", Mailbox: f.taro.Mail, Method: "GET", Count: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetEvent(ctx, f.taro.ID, ev.ID, ""); err != nil {
+		t.Fatalf("read through two 500s: %v", err)
+	}
+	if got := fmt.Sprint(calls(since, "GET")); got != "[500 500 200]" {
+		t.Fatalf("reads answered %s", got)
+	}
+	// Three are more than the retries: the caller sees KindUnavailable.
+	if err := f.emu.AddFault(graphemu.Fault{Kind: "serverError", Mailbox: f.taro.Mail, Method: "GET", Count: 3}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.GetEvent(ctx, f.taro.ID, ev.ID, "")
+	wantKind(t, err, outlook.KindUnavailable)
+	// A delete whose connection is cut is sent again.
+	since = f.emu.LastRequestSeq()
+	if err := f.emu.AddFault(graphemu.Fault{Kind: "dropConnection", Mailbox: f.taro.Mail, Method: "DELETE", Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteEvent(ctx, f.taro.ID, ev.ID); err != nil {
+		t.Fatalf("delete past a cut connection: %v", err)
+	}
+	if got := fmt.Sprint(calls(since, "DELETE")); got != "[0 204]" {
+		t.Fatalf("deletes answered %s", got)
+	}
+	// A PATCH is not re-sent by the client: the caller decides.
+	if err := f.emu.AddFault(graphemu.Fault{Kind: "serverError", Mailbox: f.taro.Mail, Method: "PATCH", Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	since = f.emu.LastRequestSeq()
+	_, err = s.UpdateEvent(ctx, f.taro.ID, ev.ID, outlook.Event{Subject: "x"}, []string{"subject"}, "")
+	wantKind(t, err, outlook.KindUnavailable)
+	if got := fmt.Sprint(calls(since, "PATCH")); got != "[500]" {
+		t.Fatalf("patches answered %s", got)
+	}
 }

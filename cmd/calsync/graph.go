@@ -64,7 +64,7 @@ func newGraph(ctx context.Context, cfg config.Config, devDir string, log *slog.L
 			return nil, fmt.Errorf("seeding the demo tenant: %w", err)
 		}
 		g := &graphSetup{
-			client:   outlook.New(outlook.Config{GraphBaseURL: emu.URL, LoginBaseURL: emu.URL, Transport: emu.Transport()}),
+			client:   outlook.New(outlook.Config{GraphBaseURL: emu.URL, LoginBaseURL: emu.URL, Transport: emu.Transport(), Timeout: cfg.GraphTimeout}),
 			emulator: emu,
 		}
 		if path, err := writeDemoFile(devDir); err == nil {
@@ -90,7 +90,7 @@ func newGraph(ctx context.Context, cfg config.Config, devDir string, log *slog.L
 		}
 		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	return &graphSetup{client: outlook.New(outlook.Config{GraphBaseURL: cfg.GraphBaseURL, LoginBaseURL: cfg.LoginBaseURL, Transport: transport})}, nil
+	return &graphSetup{client: outlook.New(outlook.Config{GraphBaseURL: cfg.GraphBaseURL, LoginBaseURL: cfg.LoginBaseURL, Transport: transport, Timeout: cfg.GraphTimeout})}, nil
 }
 
 // writeDemoFile writes the demo tenant's authOfficeCalendar.json into the
