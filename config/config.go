@@ -52,7 +52,7 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// GraphTimeout bounds one Graph call, the SDK's retries included.
 	GraphTimeout time.Duration
-	LogLevel        string
+	LogLevel     string
 
 	// Playground and Introspection default to on only with the emulator.
 	Playground    bool
