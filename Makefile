@@ -61,4 +61,4 @@ bench: postgres
 
 ## reliability: run the fault tests (real calsync processes) and write docs/RELIABILITY.md from their outcome
 reliability: postgres
-	CALSYNC_WRITE_RELIABILITY=1 go test -count=1 -run 'TestKilledDuringProcessing|TestGraphFaultsDuringPush' ./bench
+	CALSYNC_WRITE_RELIABILITY=1 go test -count=1 -run 'Test(KilledDuringProcessing|GraphFaults|PostgresStoppedDuringBurst|ForgedFloodDoesNotStarveGenuine)$$' ./bench

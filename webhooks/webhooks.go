@@ -44,6 +44,12 @@ type Handler struct {
 	results *prometheus.CounterVec
 	cache   stateCache
 	commits chan *pending
+	// outage keeps a database outage from logging once per POST.
+	outage struct {
+		sync.Mutex
+		last       time.Time
+		suppressed int
+	}
 	// lookups bounds the database reads for subscription ids not in the
 	// cache: a flood of forged ids waits here (and gets 503) instead of
 	// taking the pool that real notifications need to be stored.
@@ -133,21 +139,27 @@ const (
 	cacheMax        = 100_000
 )
 
-// get splits ids into known ones, ids known to be unknown, and ids to read.
-func (c *stateCache) get(ids []string, now time.Time) (hit map[string]db.SubscriptionState, miss []string) {
+// get splits ids into known ones and ids to read; stale holds the known
+// states among the latter whose time ran out (used when reads are busy).
+func (c *stateCache) get(ids []string, now time.Time) (hit, stale map[string]db.SubscriptionState, miss []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	hit = map[string]db.SubscriptionState{}
+	hit, stale = map[string]db.SubscriptionState{}, map[string]db.SubscriptionState{}
 	for _, id := range ids {
 		e, ok := c.entries[id]
 		switch {
-		case !ok || !now.Before(e.expires):
+		case !ok:
 			miss = append(miss, id)
+		case !now.Before(e.expires):
+			miss = append(miss, id)
+			if !e.unknown {
+				stale[id] = e.sub
+			}
 		case !e.unknown:
 			hit[id] = e.sub
 		}
 	}
-	return hit, miss
+	return hit, stale, miss
 }
 
 // put remembers what a read found: the found states, and the asked ids it
@@ -272,14 +284,14 @@ func (h *Handler) handler(endpoint string) http.Handler {
 			return
 		}
 		if err != nil {
-			h.log.WarnContext(r.Context(), "cannot check notifications; asking Graph to retry", slog.String("error", err.Error()))
+			h.warnOutage(r.Context(), "cannot check notifications; asking Graph to retry", err)
 			w.Header().Set("Retry-After", "5")
 			http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
 			return
 		}
 		if len(items) > 0 {
 			if err := h.enqueue(r.Context(), items); err != nil {
-				h.log.WarnContext(r.Context(), "cannot store notifications; asking Graph to retry", slog.String("error", err.Error()))
+				h.warnOutage(r.Context(), "cannot store notifications; asking Graph to retry", err)
 				w.Header().Set("Retry-After", "5")
 				http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
 				return
@@ -291,6 +303,23 @@ func (h *Handler) handler(endpoint string) http.Handler {
 		}
 		w.WriteHeader(http.StatusAccepted)
 	})
+}
+
+// warnOutage logs a failure to reach the database at most every 5 s,
+// counting what it left out: an outage under a notification flood would
+// otherwise log one line per POST.
+func (h *Handler) warnOutage(ctx context.Context, msg string, err error) {
+	h.outage.Lock()
+	now := time.Now()
+	if now.Sub(h.outage.last) < 5*time.Second {
+		h.outage.suppressed++
+		h.outage.Unlock()
+		return
+	}
+	suppressed := h.outage.suppressed
+	h.outage.last, h.outage.suppressed = now, 0
+	h.outage.Unlock()
+	h.log.WarnContext(ctx, msg, slog.String("error", err.Error()), slog.Int("suppressed", suppressed))
 }
 
 // errBusy means the cache-miss reads are all taken (a flood of unknown ids):
@@ -349,13 +378,20 @@ func (h *Handler) accept(ctx context.Context, endpoint string, ns []Notification
 		}
 	}
 	now := time.Now()
-	known, miss := h.cache.get(ids, now)
+	known, stale, miss := h.cache.get(ids, now)
 	if len(miss) > 0 {
 		found, err := h.lookup(ctx, miss)
-		if err != nil {
+		switch {
+		case errors.Is(err, errBusy) && len(stale) == len(miss):
+			// Reads are taken (a flood of unknown ids) but every id here
+			// was known a moment ago: a subscription's clientState never
+			// changes, so the stale state still checks it.
+			found = stale
+		case err != nil:
 			return nil, err
+		default:
+			h.cache.put(miss, found, now)
 		}
-		h.cache.put(miss, found, now)
 		for id, s := range found {
 			known[id] = s
 		}
