@@ -136,6 +136,60 @@ func tagOf(ev map[string]any) string {
 	return ""
 }
 
+// outlookCreate makes an event as the mailbox owner would in Outlook (the
+// emulator notifies subscribers) and returns its id.
+func (e *env) outlookCreate(t *testing.T, mailbox, subject, day string) string {
+	t.Helper()
+	body := fmt.Sprintf(`{"subject":%q,"start":{"dateTime":"%sT10:00:00","timeZone":"UTC"},"end":{"dateTime":"%sT11:00:00","timeZone":"UTC"}}`, subject, day, day)
+	resp, err := e.emu.Client().Post(e.emu.URL+"/_emulator/users/"+mailbox+"/events", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var ev struct {
+		ID string `json:"id"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ev); err != nil || ev.ID == "" {
+		t.Fatalf("creating an Outlook event: %v", err)
+	}
+	return ev.ID
+}
+
+// subscription is the (only) Graph subscription's id and clientState, as
+// Graph would send them in notifications.
+func (e *env) subscription(t *testing.T) (id, clientState string) {
+	t.Helper()
+	var sub struct {
+		ID          string `bun:"id"`
+		ClientState string `bun:"client_state"`
+	}
+	if err := e.store.DB().NewSelect().Table("graph_subscriptions").Column("id", "client_state").Limit(1).Scan(context.Background(), &sub); err != nil {
+		t.Fatal(err)
+	}
+	return sub.ID, sub.ClientState
+}
+
+// reportedOnce checks that each of the Outlook events is in the change
+// feed exactly once.
+func (e *env) reportedOnce(t *testing.T, ids []string) {
+	t.Helper()
+	var rows []struct {
+		ID string `bun:"outlook_event_id"`
+		N  int    `bun:"n"`
+	}
+	if err := e.store.DB().NewRaw("SELECT outlook_event_id, count(*) AS n FROM changes WHERE outlook_event_id IN (?) GROUP BY outlook_event_id", bun.In(ids)).Scan(context.Background(), &rows); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != len(ids) {
+		t.Errorf("%d of %d Outlook events reported", len(rows), len(ids))
+	}
+	for _, r := range rows {
+		if r.N != 1 {
+			t.Errorf("event %s reported %d times", r.ID, r.N)
+		}
+	}
+}
+
 func (e *env) settle(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
@@ -165,15 +219,7 @@ func TestKilledDuringProcessing(t *testing.T) {
 	}
 	owner := map[string]bool{}
 	for i := 0; i < 30; i++ {
-		resp, err := e.emu.Client().Post(e.emu.URL+"/_emulator/users/"+mailbox+"/events", "application/json",
-			strings.NewReader(`{"subject":"Outlook `+fmt.Sprint(i)+`","start":{"dateTime":"2026-12-02T10:00:00","timeZone":"UTC"},"end":{"dateTime":"2026-12-02T11:00:00","timeZone":"UTC"}}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ev map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&ev)
-		resp.Body.Close()
-		owner[fmt.Sprint(ev["id"])] = true
+		owner[e.outlookCreate(t, mailbox, fmt.Sprint("Outlook ", i), "2026-12-02")] = true
 		if i == 10 {
 			e.kill() // mid-burst
 		}
@@ -285,21 +331,29 @@ func TestGraphFaults(t *testing.T) {
 		once(t, mb.Mail, "job-429")
 	})
 
+	// pushThrough arms a fault on user i's mailbox, pushes one entry and
+	// checks the push succeeded with exactly the creates want.
+	pushThrough := func(t *testing.T, i int, f graphemu.Fault, want string) {
+		t.Helper()
+		defer e.emu.ClearFaults()
+		mb, externalID := e.users[i], "job-"+f.Kind
+		seq := e.emu.LastRequestSeq()
+		f.Mailbox = mb.Mail
+		fault(t, f)
+		if err := e.upsert(ctx, fmt.Sprint("u", i), externalID); err != nil {
+			t.Fatalf("push through %s: %v", f.Kind, err)
+		}
+		if got := statuses(e.graphCalls(seq, mb.ID, "POST", "/events")); got != want {
+			t.Fatalf("creates answered %s, want %s", got, want)
+		}
+		once(t, mb.Mail, externalID)
+	}
+
 	t.Run("503", func(t *testing.T) {
 		record(t, "Graph 503 Service Unavailable, briefly",
 			"503 with Retry-After: 1 for the next 2 creates in the mailbox (CALSYNC_GRAPH_TIMEOUT=2s, so the SDK may wait 1 s in all)",
 			"the SDK retries once after Retry-After, calsync once more with the same transactionId: exactly 503, 503, 201; the push succeeds, one event")
-		defer e.emu.ClearFaults()
-		mb := e.users[1]
-		seq := e.emu.LastRequestSeq()
-		fault(t, graphemu.Fault{Kind: "serverError", Status: 503, Mailbox: mb.Mail, Method: "POST", Count: 2, RetryAfterSeconds: 1})
-		if err := e.upsert(ctx, "u1", "job-503"); err != nil {
-			t.Fatalf("push through two 503s: %v", err)
-		}
-		if got := statuses(e.graphCalls(seq, mb.ID, "POST", "/events")); got != "503 503 201" {
-			t.Fatalf("creates answered %s", got)
-		}
-		once(t, mb.Mail, "job-503")
+		pushThrough(t, 1, graphemu.Fault{Kind: "serverError", Status: 503, Method: "POST", Count: 2, RetryAfterSeconds: 1}, "503 503 201")
 	})
 
 	t.Run("500", func(t *testing.T) {
@@ -345,17 +399,7 @@ func TestGraphFaults(t *testing.T) {
 		record(t, "Graph dropping the connection",
 			"the next create in the mailbox cut before it is served (no answer)",
 			"the create is retried: exactly a cut call then 201; the push succeeds, one event")
-		defer e.emu.ClearFaults()
-		mb := e.users[4]
-		seq := e.emu.LastRequestSeq()
-		fault(t, graphemu.Fault{Kind: "dropConnection", Mailbox: mb.Mail, Method: "POST", Count: 1})
-		if err := e.upsert(ctx, "u4", "job-drop"); err != nil {
-			t.Fatalf("push past a dropped connection: %v", err)
-		}
-		if got := statuses(e.graphCalls(seq, mb.ID, "POST", "/events")); got != "0 201" {
-			t.Fatalf("creates answered %s", got)
-		}
-		once(t, mb.Mail, "job-drop")
+		pushThrough(t, 4, graphemu.Fault{Kind: "dropConnection", Method: "POST", Count: 1}, "0 201")
 	})
 
 	t.Run("sync back through 500s", func(t *testing.T) {
@@ -366,15 +410,7 @@ func TestGraphFaults(t *testing.T) {
 		mb := e.users[5]
 		seq := e.emu.LastRequestSeq()
 		fault(t, graphemu.Fault{Kind: "serverError", Status: 500, Mailbox: mb.Mail, Method: "GET", Count: 5})
-		resp, err := e.emu.Client().Post(e.emu.URL+"/_emulator/users/"+mb.Mail+"/events", "application/json",
-			strings.NewReader(`{"subject":"現場から","start":{"dateTime":"2026-12-03T10:00:00","timeZone":"UTC"},"end":{"dateTime":"2026-12-03T11:00:00","timeZone":"UTC"}}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ev map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&ev)
-		resp.Body.Close()
-		id := fmt.Sprint(ev["id"])
+		id := e.outlookCreate(t, mb.Mail, "現場から", "2026-12-03")
 		e.settle(t, func() bool {
 			n, _ := e.store.DB().NewSelect().Table("changes").Where("outlook_event_id = ?", id).Count(ctx)
 			pending, _ := e.store.PendingInbox(ctx)
@@ -402,17 +438,11 @@ func TestPostgresStoppedDuringBurst(t *testing.T) {
 	ctx := context.Background()
 	mb := e.users[0]
 	e.link(t, "u0", mb.Mail)
-	var sub struct {
-		ID          string `bun:"id"`
-		ClientState string `bun:"client_state"`
-	}
-	if err := e.store.DB().NewSelect().Table("graph_subscriptions").Column("id", "client_state").Limit(1).Scan(ctx, &sub); err != nil {
-		t.Fatal(err)
-	}
+	subID, clientState := e.subscription(t)
 	graph := &http.Client{Timeout: 3 * time.Second} // Graph's limit for an answer
 	post := func(n int) int {
 		body := fmt.Sprintf(`{"value":[{"subscriptionId":%q,"clientState":%q,"changeType":"updated","resource":"Users/%s/Events/burst-%05d","tenantId":%q}]}`,
-			sub.ID, sub.ClientState, mb.ID, n, benchTenant)
+			subID, clientState, mb.ID, n, benchTenant)
 		resp, err := graph.Post(e.base+"/webhooks/graph/notifications", "application/json", strings.NewReader(body))
 		if err != nil {
 			return 0
@@ -442,15 +472,7 @@ func TestPostgresStoppedDuringBurst(t *testing.T) {
 	}()
 	var outlookIDs []string
 	create := func(i int) {
-		resp, err := e.emu.Client().Post(e.emu.URL+"/_emulator/users/"+mb.Mail+"/events", "application/json",
-			strings.NewReader(fmt.Sprintf(`{"subject":"現場 %d","start":{"dateTime":"2026-12-04T10:00:00","timeZone":"UTC"},"end":{"dateTime":"2026-12-04T11:00:00","timeZone":"UTC"}}`, i)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ev map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&ev)
-		resp.Body.Close()
-		outlookIDs = append(outlookIDs, fmt.Sprint(ev["id"]))
+		outlookIDs = append(outlookIDs, e.outlookCreate(t, mb.Mail, fmt.Sprint("現場 ", i), "2026-12-04"))
 	}
 	for i := 0; i < 10; i++ {
 		create(i)
@@ -513,21 +535,7 @@ func TestPostgresStoppedDuringBurst(t *testing.T) {
 	if stored != len(status) || unprocessed != 0 {
 		t.Errorf("%d of %d notifications stored, %d not processed", stored, len(status), unprocessed)
 	}
-	var rows []struct {
-		ID string `bun:"outlook_event_id"`
-		N  int    `bun:"n"`
-	}
-	if err := e.store.DB().NewRaw("SELECT outlook_event_id, count(*) AS n FROM changes WHERE outlook_event_id IN (?) GROUP BY outlook_event_id", bun.In(outlookIDs)).Scan(ctx, &rows); err != nil {
-		t.Fatal(err)
-	}
-	if len(rows) != len(outlookIDs) {
-		t.Errorf("%d of %d Outlook events reported", len(rows), len(outlookIDs))
-	}
-	for _, r := range rows {
-		if r.N != 1 {
-			t.Errorf("event %s reported %d times", r.ID, r.N)
-		}
-	}
+	e.reportedOnce(t, outlookIDs)
 }
 
 func TestForgedFloodDoesNotStarveGenuine(t *testing.T) {
@@ -541,13 +549,7 @@ func TestForgedFloodDoesNotStarveGenuine(t *testing.T) {
 	ctx := context.Background()
 	mb := e.users[0]
 	e.link(t, "u0", mb.Mail)
-	var sub struct {
-		ID          string `bun:"id"`
-		ClientState string `bun:"client_state"`
-	}
-	if err := e.store.DB().NewSelect().Table("graph_subscriptions").Column("id", "client_state").Limit(1).Scan(ctx, &sub); err != nil {
-		t.Fatal(err)
-	}
+	subID, clientState := e.subscription(t)
 	url := e.base + "/webhooks/graph/notifications"
 	graph := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	send := func(body string) (int, time.Duration) {
@@ -603,7 +605,7 @@ func TestForgedFloodDoesNotStarveGenuine(t *testing.T) {
 			default:
 			}
 			s, took := send(fmt.Sprintf(`{"value":[{"subscriptionId":%q,"clientState":%q,"changeType":"updated","resource":"Users/%s/Events/genuine-%05d","tenantId":%q}]}`,
-				sub.ID, sub.ClientState, mb.ID, n, benchTenant))
+				subID, clientState, mb.ID, n, benchTenant))
 			genuine = append(genuine, took)
 			if s != http.StatusAccepted {
 				genuineFailed = append(genuineFailed, s)
@@ -614,15 +616,7 @@ func TestForgedFloodDoesNotStarveGenuine(t *testing.T) {
 	var outlookIDs []string
 	began := time.Now()
 	for i := 0; i < 20; i++ {
-		resp, err := e.emu.Client().Post(e.emu.URL+"/_emulator/users/"+mb.Mail+"/events", "application/json",
-			strings.NewReader(fmt.Sprintf(`{"subject":"現場 %d","start":{"dateTime":"2026-12-05T10:00:00","timeZone":"UTC"},"end":{"dateTime":"2026-12-05T11:00:00","timeZone":"UTC"}}`, i)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ev map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&ev)
-		resp.Body.Close()
-		outlookIDs = append(outlookIDs, fmt.Sprint(ev["id"]))
+		outlookIDs = append(outlookIDs, e.outlookCreate(t, mb.Mail, fmt.Sprint("現場 ", i), "2026-12-05"))
 		time.Sleep(150 * time.Millisecond)
 	}
 	time.Sleep(3*time.Second - time.Since(began))
@@ -648,10 +642,7 @@ func TestForgedFloodDoesNotStarveGenuine(t *testing.T) {
 	if n, _ := e.store.DB().NewSelect().Table("inbox").Where("resource LIKE 'Users/forged/%'").Count(ctx); n != 0 {
 		t.Errorf("%d forged notifications stored", n)
 	}
-	var dup int
-	if err := e.store.DB().NewRaw("SELECT count(*) FROM (SELECT outlook_event_id FROM changes WHERE outlook_event_id IN (?) GROUP BY outlook_event_id HAVING count(*) > 1) d", bun.In(outlookIDs)).Scan(ctx, &dup); err != nil || dup != 0 {
-		t.Errorf("events reported more than once: %d (%v)", dup, err)
-	}
+	e.reportedOnce(t, outlookIDs)
 	resp, err := http.Get(e.base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
