@@ -260,3 +260,40 @@ func eventOf(t *testing.T, c db.Change) calendar.Event {
 	}
 	return ev
 }
+
+func TestProcessedNotificationsArePruned(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	ctx := context.Background()
+	now := time.Now()
+	old, recent := now.Add(-48*time.Hour), now.Add(-time.Hour)
+	var items []db.InboxItem
+	for i := 0; i < 7000; i++ { // more than one delete batch
+		items = append(items, db.InboxItem{Kind: "change", SubscriptionID: "s", NextAttemptAt: now})
+	}
+	if err := e.Store.Enqueue(ctx, items); err != nil {
+		t.Fatal(err)
+	}
+	// 6,900 processed two days ago, 50 an hour ago, 50 still pending.
+	for _, u := range []struct {
+		at      time.Time
+		from, n int
+	}{{old, 0, 6900}, {recent, 6900, 50}} {
+		if _, err := e.Store.DB().NewRaw("UPDATE inbox SET processed_at = ? WHERE id IN (SELECT id FROM inbox ORDER BY id OFFSET ? LIMIT ?)", u.at, u.from, u.n).Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := e.Worker.Prune(ctx) // default retention: 24 h
+	if err != nil || n != 6900 {
+		t.Fatalf("pruned %d (%v), want 6900", n, err)
+	}
+	left, _ := e.Store.DB().NewSelect().Table("inbox").Count(ctx)
+	pending, _ := e.Store.PendingInbox(ctx)
+	if left != 100 || pending != 50 {
+		t.Fatalf("%d rows left (%d pending), want 100 (50)", left, pending)
+	}
+	e.Worker.KeepProcessed(30 * time.Minute)
+	if n, err := e.Worker.Prune(ctx); err != nil || n != 50 {
+		t.Fatalf("pruned %d (%v) with 30 min retention, want 50", n, err)
+	}
+}

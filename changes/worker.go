@@ -28,6 +28,7 @@ type Worker struct {
 	batch       int
 	concurrency int
 	wake        chan struct{}
+	retention   time.Duration
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -37,7 +38,32 @@ type Worker struct {
 // NewWorker builds a worker polling every poll (and woken early by Wake).
 func NewWorker(store *db.Store, syncer *Syncer, lifecycle Lifecycle, poll time.Duration, log *slog.Logger) *Worker {
 	return &Worker{store: store, syncer: syncer, lifecycle: lifecycle, log: log, poll: poll,
-		lease: 2 * time.Minute, batch: 500, concurrency: 8, wake: make(chan struct{}, 1)}
+		lease: 2 * time.Minute, batch: 500, concurrency: 8, wake: make(chan struct{}, 1), retention: DefaultInboxRetention}
+}
+
+// DefaultInboxRetention is how long processed notifications are kept.
+const DefaultInboxRetention = 24 * time.Hour
+
+// KeepProcessed sets how long processed notifications stay in the inbox
+// before Prune deletes them (set it before Start).
+func (w *Worker) KeepProcessed(d time.Duration) { w.retention = d }
+
+// pruneEvery is how often the running worker prunes the inbox.
+const pruneEvery = 10 * time.Minute
+
+// Prune deletes the notifications processed longer ago than the retention,
+// in batches, and returns how many went. Replicas may prune at once.
+func (w *Worker) Prune(ctx context.Context) (int, error) {
+	before := time.Now().Add(-w.retention)
+	total := 0
+	for ctx.Err() == nil {
+		n, err := w.store.PruneInbox(ctx, before, 5000)
+		total += n
+		if err != nil || n < 5000 {
+			return total, err
+		}
+	}
+	return total, ctx.Err()
 }
 
 // Wake asks the worker to look at the inbox now.
@@ -54,6 +80,22 @@ func (w *Worker) Start(ctx context.Context) error {
 	defer w.mu.Unlock()
 	ctx, w.cancel = context.WithCancel(ctx)
 	w.done = make(chan struct{})
+	go func() {
+		t := time.NewTicker(pruneEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if n, err := w.Prune(ctx); err != nil && ctx.Err() == nil {
+					w.log.WarnContext(ctx, "pruning the inbox failed", slog.String("error", err.Error()))
+				} else if n > 0 {
+					w.log.InfoContext(ctx, "pruned processed notifications", slog.Int("count", n))
+				}
+			}
+		}
+	}()
 	go func() {
 		defer close(w.done)
 		t := time.NewTicker(w.poll)

@@ -52,7 +52,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// GraphTimeout bounds one Graph call, the SDK's retries included.
 	GraphTimeout time.Duration
-	LogLevel     string
+	// InboxRetention is how long processed notifications are kept.
+	InboxRetention time.Duration
+	LogLevel       string
 
 	// Playground and Introspection default to on only with the emulator.
 	Playground    bool
@@ -99,6 +101,7 @@ func Load(getenv func(string) string) (Config, error) {
 		MaxBodyBytes:    p.int64("CALSYNC_MAX_BODY_BYTES", 1<<20),
 		ShutdownTimeout: p.duration("CALSYNC_SHUTDOWN_TIMEOUT", 10*time.Second),
 		GraphTimeout:    p.duration("CALSYNC_GRAPH_TIMEOUT", 60*time.Second),
+		InboxRetention:  p.duration("CALSYNC_INBOX_RETENTION", 24*time.Hour),
 		LogLevel:        p.str("CALSYNC_LOG_LEVEL", "info"),
 	}
 	c.JWTSecret = []byte(p.secret("CALSYNC_JWT_SECRET"))

@@ -74,6 +74,18 @@ func (s *Store) ClaimInbox(ctx context.Context, now time.Time, lease time.Durati
 	return out, err
 }
 
+// PruneInbox deletes up to limit notifications processed before `before`,
+// oldest first, and says how many went. Processed rows are kept a while
+// only to explain what happened; the queue itself needs none of them.
+func (s *Store) PruneInbox(ctx context.Context, before time.Time, limit int) (int, error) {
+	res, err := s.db.NewRaw("DELETE FROM inbox WHERE id IN (SELECT id FROM inbox WHERE processed_at < ? ORDER BY id LIMIT ?)", before, limit).Exec(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("pruning inbox: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
 // FinishInbox marks notifications processed.
 func (s *Store) FinishInbox(ctx context.Context, ids []int64, at time.Time) error {
 	if len(ids) == 0 {

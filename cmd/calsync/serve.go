@@ -95,6 +95,7 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 	}, log)
 	subs.SetResyncer(syncer)
 	worker := changes.NewWorker(store, syncer, subs, time.Second, log)
+	worker.KeepProcessed(cfg.InboxRetention)
 	hooks := webhooks.New(store, reg, worker.Wake, log)
 
 	res := &resolvers.Resolver{
