@@ -144,7 +144,7 @@ const (
 func (c *stateCache) get(ids []string, now time.Time) (hit, stale map[string]db.SubscriptionState, miss []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	hit, stale = map[string]db.SubscriptionState{}, map[string]db.SubscriptionState{}
+	hit = make(map[string]db.SubscriptionState, len(ids))
 	for _, id := range ids {
 		e, ok := c.entries[id]
 		switch {
@@ -153,6 +153,9 @@ func (c *stateCache) get(ids []string, now time.Time) (hit, stale map[string]db.
 		case !now.Before(e.expires):
 			miss = append(miss, id)
 			if !e.unknown {
+				if stale == nil {
+					stale = map[string]db.SubscriptionState{}
+				}
 				stale[id] = e.sub
 			}
 		case !e.unknown:
