@@ -2,6 +2,7 @@ package webhooks
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -72,5 +73,24 @@ func TestBusyLookupsFallBackToRecentlyKnownStates(t *testing.T) {
 	}
 	if code := post(`{"value":[{"subscriptionId":"sub-new","clientState":"cs","changeType":"updated","resource":"r"}]}`); code != http.StatusServiceUnavailable {
 		t.Fatalf("unknown id while lookups are busy: %d", code)
+	}
+}
+
+func TestForgedIdsDoNotEvictKnownSubscriptions(t *testing.T) {
+	var c stateCache
+	now := time.Now()
+	known := map[string]db.SubscriptionState{"sub-1": {ID: "sub-1", ClientState: "cs"}}
+	c.put([]string{"sub-1"}, known, now)
+	// More forged ids than the cache holds.
+	for i := 0; i < cacheMax+10; i += 1000 {
+		ids := make([]string, 1000)
+		for j := range ids {
+			ids[j] = fmt.Sprint("forged-", i+j)
+		}
+		c.put(ids, nil, now)
+	}
+	hit, _, miss := c.get([]string{"sub-1", "forged-5"}, now)
+	if _, ok := hit["sub-1"]; !ok || len(miss) != 1 {
+		t.Fatalf("after a flood of forged ids: hit %v miss %v", hit, miss)
 	}
 }

@@ -123,13 +123,15 @@ func (h *Handler) enqueue(ctx context.Context, items []db.InboxItem) error {
 // notification for a subscription stored a moment later loses nothing:
 // linking and recreating take a delta after storing the subscription.
 type stateCache struct {
-	mu      sync.Mutex
-	entries map[string]cachedState
+	mu    sync.Mutex
+	known map[string]cachedState
+	// unknown is kept apart so a flood of random forged ids, which fills
+	// and clears it, never evicts the subscriptions genuine ones need.
+	unknown map[string]time.Time
 }
 
 type cachedState struct {
 	sub     db.SubscriptionState
-	unknown bool
 	expires time.Time
 }
 
@@ -146,21 +148,19 @@ func (c *stateCache) get(ids []string, now time.Time) (hit, stale map[string]db.
 	defer c.mu.Unlock()
 	hit = make(map[string]db.SubscriptionState, len(ids))
 	for _, id := range ids {
-		e, ok := c.entries[id]
-		switch {
-		case !ok:
-			miss = append(miss, id)
-		case !now.Before(e.expires):
-			miss = append(miss, id)
-			if !e.unknown {
-				if stale == nil {
-					stale = map[string]db.SubscriptionState{}
-				}
-				stale[id] = e.sub
+		if e, ok := c.known[id]; ok {
+			if now.Before(e.expires) {
+				hit[id] = e.sub
+				continue
 			}
-		case !e.unknown:
-			hit[id] = e.sub
+			if stale == nil {
+				stale = map[string]db.SubscriptionState{}
+			}
+			stale[id] = e.sub
+		} else if until, ok := c.unknown[id]; ok && now.Before(until) {
+			continue
 		}
+		miss = append(miss, id)
 	}
 	return hit, stale, miss
 }
@@ -170,14 +170,18 @@ func (c *stateCache) get(ids []string, now time.Time) (hit, stale map[string]db.
 func (c *stateCache) put(asked []string, found map[string]db.SubscriptionState, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.entries == nil || len(c.entries)+len(asked) > cacheMax {
-		c.entries = map[string]cachedState{}
+	if c.known == nil || len(c.known)+len(found) > cacheMax {
+		c.known = map[string]cachedState{}
+	}
+	if c.unknown == nil || len(c.unknown)+len(asked) > cacheMax {
+		c.unknown = map[string]time.Time{}
 	}
 	for _, id := range asked {
 		if s, ok := found[id]; ok {
-			c.entries[id] = cachedState{sub: s, expires: now.Add(cacheTTL)}
+			c.known[id] = cachedState{sub: s, expires: now.Add(cacheTTL)}
+			delete(c.unknown, id)
 		} else {
-			c.entries[id] = cachedState{unknown: true, expires: now.Add(unknownCacheTTL)}
+			c.unknown[id] = now.Add(unknownCacheTTL)
 		}
 	}
 }
