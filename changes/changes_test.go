@@ -297,3 +297,38 @@ func TestProcessedNotificationsArePruned(t *testing.T) {
 		t.Fatalf("pruned %d (%v) with 30 min retention, want 50", n, err)
 	}
 }
+
+func TestWorkerVacuumsTheInboxAfterABurst(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	ctx := context.Background()
+	l := e.Link(t, "u1", e.Mailbox)
+	drain(t, e)
+	var sub string
+	if err := e.Store.DB().NewRaw("SELECT id FROM graph_subscriptions LIMIT 1").Scan(ctx, &sub); err != nil {
+		t.Fatal(err)
+	}
+	// A burst of 25,000 notifications for one link: one delta round
+	// finishes them all, leaving 25,000 dead row versions.
+	for i := 0; i < 5; i++ {
+		items := make([]db.InboxItem, 5000)
+		for j := range items {
+			ct, res := "updated", "Users/x/Events/y"
+			items[j] = db.InboxItem{Kind: "change", SubscriptionID: sub, LinkID: &l.ID, ChangeType: &ct, Resource: &res, NextAttemptAt: time.Now()}
+		}
+		if err := e.Store.Enqueue(ctx, items); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.Worker.RunOnce(ctx)
+	if n, _ := e.Store.PendingInbox(ctx); n != 0 {
+		t.Fatalf("%d pending after one round", n)
+	}
+	var vacuumed *time.Time
+	if err := e.Store.DB().NewRaw("SELECT last_vacuum FROM pg_stat_user_tables WHERE relname = 'inbox' AND schemaname = current_schema()").Scan(ctx, &vacuumed); err != nil {
+		t.Fatal(err)
+	}
+	if vacuumed == nil {
+		t.Fatal("the inbox was not vacuumed after 25,000 notifications were processed")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tehaishokunin/calsync/db"
@@ -29,6 +30,10 @@ type Worker struct {
 	concurrency int
 	wake        chan struct{}
 	retention   time.Duration
+
+	// processed counts rows finished since the last vacuum (see vacuum).
+	processed  atomic.Int64
+	lastVacuum time.Time
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -136,6 +141,7 @@ func (w *Worker) RunOnce(ctx context.Context) int {
 		return 0
 	}
 	if len(items) == 0 {
+		w.vacuum(ctx) // a burst just ended: clear up before the next one
 		return 0
 	}
 	byLink := map[int64][]db.InboxItem{}
@@ -168,9 +174,11 @@ func (w *Worker) RunOnce(ctx context.Context) int {
 			if err == nil && clockErr == nil && link != 0 {
 				// The round also covered the link's notifications not claimed
 				// in this batch: finish them too instead of re-syncing.
-				if e := w.store.FinishLinkInbox(ctx, link, began, time.Now()); e != nil {
+				n, e := w.store.FinishLinkInbox(ctx, link, began, time.Now())
+				if e != nil {
 					w.log.WarnContext(ctx, "finishing a link's inbox failed", slog.String("error", e.Error()))
 				}
+				w.processed.Add(int64(n))
 			}
 		})
 	}
@@ -187,7 +195,29 @@ func (w *Worker) RunOnce(ctx context.Context) int {
 		}()
 	}
 	wg.Wait()
+	w.vacuum(ctx)
 	return len(items)
+}
+
+// vacuumAfter is how many processed rows make the worker vacuum the inbox
+// itself (at most every vacuumEvery; ~130 ms for 200k rows here): a burst leaves as many dead row
+// versions in the index of pending rows, and until they are gone every
+// claim reads them all (measured: after 200k notifications, sync-back p50
+// went from 17 ms to 717 ms until a vacuum).
+const (
+	vacuumAfter = 20_000
+	vacuumEvery = 10 * time.Second
+)
+
+func (w *Worker) vacuum(ctx context.Context) {
+	if w.processed.Load() < vacuumAfter || time.Since(w.lastVacuum) < vacuumEvery {
+		return
+	}
+	w.processed.Store(0)
+	w.lastVacuum = time.Now()
+	if err := w.store.VacuumInbox(ctx); err != nil && ctx.Err() == nil {
+		w.log.WarnContext(ctx, "vacuuming the inbox failed", slog.String("error", err.Error()))
+	}
 }
 
 func (w *Worker) settle(ctx context.Context, items []db.InboxItem, err error) {
@@ -201,6 +231,7 @@ func (w *Worker) settle(ctx context.Context, items []db.InboxItem, err error) {
 		if e := w.store.FinishInbox(ctx, ids, time.Now()); e != nil {
 			w.log.WarnContext(ctx, "finishing inbox items failed", slog.String("error", e.Error()))
 		}
+		w.processed.Add(int64(len(ids)))
 		return
 	}
 	delay := min(time.Second<<min(attempts, 12), 30*time.Minute)

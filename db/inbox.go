@@ -122,10 +122,22 @@ func (s *Store) PendingInbox(ctx context.Context) (int, error) {
 // FinishLinkInbox marks every change notification of a link received
 // before `before` processed: one delta round after that moment covers them
 // all, however many a flood brought.
-func (s *Store) FinishLinkInbox(ctx context.Context, linkID int64, before, at time.Time) error {
-	if _, err := s.db.NewUpdate().Model((*InboxItem)(nil)).Set("processed_at = ?", at).Set("last_error = NULL").
-		Where("link_id = ? AND kind = 'change' AND processed_at IS NULL AND received_at < ?", linkID, before).Exec(ctx); err != nil {
-		return fmt.Errorf("finishing inbox of link %d: %w", linkID, err)
+func (s *Store) FinishLinkInbox(ctx context.Context, linkID int64, before, at time.Time) (int, error) {
+	res, err := s.db.NewUpdate().Model((*InboxItem)(nil)).Set("processed_at = ?", at).Set("last_error = NULL").
+		Where("link_id = ? AND kind = 'change' AND processed_at IS NULL AND received_at < ?", linkID, before).Exec(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("finishing inbox of link %d: %w", linkID, err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+// VacuumInbox vacuums the inbox now, unless another vacuum holds it: after
+// a burst, the dead versions of the rows just processed would slow every
+// claim until autovacuum gets round to it.
+func (s *Store) VacuumInbox(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, "VACUUM (SKIP_LOCKED) inbox"); err != nil {
+		return fmt.Errorf("vacuuming inbox: %w", err)
 	}
 	return nil
 }
