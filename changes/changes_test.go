@@ -3,6 +3,8 @@ package changes_test
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tehaishokunin/calsync/calendar"
+	"github.com/tehaishokunin/calsync/changes"
 	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/graphemu"
 	"github.com/tehaishokunin/calsync/internal/testenv"
@@ -330,5 +333,35 @@ func TestWorkerVacuumsTheInboxAfterABurst(t *testing.T) {
 	}
 	if vacuumed == nil {
 		t.Fatal("the inbox was not vacuumed after 25,000 notifications were processed")
+	}
+}
+
+func TestStreamsCatchUpWithoutANotify(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	feed := changes.NewFeed(e.Store, 200*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := feed.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer feed.Stop()
+	stream, err := feed.Stream(ctx, co, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // LISTEN is up (its connect also wakes every stream)
+	// A change recorded without its NOTIFY (as if the LISTEN connection
+	// was down): the feed's periodic re-check still delivers it.
+	if _, err := e.Store.DB().NewInsert().Model(&db.Change{CompanyID: co, UserID: "u1", OutlookEventID: "AAMk-silent", ChangeType: "CREATED", ChangedFields: []string{}}).Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-stream:
+		if c.OutlookEventID != "AAMk-silent" {
+			t.Fatalf("got %+v", c)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream never caught up without a NOTIFY")
 	}
 }

@@ -29,8 +29,10 @@ type Feed struct {
 	done   chan struct{}
 }
 
-// NewFeed builds the feed; streams also re-check every poll in case a
-// notification was lost.
+// NewFeed builds the feed. Streams wake on NOTIFY; every poll, and each
+// time the LISTEN connection is (re)made, all of them re-check as well, in
+// case a notification was lost while it was down. One timer serves every
+// stream, so idle subscribers cost no database reads between those.
 func NewFeed(store *db.Store, poll time.Duration, log *slog.Logger) *Feed {
 	return &Feed{store: store, log: log, poll: poll, subs: map[string]map[chan struct{}]struct{}{}}
 }
@@ -56,10 +58,36 @@ func (f *Feed) wake(companyID string) {
 	}
 }
 
+// wakeAll has every stream re-check the feed.
+func (f *Feed) wakeAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, subs := range f.subs {
+		for ch := range subs {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
 // Start listens for NOTIFY until Stop, reconnecting as needed.
 func (f *Feed) Start(ctx context.Context) error {
 	ctx, f.cancel = context.WithCancel(ctx)
 	f.done = make(chan struct{})
+	go func() {
+		t := time.NewTicker(f.poll)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				f.wakeAll()
+			}
+		}
+	}()
 	go func() {
 		defer close(f.done)
 		for ctx.Err() == nil {
@@ -75,6 +103,7 @@ func (f *Feed) Start(ctx context.Context) error {
 				continue
 			}
 			ch := ln.Channel()
+			f.wakeAll() // catch up with what was announced while not listening
 		loop:
 			for {
 				select {
@@ -161,7 +190,7 @@ func (f *Feed) Stream(ctx context.Context, companyID, userID string) (<-chan db.
 	}
 	f.subs[companyID][wake] = struct{}{}
 	f.mu.Unlock()
-	out := make(chan db.Change, 16)
+	out := make(chan db.Change, 4)
 	go func() {
 		defer func() {
 			f.mu.Lock()
@@ -172,14 +201,11 @@ func (f *Feed) Stream(ctx context.Context, companyID, userID string) (<-chan db.
 			f.mu.Unlock()
 			close(out)
 		}()
-		t := time.NewTicker(f.poll)
-		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-wake:
-			case <-t.C:
 			}
 			for {
 				cs, more, err := f.store.Changes(ctx, companyID, cursor, userID, 100)

@@ -82,7 +82,7 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 	subs := subscriptions.NewManager(subscriptions.Config{PublicURL: cfg.PublicURL, RequireHTTPS: !cfg.Emulator(), VerifyOnStart: cfg.InProcessEmulator()},
 		store, creds, graphClient.client, subscriptions.NewMetrics(reg, store), log)
 	creds.SetSubscriptions(subs)
-	feed := changes.NewFeed(store, 5*time.Second, log)
+	feed := changes.NewFeed(store, 30*time.Second, log)
 	var host *changes.HostWebhook
 	if cfg.HostWebhookURL != "" {
 		host = changes.NewHostWebhook(store, cfg.HostWebhookURL, changes.SecretBytes(string(cfg.HostWebhookSecret)), log)
