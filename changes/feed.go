@@ -76,18 +76,7 @@ func (f *Feed) wakeAll() {
 func (f *Feed) Start(ctx context.Context) error {
 	ctx, f.cancel = context.WithCancel(ctx)
 	f.done = make(chan struct{})
-	go func() {
-		t := time.NewTicker(f.poll)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				f.wakeAll()
-			}
-		}
-	}()
+	go every(ctx, f.poll, f.wakeAll)
 	go func() {
 		defer close(f.done)
 		for ctx.Err() == nil {
@@ -230,4 +219,18 @@ func (f *Feed) Stream(ctx context.Context, companyID, userID string) (<-chan db.
 		}
 	}()
 	return out, nil
+}
+
+// every calls fn every d until ctx ends.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
+		}
+	}
 }

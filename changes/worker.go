@@ -85,22 +85,13 @@ func (w *Worker) Start(ctx context.Context) error {
 	defer w.mu.Unlock()
 	ctx, w.cancel = context.WithCancel(ctx)
 	w.done = make(chan struct{})
-	go func() {
-		t := time.NewTicker(pruneEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if n, err := w.Prune(ctx); err != nil && ctx.Err() == nil {
-					w.log.WarnContext(ctx, "pruning the inbox failed", slog.String("error", err.Error()))
-				} else if n > 0 {
-					w.log.InfoContext(ctx, "pruned processed notifications", slog.Int("count", n))
-				}
-			}
+	go every(ctx, pruneEvery, func() {
+		if n, err := w.Prune(ctx); err != nil && ctx.Err() == nil {
+			w.log.WarnContext(ctx, "pruning the inbox failed", slog.String("error", err.Error()))
+		} else if n > 0 {
+			w.log.InfoContext(ctx, "pruned processed notifications", slog.Int("count", n))
 		}
-	}()
+	})
 	go func() {
 		defer close(w.done)
 		t := time.NewTicker(w.poll)
