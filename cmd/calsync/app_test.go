@@ -73,6 +73,22 @@ func schemaURL(t *testing.T) string {
 
 func startApp(t *testing.T, env map[string]string) *app {
 	t.Helper()
+	// The free port is found by listening and closing, so another process
+	// on this shared machine can take it before serve binds: try another.
+	for attempt := 1; ; attempt++ {
+		a, err := tryStartApp(t, env)
+		if err == nil {
+			return a
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("retrying on another port: %v", err)
+	}
+}
+
+func tryStartApp(t *testing.T, env map[string]string) (*app, error) {
+	t.Helper()
 	addr := freeAddr(t)
 	full := map[string]string{
 		"CALSYNC_GRAPH":      "emulator",
@@ -93,23 +109,25 @@ func startApp(t *testing.T, env map[string]string) *app {
 	go func() {
 		a.done <- run(ctx, []string{"serve"}, func(k string) string { return full[k] }, a.out, a.logs)
 	}()
-	t.Cleanup(func() { a.stop(t) })
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(a.base + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return a
+				t.Cleanup(func() { a.stop(t) })
+				return a, nil
 			}
 		}
 		select {
 		case err := <-a.done:
-			t.Fatalf("serve exited early: %v\nlogs:\n%s", err, a.logs)
+			cancel()
+			return nil, fmt.Errorf("serve exited early: %v\nlogs:\n%s", err, a.logs)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("calsync did not start; logs:\n%s", a.logs)
+			t.Cleanup(func() { a.stop(t) })
+			return nil, fmt.Errorf("calsync did not start; logs:\n%s", a.logs)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
