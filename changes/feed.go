@@ -2,15 +2,13 @@ package changes
 
 import (
 	"context"
-	"encoding/base64"
 	"log/slog"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/tehaishokunin/calsync/apperr"
 	"github.com/tehaishokunin/calsync/db"
+	"github.com/tehaishokunin/calsync/internal/cursor"
 )
 
 // Feed serves the change feed three ways that agree because they read the
@@ -121,20 +119,10 @@ func (f *Feed) Stop() {
 }
 
 // Cursor renders a feed position for the host.
-func Cursor(c int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("chg:" + strconv.FormatInt(c, 10)))
-}
+func Cursor(c int64) string { return cursor.Encode("chg", c) }
 
 // ParseCursor reads a position the host got from Cursor.
-func ParseCursor(s string) (int64, error) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err == nil && strings.HasPrefix(string(b), "chg:") {
-		if c, err := strconv.ParseInt(strings.TrimPrefix(string(b), "chg:"), 10, 64); err == nil && c >= 0 {
-			return c, nil
-		}
-	}
-	return 0, apperr.New(apperr.InvalidInput, "カーソルが正しくありません。", "The cursor is not valid.").WithField("after")
-}
+func ParseCursor(s string) (int64, error) { return cursor.Decode("chg", s) }
 
 // Page is one page of the feed.
 type Page struct {

@@ -6,11 +6,9 @@ package links
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"github.com/tehaishokunin/calsync/apperr"
 	"github.com/tehaishokunin/calsync/credentials"
 	"github.com/tehaishokunin/calsync/db"
+	"github.com/tehaishokunin/calsync/internal/cursor"
 	"github.com/tehaishokunin/calsync/outlook"
 	"github.com/tehaishokunin/calsync/subscriptions"
 )
@@ -117,19 +116,9 @@ type Page struct {
 	EndCursor string
 }
 
-func cursorOf(id int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("link:" + strconv.FormatInt(id, 10)))
-}
+func cursorOf(id int64) string { return cursor.Encode("link", id) }
 
-func parseCursor(c string) (int64, error) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err == nil && strings.HasPrefix(string(b), "link:") {
-		if id, err := strconv.ParseInt(strings.TrimPrefix(string(b), "link:"), 10, 64); err == nil && id >= 0 {
-			return id, nil
-		}
-	}
-	return 0, apperr.New(apperr.InvalidInput, "カーソルが正しくありません。", "The cursor is not valid.").WithField("after")
-}
+func parseCursor(c string) (int64, error) { return cursor.Decode("link", c) }
 
 // List pages through the company's linked users.
 func (s *Service) List(ctx context.Context, companyID string, first int, after, status string) (*Page, error) {
