@@ -65,6 +65,17 @@ type Config struct {
 	ComplexityLimit int
 	MaxQueryDepth   int
 	MaxAliases      int
+	// MaxQueryBytes, MaxQueryTokens and MaxQueryFields bound a GraphQL
+	// document before it is validated: its text, its tokens, and its fields
+	// with every fragment spread inlined.
+	MaxQueryBytes  int
+	MaxQueryTokens int
+	MaxQueryFields int
+	// SubscriptionsPerConnection and SubscriptionsPerCaller cap the live
+	// GraphQL subscriptions of one websocket and of one caller (company and
+	// user) on one replica.
+	SubscriptionsPerConnection int
+	SubscriptionsPerCaller     int
 	// MutationsPerSecond and MutationBurst cap each company's mutations.
 	MutationsPerSecond float64
 	MutationBurst      int
@@ -72,11 +83,13 @@ type Config struct {
 
 // Defaults from API.md.
 const (
-	DefaultAddr        = ":8080"
-	DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/calsync?sslmode=disable"
-	DefaultPublicURL   = "http://127.0.0.1:8080"
-	DefaultGraphURL    = "https://graph.microsoft.com"
-	DefaultLoginURL    = "https://login.microsoftonline.com"
+	DefaultAddr = ":8080"
+	// DefaultEmulatorAddr is the listen address with CALSYNC_GRAPH=emulator.
+	DefaultEmulatorAddr = "127.0.0.1:8080"
+	DefaultDatabaseURL  = "postgres://postgres@127.0.0.1:5432/calsync?sslmode=disable"
+	DefaultPublicURL    = "http://127.0.0.1:8080"
+	DefaultGraphURL     = "https://graph.microsoft.com"
+	DefaultLoginURL     = "https://login.microsoftonline.com"
 )
 
 // Emulator reports whether calsync talks to a Graph emulator.
@@ -92,7 +105,6 @@ func (c Config) InProcessEmulator() bool {
 func Load(getenv func(string) string) (Config, error) {
 	p := parser{getenv: getenv}
 	c := Config{
-		Addr:            p.str("CALSYNC_ADDR", DefaultAddr),
 		DatabaseURL:     p.str("DATABASE_URL", DefaultDatabaseURL),
 		Graph:           p.str("CALSYNC_GRAPH", GraphMicrosoft),
 		JWKSURL:         p.str("CALSYNC_JWKS_URL", ""),
@@ -104,6 +116,13 @@ func Load(getenv func(string) string) (Config, error) {
 		InboxRetention:  p.duration("CALSYNC_INBOX_RETENTION", 24*time.Hour),
 		LogLevel:        p.str("CALSYNC_LOG_LEVEL", "info"),
 	}
+	// The emulator hands system_admin tokens out on the Playground page:
+	// it listens on loopback unless told otherwise.
+	defaultAddr := DefaultAddr
+	if c.Graph == GraphEmulator {
+		defaultAddr = DefaultEmulatorAddr
+	}
+	c.Addr = p.str("CALSYNC_ADDR", defaultAddr)
 	c.JWTSecret = []byte(p.secret("CALSYNC_JWT_SECRET"))
 	c.HostWebhookSecret = []byte(p.secret("CALSYNC_HOST_WEBHOOK_SECRET"))
 	if o := p.str("CALSYNC_ALLOWED_ORIGINS", ""); o != "" {
@@ -119,6 +138,11 @@ func Load(getenv func(string) string) (Config, error) {
 	c.ComplexityLimit = int(p.int64("CALSYNC_COMPLEXITY_LIMIT", 10000))
 	c.MaxQueryDepth = int(p.int64("CALSYNC_MAX_QUERY_DEPTH", 12))
 	c.MaxAliases = int(p.int64("CALSYNC_MAX_ALIASES", 20))
+	c.MaxQueryBytes = int(p.int64("CALSYNC_MAX_QUERY_BYTES", 16<<10))
+	c.MaxQueryTokens = int(p.int64("CALSYNC_MAX_QUERY_TOKENS", 4000))
+	c.MaxQueryFields = int(p.int64("CALSYNC_MAX_QUERY_FIELDS", 1000))
+	c.SubscriptionsPerConnection = int(p.int64("CALSYNC_WS_SUBSCRIPTIONS_PER_CONNECTION", 20))
+	c.SubscriptionsPerCaller = int(p.int64("CALSYNC_WS_SUBSCRIPTIONS_PER_CALLER", 50))
 	c.MutationsPerSecond = float64(p.int64("CALSYNC_COMPANY_MUTATIONS_PER_SECOND", 100))
 	c.MutationBurst = int(p.int64("CALSYNC_COMPANY_MUTATION_BURST", 500))
 	switch c.Graph {

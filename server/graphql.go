@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -14,12 +16,30 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/coder/websocket"
-	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/tehaishokunin/calsync/apperr"
 	"github.com/tehaishokunin/calsync/auth"
 )
+
+// queryCache is the parsed-document cache the options ask for.
+func (o Options) queryCache() *queryCache {
+	if o.docCache != nil {
+		return o.docCache
+	}
+	b := o.QueryCacheBytes
+	if b <= 0 {
+		b = 32 << 20
+	}
+	return newQueryCache(b, 1000)
+}
+
+func (o Options) subscriptionCounts() *callerCounts {
+	if o.callerCounts != nil {
+		return o.callerCounts
+	}
+	return &callerCounts{n: map[string]int{}}
+}
 
 func newGraphQL(o Options) http.Handler {
 	srv := handler.New(o.Schema)
@@ -42,13 +62,23 @@ func newGraphQL(o Options) http.Handler {
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
-	srv.AddTransport(transport.MultipartForm{MaxUploadSize: o.MaxBodyBytes, MaxMemory: o.MaxBodyBytes})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.AddTransport(safeMultipart{transport.MultipartForm{MaxUploadSize: o.MaxBodyBytes, MaxMemory: o.MaxBodyBytes}})
+	cache := o.queryCache()
+	srv.SetQueryCache(cache)
+	srv.SetParserTokenLimit(o.QueryLimits.Tokens)
+	// Suggestions ("Did you mean …") name schema fields: only where the
+	// schema is public anyway.
+	srv.SetDisableSuggestion(!o.Introspection)
 	if o.Introspection {
 		srv.Use(extension.Introspection{})
 	}
-	srv.Use(queryLimits{limits: o.QueryLimits, schema: o.Schema})
+	// Size and shape limits run before the persisted-query store and before
+	// gqlgen parses, validates or caches the document.
+	srv.Use(documentLimits{limits: o.QueryLimits})
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
+	srv.Use(complexityLimit{limit: o.QueryLimits.Complexity, schema: o.Schema, cache: cache})
+	srv.AroundResponses(capErrors(maxErrors))
+	srv.AroundOperations(capSubscriptions(o.SubscriptionsPerConnection, o.SubscriptionsPerCaller, o.subscriptionCounts()))
 	if o.MutationsPerSecond > 0 {
 		srv.AroundOperations(rateLimit(newCompanyLimiter(o.MutationsPerSecond, max(o.MutationBurst, 1))))
 	}
@@ -81,6 +111,7 @@ func wsInit(v *auth.Verifier) transport.WebsocketInitFunc {
 			return ctx, nil, errors.New(apperr.As(err).Message.In(apperr.LangFrom(ctx)))
 		}
 		ctx = auth.WithCaller(ctx, c)
+		ctx = context.WithValue(ctx, wsConnKey{}, new(atomic.Int64))
 		ctx, cancel := context.WithDeadline(ctx, c.ExpiresAt)
 		return context.WithValue(ctx, wsCancelKey{}, cancel), nil, nil
 	}
@@ -95,6 +126,9 @@ func internalErrors(log *slog.Logger) graphql.FieldMiddleware {
 		if err == nil {
 			return res, nil
 		}
+		if isIntrospection(ctx) && err.Error() == "introspection disabled" {
+			return res, ErrIntrospectionOff
+		}
 		var ae *apperr.Error
 		if errors.As(err, &ae) {
 			if ae.Code == apperr.Internal && ae.Cause != nil {
@@ -105,6 +139,18 @@ func internalErrors(log *slog.Logger) graphql.FieldMiddleware {
 		log.ErrorContext(ctx, "internal error", slog.String("op", fieldPath(ctx)), slog.String("error", err.Error()))
 		return res, apperr.As(err)
 	}
+}
+
+// ErrIntrospectionOff answers __schema and __type where introspection is
+// turned off (production default): a refusal, not a failure.
+var ErrIntrospectionOff = apperr.New(apperr.Forbidden,
+	"このサーバーではスキーマの問い合わせ (introspection) が無効です。",
+	"Introspection is turned off on this server.").
+	WithHint("開発環境では CALSYNC_INTROSPECTION=true で有効にできます。", "Set CALSYNC_INTROSPECTION=true to turn it on in development.")
+
+func isIntrospection(ctx context.Context) bool {
+	fc := graphql.GetFieldContext(ctx)
+	return fc != nil && fc.Field.Field != nil && (fc.Field.Name == "__schema" || fc.Field.Name == "__type")
 }
 
 func fieldPath(ctx context.Context) string {
@@ -126,6 +172,10 @@ func presentError(ctx context.Context, err error) *gqlerror.Error {
 		}
 		if _, ok := out.Extensions["code"]; !ok {
 			out.Extensions["code"] = apperr.InvalidInput
+			// The POST transport's decode error quotes the whole body.
+			if strings.HasPrefix(out.Message, "json request body could not be decoded") || strings.HasPrefix(out.Message, "could not read request body") {
+				out.Message = errMalformed.Message.In(apperr.LangFrom(ctx))
+			}
 		}
 		return out
 	}

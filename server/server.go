@@ -39,8 +39,18 @@ type Options struct {
 	Playground bool
 	// Introspection answers __schema queries (tools, the Playground).
 	Introspection bool
-	// QueryLimits bound depth, aliases and cost of one operation.
+	// QueryLimits bound the size, shape and cost of one document.
 	QueryLimits QueryLimits
+	// QueryCacheBytes bounds the heap held by cached parsed documents
+	// (0: 32 MiB).
+	QueryCacheBytes int
+	// SubscriptionsPerConnection and SubscriptionsPerCaller cap live
+	// GraphQL subscriptions per websocket and per caller (0: no cap).
+	SubscriptionsPerConnection, SubscriptionsPerCaller int
+
+	// tests look inside these
+	callerCounts *callerCounts
+	docCache     *queryCache
 	// MutationsPerSecond and MutationBurst cap each company's mutations
 	// (0: no limit).
 	MutationsPerSecond float64
@@ -61,7 +71,7 @@ func New(o Options) http.Handler {
 	}
 
 	gql := newGraphQL(o)
-	handle("/graphql", "/graphql", cors(o.AllowedOrigins, limitBody(o.MaxBodyBytes, withCaller(o.Verifier, gql))))
+	handle("/graphql", "/graphql", cors(o.AllowedOrigins, limitBody(o.MaxBodyBytes, withCaller(o.Verifier, codedErrors(gql)))))
 	if o.Playground {
 		pg := playgroundHandler(o.PlaygroundConfig)
 		handle("GET /playground", "/playground", pg)

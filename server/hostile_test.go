@@ -1,0 +1,457 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/99designs/gqlgen/graphql/introspection"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/parser"
+	"github.com/vektah/gqlparser/v2/validator"
+
+	"github.com/tehaishokunin/calsync/auth"
+	"github.com/tehaishokunin/calsync/graph"
+)
+
+// These tests are the "hostile input" findings: each sends the attack and
+// asserts the bound it must meet as a count (operations, bytes, entries),
+// never as a time. docs/RELIABILITY.md's hostile-input section lists them.
+
+type harness struct {
+	url   string
+	cache *queryCache
+	logs  *lockedBuffer
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// defaultLimits are config's defaults.
+var defaultLimits = QueryLimits{Bytes: 16 << 10, Tokens: 4000, Fields: 1000, Depth: 12, Aliases: 20, Complexity: 10000}
+
+func newHarness(t testing.TB, limits QueryLimits, introspection bool) *harness {
+	t.Helper()
+	return newHarnessWithCache(t, limits, introspection, 4<<20)
+}
+
+func newHarnessWithCache(t testing.TB, limits QueryLimits, introspection bool, cacheBytes int) *harness {
+	t.Helper()
+	v, err := auth.NewVerifier(context.Background(), auth.VerifierConfig{HS256Secret: []byte("server-test-secret-server-test-secret")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{cache: newQueryCache(cacheBytes, 1000), logs: &lockedBuffer{}}
+	srv := httptest.NewServer(New(Options{
+		Logger:        slog.New(slog.NewTextHandler(h.logs, nil)),
+		Schema:        graph.NewExecutableSchema(graph.Config{}),
+		Verifier:      v,
+		Ready:         func(context.Context) error { return nil },
+		MaxBodyBytes:  1 << 20,
+		Registry:      prometheus.NewRegistry(),
+		Introspection: introspection,
+		QueryLimits:   limits,
+		docCache:      h.cache,
+	}))
+	t.Cleanup(srv.Close)
+	h.url = srv.URL + "/graphql"
+	return h
+}
+
+type answer struct {
+	status int
+	raw    []byte
+	Errors []struct {
+		Message    string         `json:"message"`
+		Extensions map[string]any `json:"extensions"`
+	} `json:"errors"`
+}
+
+func (a answer) code() string {
+	if len(a.Errors) == 0 {
+		return ""
+	}
+	c, _ := a.Errors[0].Extensions["code"].(string)
+	return c
+}
+
+func (a answer) limit() string {
+	if len(a.Errors) == 0 {
+		return ""
+	}
+	l, _ := a.Errors[0].Extensions["limit"].(string)
+	return l
+}
+
+func decode(t testing.TB, resp *http.Response) answer {
+	t.Helper()
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := answer{status: resp.StatusCode, raw: raw}
+	if err := json.Unmarshal(raw, &a); err != nil {
+		t.Fatalf("answer is not JSON (%d): %.200s", resp.StatusCode, raw)
+	}
+	return a
+}
+
+func (h *harness) post(t testing.TB, body any, header ...string) answer {
+	t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case string:
+		r = strings.NewReader(b)
+	default:
+		j, _ := json.Marshal(b)
+		r = bytes.NewReader(j)
+	}
+	req, _ := http.NewRequest(http.MethodPost, h.url, r)
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return decode(t, resp)
+}
+
+func (h *harness) query(t testing.TB, q string, header ...string) answer {
+	t.Helper()
+	return h.post(t, map[string]any{"query": q}, header...)
+}
+
+func (h *harness) get(t testing.TB, params url.Values) answer {
+	t.Helper()
+	resp, err := http.Get(h.url + "?" + params.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return decode(t, resp)
+}
+
+// fanOut is ~1 KB: each fragment spreads the next one twice, so the
+// operation expands to 2^levels fields.
+func fanOut(levels int) string {
+	var b strings.Builder
+	b.WriteString("query { ...F0 }\n")
+	for i := 0; i < levels; i++ {
+		fmt.Fprintf(&b, "fragment F%d on Query { ...F%d ...F%d }\n", i, i+1, i+1)
+	}
+	fmt.Fprintf(&b, "fragment F%d on Query { __typename }\n", levels)
+	return b.String()
+}
+
+// chain is a linear chain of n fragments, each one field and one spread.
+func chain(n int) string {
+	var b strings.Builder
+	b.WriteString("query { ...C0 }\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "fragment C%d on Query { __typename ...C%d }\n", i, i+1)
+	}
+	fmt.Fprintf(&b, "fragment C%d on Query { __typename }\n", n)
+	return b.String()
+}
+
+func TestHostileFragmentFanOut(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, defaultLimits, true)
+	for _, levels := range []int{24, 30, 60} {
+		q := fanOut(levels)
+		// One visit per selection written: 2 per level, 2 more.
+		doc, err := parser.ParseQuery(&ast.Source{Input: q})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, visits := measureDocument(doc, 0); visits > 2*levels+2 {
+			t.Errorf("%d levels: %d visits measuring, want ≤ %d (memoised)", levels, visits, 2*levels+2)
+		}
+		// Refused on its expanded size, before validation; POST and GET.
+		for name, a := range map[string]answer{"POST": h.query(t, q), "GET": h.get(t, url.Values{"query": {q}})} {
+			if a.code() != "QUERY_TOO_COMPLEX" || a.limit() != "fields" {
+				t.Errorf("%s %d levels: want QUERY_TOO_COMPLEX (fields), got %d %.300s", name, levels, a.status, a.raw)
+			}
+		}
+	}
+	if n, _ := h.cache.stats(); n != 0 {
+		t.Errorf("refused documents were cached: %d entries", n)
+	}
+	// Eight levels pass (256 fields in the operation, 767 with each
+	// fragment walked on its own as validation does): the limit is on
+	// size, not on fragments.
+	if a := h.query(t, fanOut(8)); len(a.Errors) != 0 {
+		t.Errorf("767 expanded fields refused: %.300s", a.raw)
+	}
+}
+
+// TestCostWalkerPricesEachFragmentOnce checks the post-validation cost walk
+// on a validated fan-out document: the visits stay linear in the document
+// however large its expansion.
+func TestCostWalkerPricesEachFragmentOnce(t *testing.T) {
+	t.Parallel()
+	es := graph.NewExecutableSchema(graph.Config{})
+	const levels = 40
+	vdoc := mustParse(t, fanOut(levels))
+	if errs := validator.Validate(es.Schema(), vdoc); len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	c := newCostWalker(es, nil, 0)
+	cost := c.set(context.Background(), vdoc.Operations[0].SelectionSet)
+	if cost != 1<<levels {
+		t.Errorf("cost %d, want 2^%d", cost, levels)
+	}
+	if c.visits > 2*levels+2 {
+		t.Errorf("%d visits pricing, want ≤ %d", c.visits, 2*levels+2)
+	}
+}
+
+func mustParse(t testing.TB, q string) *ast.QueryDocument {
+	t.Helper()
+	doc, err := parser.ParseQuery(&ast.Source{Input: q})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+func TestHostileDocumentSize(t *testing.T) {
+	t.Parallel()
+	wide := "{ " + strings.Repeat("__typename ", 20000) + "}" // 220 KB
+	long := chain(6000)
+	cases := []struct {
+		name   string
+		limits QueryLimits
+		query  string
+		limit  string
+	}{
+		{"20,000 fields, default limits", defaultLimits, wide, "bytes"},
+		{"20,000 fields, no byte limit", QueryLimits{Tokens: 4000, Fields: 1000}, wide, "tokens"},
+		{"6,000 chained fragments, default limits", defaultLimits, long, "bytes"},
+		{"6,000 chained fragments, no byte limit", QueryLimits{Tokens: 4000, Fields: 1000}, long, "tokens"},
+		{"6,000 chained fragments, only a field limit", QueryLimits{Fields: 1000}, long, "fields"},
+		{"1,001 fields", QueryLimits{Fields: 1000}, "{ " + strings.Repeat("__typename ", 1001) + "}", "fields"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, c.limits, true)
+			a := h.query(t, c.query)
+			if a.code() != "QUERY_TOO_COMPLEX" || a.limit() != c.limit {
+				t.Fatalf("want QUERY_TOO_COMPLEX (%s), got %d %.300s", c.limit, a.status, a.raw)
+			}
+			if len(a.raw) > 2048 {
+				t.Errorf("answer is %d bytes", len(a.raw))
+			}
+		})
+	}
+	// The fragment chain is measured in one visit per selection.
+	if _, visits := measureDocument(mustParse(t, long), 0); visits > 2*6000+2 {
+		t.Errorf("chain: %d visits", visits)
+	}
+	// A thousand fields pass.
+	h := newHarness(t, defaultLimits, true)
+	if a := h.query(t, "{ "+strings.Repeat("__typename ", 1000)+"}"); len(a.Errors) != 0 {
+		t.Errorf("1,000 fields refused: %.300s", a.raw)
+	}
+}
+
+// tinyOps is a document of n tiny operations, distinct per seed.
+func tinyOps(seed, n int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "query q%d_%d { __typename }\n", seed, i)
+	}
+	return b.String()
+}
+
+func TestHostileQueryCacheBoundedByBytes(t *testing.T) {
+	t.Parallel()
+	h := newHarnessWithCache(t, QueryLimits{Fields: 1000}, true, 1<<20)
+	// 40 distinct documents of many tiny operations, each ~16 KB: without
+	// a byte bound all 40 stay cached.
+	for i := 0; i < 40; i++ {
+		q := tinyOps(i, 600)
+		a := h.post(t, map[string]any{"query": q, "operationName": fmt.Sprintf("q%d_0", i)})
+		if len(a.Errors) != 0 {
+			t.Fatalf("document %d: %.300s", i, a.raw)
+		}
+	}
+	entries, bytes := h.cache.stats()
+	if bytes > 1<<20 {
+		t.Errorf("cache holds %d estimated bytes, budget %d", bytes, 1<<20)
+	}
+	if entries >= 40 || entries == 0 {
+		t.Errorf("cache holds %d entries", entries)
+	}
+	// What the complexity limit refuses is not kept.
+	c := newHarness(t, QueryLimits{Complexity: 1}, true)
+	if a := c.query(t, "{ __typename a: __typename }"); a.code() != "QUERY_TOO_COMPLEX" || a.limit() != "complexity" {
+		t.Fatalf("complexity: %.300s", a.raw)
+	}
+	if _, ok := c.cache.Get(context.Background(), "{ __typename a: __typename }"); ok {
+		t.Error("a document the complexity limit refused is cached")
+	}
+	if a := c.query(t, "{ __typename }"); len(a.Errors) != 0 {
+		t.Fatalf("%.300s", a.raw)
+	}
+	if _, ok := c.cache.Get(context.Background(), "{ __typename }"); !ok {
+		t.Error("an accepted document is not cached")
+	}
+}
+
+func TestHostileManyErrors(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, defaultLimits, true)
+	q := "{ __typename " + strings.Repeat("@x ", 1500) + "}"
+	a := h.query(t, q)
+	if a.code() == "" || len(a.Errors) > maxErrors+1 {
+		t.Fatalf("%d errors (want ≤ %d): %.300s", len(a.Errors), maxErrors+1, a.raw)
+	}
+	if last := a.Errors[len(a.Errors)-1]; last.Extensions["omitted"] == nil {
+		t.Errorf("no count of the errors left out: %+v", last)
+	}
+	if len(a.raw) > 16<<10 {
+		t.Errorf("answer is %d bytes for a %d-byte document", len(a.raw), len(q))
+	}
+	// A long operation name is not echoed whole.
+	name := strings.Repeat("N", 100000)
+	a = h.post(t, map[string]any{"query": "{ __typename }", "operationName": name})
+	if a.code() == "" || len(a.raw) > 4096 {
+		t.Errorf("unknown operation name: code %q, %d bytes", a.code(), len(a.raw))
+	}
+}
+
+func TestHostileIntrospectionOff(t *testing.T) {
+	t.Parallel()
+	off := newHarness(t, defaultLimits, false)
+	a := off.query(t, "{ __schema { queryType { name } } }", "Accept-Language", "en")
+	if a.code() != "FORBIDDEN" || !strings.Contains(a.Errors[0].Message, "Introspection is turned off") {
+		t.Errorf("introspection off: %.300s", a.raw)
+	}
+	if strings.Contains(off.logs.String(), "level=ERROR") {
+		t.Errorf("a refused introspection logged an error: %s", off.logs.String())
+	}
+	a = off.query(t, "{ userCalendarLin(userId: \"u\") { userId } }")
+	if a.code() == "" || strings.Contains(string(a.raw), "Did you mean") {
+		t.Errorf("suggestions with introspection off: %.300s", a.raw)
+	}
+	on := newHarness(t, defaultLimits, true)
+	if a := on.query(t, "{ userCalendarLin(userId: \"u\") { userId } }"); !strings.Contains(string(a.raw), "Did you mean") {
+		t.Errorf("no suggestion with introspection on: %.300s", a.raw)
+	}
+}
+
+func TestHostileMultipartMap(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, defaultLimits, true)
+	for _, path := range []string{"variables.f.99999999", "variables.f.-1", "variables.f.0.x", "variables.g.h.i"} {
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		_ = mw.WriteField("operations", `{"query":"{ __typename }","variables":{"f":[null]}}`)
+		_ = mw.WriteField("map", `{"0":["`+path+`"]}`)
+		fw, _ := mw.CreateFormFile("0", "authOfficeCalendar.json")
+		_, _ = fw.Write([]byte("{}"))
+		_ = mw.Close()
+		req, _ := http.NewRequest(http.MethodPost, h.url, &body)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v (the request crashed)", path, err)
+		}
+		a := decode(t, resp)
+		if (a.status != 400 && a.status != 422) || a.code() != "INVALID_INPUT" {
+			t.Errorf("%s: %d %.300s", path, a.status, a.raw)
+		}
+	}
+}
+
+func TestHostileTransportErrorsAreCodedAndDoNotEcho(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, defaultLimits, true)
+	marker := "ECHO-" + strings.Repeat("x", 50000)
+	a := h.post(t, `{"query": "{ __typename }", "variables": `+marker)
+	if a.code() != "INVALID_INPUT" || bytes.Contains(a.raw, []byte("ECHO-")) {
+		t.Errorf("bad JSON: %d %.300s", a.status, a.raw)
+	}
+	for name, params := range map[string]url.Values{
+		"variables": {"query": {"{ __typename }"}, "variables": {"ECHO-" + marker}},
+		"mutation":  {"query": {"mutation { deleteCalendarAuthSettings }"}},
+	} {
+		a := h.get(t, params)
+		if a.status < 400 || a.code() == "" || bytes.Contains(a.raw, []byte("ECHO-")) {
+			t.Errorf("GET %s: %d %.300s", name, a.status, a.raw)
+		}
+	}
+}
+
+// TestQueryCacheCostEstimate checks that the cache's estimate of a
+// document's heap (astBytesPerQueryByte per byte of text) is not below what
+// a parsed and validated document of many tiny operations really holds.
+func TestQueryCacheCostEstimate(t *testing.T) {
+	es := graph.NewExecutableSchema(graph.Config{})
+	var docs []*ast.QueryDocument
+	total := 0
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := 0; i < 20; i++ {
+		for _, q := range []string{tinyOps(i, 600), "{ " + strings.Repeat("__typename ", 1000) + "}", fanOut(8)} {
+			doc := mustParse(t, q)
+			if errs := validator.Validate(es.Schema(), doc); len(errs) != 0 {
+				t.Fatal(errs)
+			}
+			docs = append(docs, doc)
+			total += len(q)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	held := int(after.HeapAlloc) - int(before.HeapAlloc)
+	runtime.KeepAlive(docs)
+	perByte := float64(held) / float64(total)
+	t.Logf("%d documents, %d bytes of text, %d bytes held: %.1f per byte", len(docs), total, held, perByte)
+	if perByte > astBytesPerQueryByte {
+		t.Errorf("documents hold %.1f heap bytes per byte of text; the cache assumes %d", perByte, astBytesPerQueryByte)
+	}
+}
+
+// TestIntrospectionQueryFitsDefaults: the limits leave room for the
+// Playground's full introspection query.
+func TestIntrospectionQueryFitsDefaults(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, defaultLimits, true)
+	if a := h.query(t, introspection.Query); len(a.Errors) != 0 {
+		t.Fatalf("%.300s", a.raw)
+	}
+	s, _ := measureDocument(mustParse(t, introspection.Query), 0)
+	t.Logf("introspection query: %d bytes, %d expanded fields", len(introspection.Query), s.fields)
+}
