@@ -60,6 +60,10 @@ const pruneEvery = 10 * time.Minute
 // in batches, and returns how many went. Replicas may prune at once.
 func (w *Worker) Prune(ctx context.Context) (int, error) {
 	before := time.Now().Add(-w.retention)
+	// Lapsed claims (folded lifecycle events, recreations) go with them.
+	if _, err := w.store.PruneClaims(ctx, time.Now().Add(-time.Hour)); err != nil {
+		return 0, err
+	}
 	total := 0
 	for ctx.Err() == nil {
 		n, err := w.store.PruneInbox(ctx, before, 5000)

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/tehaishokunin/calsync/db"
@@ -203,18 +204,38 @@ func (m *Manager) RecreateAll(ctx context.Context, companyID string) error {
 	return errors.Join(errs...)
 }
 
-// recreate replaces a link's subscriptions and resyncs it.
+// recreate replaces a link's subscriptions and resyncs it. One recreation
+// per link runs at a time across replicas; a second asked for meanwhile is
+// covered by the first and returns at once. Every subscription of the link
+// other than the new one is superseded and deleted, whoever made it.
 func (m *Manager) recreate(ctx context.Context, link *db.CalendarLink) error {
-	old, err := m.store.SubscriptionsOfLink(ctx, link.ID)
+	key := "recreate:" + strconv.FormatInt(link.ID, 10)
+	won, err := m.store.Claim(ctx, key, recreateHold)
 	if err != nil {
 		return err
 	}
-	if _, err := m.Subscribe(ctx, link); err != nil {
+	if !won {
+		m.log.InfoContext(ctx, "subscription already being recreated", slog.Int64("link", link.ID))
+		return nil
+	}
+	defer func() {
+		if err := m.store.Release(context.WithoutCancel(ctx), key); err != nil {
+			m.log.WarnContext(ctx, "releasing a recreate claim failed", slog.String("error", err.Error()))
+		}
+	}()
+	created, err := m.Subscribe(ctx, link)
+	if err != nil {
 		m.markLink(ctx, link.ID, "購読を作成できません / cannot create the Graph subscription: "+err.Error())
 		return err
 	}
-	for _, s := range old {
-		_ = m.Unsubscribe(ctx, s)
+	all, err := m.store.SubscriptionsOfLink(ctx, link.ID)
+	if err != nil {
+		return err
+	}
+	for _, s := range all {
+		if s.ID != created.ID {
+			_ = m.Unsubscribe(ctx, s)
+		}
 	}
 	if m.resync != nil {
 		if err := m.resync.Resync(ctx, link.ID); err != nil {
@@ -293,16 +314,48 @@ const (
 	EventMissed                  = "missed"
 )
 
+// Folding: Graph may deliver a lifecycle notification more than once, and
+// anyone holding a leaked clientState can replay one. The same event for
+// the same subscription within foldWindow is acted on once, across
+// replicas; a recreation holds its link for at most recreateHold.
+const (
+	foldWindow   = 30 * time.Second
+	recreateHold = 2 * time.Minute
+)
+
 // HandleLifecycle acts on a lifecycle notification for a known
-// subscription (its clientState already checked).
+// subscription (its clientState already checked), once per subscription
+// and event within foldWindow. A failed attempt releases its claim so the
+// inbox's retry acts again.
 func (m *Manager) HandleLifecycle(ctx context.Context, subID, event string) error {
 	sub, err := m.store.Subscription(ctx, subID)
 	if err != nil {
 		return err
 	}
 	if sub == nil {
-		return nil // unlinked since; nothing to do
+		return nil // unlinked or superseded since; nothing to do
 	}
+	key := "lifecycle:" + subID + ":" + event
+	won, err := m.store.Claim(ctx, key, foldWindow)
+	if err != nil {
+		return err
+	}
+	if !won {
+		m.metrics.folded(event)
+		m.log.DebugContext(ctx, "repeated lifecycle notification folded", slog.String("subscription", subID), slog.String("event", event))
+		return nil
+	}
+	if err := m.handleLifecycle(ctx, sub, event); err != nil {
+		if rerr := m.store.Release(context.WithoutCancel(ctx), key); rerr != nil {
+			m.log.WarnContext(ctx, "releasing a lifecycle claim failed", slog.String("error", rerr.Error()))
+		}
+		return err
+	}
+	return nil
+}
+
+func (m *Manager) handleLifecycle(ctx context.Context, sub *db.GraphSubscription, event string) error {
+	subID := sub.ID
 	switch event {
 	case EventReauthorizationRequired:
 		// Renewing also reauthorizes.
@@ -312,12 +365,11 @@ func (m *Manager) HandleLifecycle(ctx context.Context, subID, event string) erro
 		if err != nil {
 			return err
 		}
-		if err := m.store.DeleteSubscription(ctx, sub.ID); err != nil {
-			return err
-		}
 		if link == nil || link.Provider == db.ProviderNone {
-			return nil
+			return m.store.DeleteSubscription(ctx, sub.ID)
 		}
+		// recreate supersedes the removed one: deleted in Graph too, should
+		// the notification have been a replay and it still be live there.
 		return m.recreate(ctx, link)
 	case EventMissed:
 		if m.resync == nil {

@@ -108,6 +108,7 @@ func (r *Renewer) RunOnce(ctx context.Context) int {
 // Metrics are the subscription counters and gauges on /metrics.
 type Metrics struct {
 	renewals *prometheus.CounterVec
+	folds    *prometheus.CounterVec
 }
 
 // NewMetrics registers the subscription metrics; the gauges read the
@@ -116,11 +117,25 @@ func NewMetrics(reg prometheus.Registerer, store *db.Store) *Metrics {
 	m := &Metrics{renewals: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "calsync_subscription_renewals_total",
 		Help: "Graph subscription renewals by result (ok, failed, recreated).",
-	}, []string{"result"})}
+	}, []string{"result"}), folds: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "calsync_lifecycle_folded_total",
+		Help: "Lifecycle notifications not acted on because the same event for the same subscription was acted on moments before (duplicates, replays).",
+	}, []string{"event"})}
 	if reg != nil {
-		reg.MustRegister(m.renewals, &stateCollector{store: store})
+		reg.MustRegister(m.renewals, m.folds, &stateCollector{store: store})
 	}
 	return m
+}
+
+func (m *Metrics) folded(event string) {
+	if m != nil {
+		switch event {
+		case EventMissed, EventReauthorizationRequired, EventSubscriptionRemoved:
+		default:
+			event = "other"
+		}
+		m.folds.WithLabelValues(event).Inc()
+	}
 }
 
 func (m *Metrics) renewal(result string) {
