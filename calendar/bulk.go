@@ -27,6 +27,9 @@ func (s *Service) UpsertMany(ctx context.Context, companyID, userID string, ins 
 	if len(ins) > MaxBulk {
 		return nil, apperr.New(apperr.InvalidInput, fmt.Sprintf("一度に送れるのは %d 件までです。", MaxBulk), fmt.Sprintf("At most %d entries per call.", MaxBulk)).WithField("inputs")
 	}
+	if err := checkIDs(userID); err != nil {
+		return nil, err
+	}
 	t, err := s.target(ctx, companyID, userID)
 	if err != nil {
 		return nil, err

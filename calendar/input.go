@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tehaishokunin/calsync/apperr"
+	"github.com/tehaishokunin/calsync/internal/hostid"
 )
 
 // Limits on pushed entries.
@@ -60,9 +61,17 @@ func bad(field, ja, en string) *apperr.Error {
 	return apperr.New(apperr.InvalidInput, ja, en).WithField(field)
 }
 
-func checkText(field, s string, max int, label string) error {
+// checkText bounds a text field; allowed lists the control characters it
+// may hold (a body keeps its tabs and line breaks; one-line fields none).
+func checkText(field, s string, max int, label, allowed string) error {
 	if !utf8.ValidString(s) {
 		return bad(field, label+" に不正な文字が含まれています。", field+" is not valid UTF-8.")
+	}
+	if hostid.HasControl(s, allowed) {
+		if allowed != "" {
+			return bad(field, label+" に制御文字 (タブと改行以外) は使えません。", field+" may not contain control characters other than tab and line breaks.")
+		}
+		return bad(field, label+" に制御文字は使えません。", field+" may not contain control characters.")
 	}
 	if utf8.RuneCountInString(s) > max {
 		return bad(field, fmt.Sprintf("%s は %d 文字以内で入力してください。", label, max), fmt.Sprintf("%s must be at most %d characters.", field, max))
@@ -88,18 +97,18 @@ func Validate(in Input, prefix string) (Entry, error) {
 	if e.Subject == "" {
 		return Entry{}, bad(f("subject"), "件名を入力してください。", "subject is required.")
 	}
-	if err := checkText(f("subject"), e.Subject, MaxSubject, "件名"); err != nil {
+	if err := checkText(f("subject"), e.Subject, MaxSubject, "件名", ""); err != nil {
 		return Entry{}, err
 	}
 	if in.Body != nil {
 		e.Body = *in.Body
-		if err := checkText(f("body"), e.Body, MaxBody, "本文"); err != nil {
+		if err := checkText(f("body"), e.Body, MaxBody, "本文", "\t\r\n"); err != nil {
 			return Entry{}, err
 		}
 	}
 	if in.Location != nil {
 		e.Location = strings.TrimSpace(*in.Location)
-		if err := checkText(f("location"), e.Location, MaxLocation, "場所"); err != nil {
+		if err := checkText(f("location"), e.Location, MaxLocation, "場所", ""); err != nil {
 			return Entry{}, err
 		}
 	}
@@ -162,7 +171,7 @@ func Validate(in Input, prefix string) (Entry, error) {
 		if c == "" {
 			return Entry{}, bad(f("categories"), "空の分類は指定できません。", "A category may not be empty.")
 		}
-		if err := checkText(f("categories"), c, 255, "分類"); err != nil {
+		if err := checkText(f("categories"), c, 255, "分類", ""); err != nil {
 			return Entry{}, err
 		}
 		e.Categories = append(e.Categories, c)

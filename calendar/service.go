@@ -9,11 +9,12 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/tehaishokunin/calsync/apperr"
 	"github.com/tehaishokunin/calsync/db"
+	"github.com/tehaishokunin/calsync/internal/hostid"
+	"github.com/tehaishokunin/calsync/internal/keylock"
 	"github.com/tehaishokunin/calsync/outlook"
 )
 
@@ -34,7 +35,7 @@ type Service struct {
 	creds Credentials
 	graph *outlook.Client
 	log   *slog.Logger
-	locks sync.Map
+	locks keylock.Map // company/externalId
 	now   func() time.Time
 }
 
@@ -59,10 +60,20 @@ var (
 )
 
 func (s *Service) lock(companyID, externalID string) func() {
-	m, _ := s.locks.LoadOrStore(companyID+"\x00"+externalID, &sync.Mutex{})
-	mu := m.(*sync.Mutex)
-	mu.Lock()
-	return mu.Unlock
+	return s.locks.Lock(companyID + "\x00" + externalID)
+}
+
+// checkIDs refuses unusable ids before they reach a lock or the database.
+func checkIDs(userID string, externalID ...string) error {
+	if err := hostid.Check("userId", userID); err != nil {
+		return err
+	}
+	for _, id := range externalID {
+		if err := hostid.Check("externalId", id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // target is a linked user's mailbox and Graph session.
@@ -145,6 +156,9 @@ type plan struct {
 
 // Upsert creates or updates one entry in the user's Outlook calendar.
 func (s *Service) Upsert(ctx context.Context, companyID, userID string, in Input) (*Pushed, error) {
+	if err := checkIDs(userID); err != nil {
+		return nil, err
+	}
 	e, err := Validate(in, "input.")
 	if err != nil {
 		return nil, err
@@ -381,6 +395,9 @@ func (s *Service) graphError(ctx context.Context, companyID string, err error) e
 
 // Get returns a pushed entry as calsync last knows it.
 func (s *Service) Get(ctx context.Context, companyID, userID, externalID string) (*Pushed, error) {
+	if err := checkIDs(userID, externalID); err != nil {
+		return nil, err
+	}
 	el, err := s.store.EventLinkByExternalID(ctx, companyID, externalID)
 	if err != nil {
 		return nil, err
@@ -402,8 +419,8 @@ func (s *Service) Get(ctx context.Context, companyID, userID, externalID string)
 // Delete removes a pushed entry from Outlook; already gone counts as done,
 // and events calsync did not create are never touched.
 func (s *Service) Delete(ctx context.Context, companyID, userID, externalID string) (bool, error) {
-	if externalID == "" {
-		return false, ErrNotFound
+	if err := checkIDs(userID, externalID); err != nil {
+		return false, err
 	}
 	defer s.lock(companyID, externalID)()
 	el, err := s.store.EventLinkByExternalID(ctx, companyID, externalID)

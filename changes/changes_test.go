@@ -365,3 +365,56 @@ func TestStreamsCatchUpWithoutANotify(t *testing.T) {
 		t.Fatal("the stream never caught up without a NOTIFY")
 	}
 }
+
+// TestStreamsShareOneReadPerWakeUp: a company's 200 streams (for every
+// user and for one) cost one feed read per wake-up, not one each.
+func TestStreamsShareOneReadPerWakeUp(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	feed := changes.NewFeed(e.Store, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var streams []<-chan db.Change
+	for i := 0; i < 200; i++ {
+		user := ""
+		if i%2 == 1 {
+			user = "u1"
+		}
+		s, err := feed.Stream(ctx, co, user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		streams = append(streams, s)
+	}
+	for _, user := range []string{"u2", "u1"} {
+		if _, err := e.Store.DB().NewInsert().Model(&db.Change{CompanyID: co, UserID: user, OutlookEventID: "AAMk-" + user, ChangeType: "CREATED", ChangedFields: []string{}}).Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := feed.Reads()
+	feed.Publish(co) // no LISTEN running: Publish's NOTIFY reaches nobody, so wake directly too
+	feed.WakeForTest(co)
+	for i, s := range streams {
+		want := []string{"AAMk-u2", "AAMk-u1"}
+		if i%2 == 1 {
+			want = want[1:]
+		}
+		for _, w := range want {
+			select {
+			case c := <-s:
+				if c.OutlookEventID != w {
+					t.Fatalf("stream %d got %s, want %s", i, c.OutlookEventID, w)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("stream %d never got %s", i, w)
+			}
+		}
+	}
+	if n := feed.Reads() - before; n != 1 {
+		t.Errorf("200 streams read the feed %d times for one wake-up, want 1", n)
+	}
+	// Hostile user ids are refused before any read.
+	if _, err := feed.Stream(ctx, co, "u\x00"); err == nil {
+		t.Error("a NUL user id was accepted")
+	}
+}

@@ -3,12 +3,15 @@ package changes
 import (
 	"context"
 	"log/slog"
+	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tehaishokunin/calsync/apperr"
 	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/internal/cursor"
+	"github.com/tehaishokunin/calsync/internal/hostid"
 )
 
 // Feed serves the change feed three ways that agree because they read the
@@ -20,8 +23,10 @@ type Feed struct {
 	log   *slog.Logger
 	poll  time.Duration
 
-	mu   sync.Mutex
-	subs map[string]map[chan struct{}]struct{}
+	mu    sync.Mutex
+	subs  map[string]map[chan struct{}]struct{}
+	hubs  map[string]*hub
+	reads atomic.Int64
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -32,7 +37,7 @@ type Feed struct {
 // case a notification was lost while it was down. One timer serves every
 // stream, so idle subscribers cost no database reads between those.
 func NewFeed(store *db.Store, poll time.Duration, log *slog.Logger) *Feed {
-	return &Feed{store: store, log: log, poll: poll, subs: map[string]map[chan struct{}]struct{}{}}
+	return &Feed{store: store, log: log, poll: poll, subs: map[string]map[chan struct{}]struct{}{}, hubs: map[string]*hub{}}
 }
 
 // Publish announces that a company's feed grew (to every replica).
@@ -48,6 +53,9 @@ func (f *Feed) Publish(companyID string) {
 func (f *Feed) wake(companyID string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if h := f.hubs[companyID]; h != nil {
+		h.gen.Add(1)
+	}
 	for ch := range f.subs[companyID] {
 		select {
 		case ch <- struct{}{}:
@@ -60,6 +68,9 @@ func (f *Feed) wake(companyID string) {
 func (f *Feed) wakeAll() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	for _, h := range f.hubs {
+		h.gen.Add(1)
+	}
 	for _, subs := range f.subs {
 		for ch := range subs {
 			select {
@@ -135,6 +146,11 @@ func (f *Feed) Page(ctx context.Context, companyID, after string, first int, use
 	if first == 0 {
 		first = 100
 	}
+	if userID != "" {
+		if err := hostid.Check("userId", userID); err != nil {
+			return nil, err
+		}
+	}
 	if first < 1 || first > 500 {
 		return nil, apperr.New(apperr.InvalidInput, "first は 1〜500 で指定してください。", "first must be between 1 and 500.").WithField("first")
 	}
@@ -154,8 +170,15 @@ func (f *Feed) Page(ctx context.Context, companyID, after string, first int, use
 
 // Stream sends the company's changes recorded from now on (for one user
 // when userID is set) until ctx ends. A client that reconnects catches up
-// with Page from its last cursor.
+// with Page from its last cursor. However many streams a company has, a
+// wake-up reads its new changes once (the company's hub) and every stream
+// takes its share from memory.
 func (f *Feed) Stream(ctx context.Context, companyID, userID string) (<-chan db.Change, error) {
+	if userID != "" {
+		if err := hostid.Check("userId", userID); err != nil {
+			return nil, err
+		}
+	}
 	cursor, err := f.store.LatestCursor(ctx, companyID)
 	if err != nil {
 		return nil, err
@@ -166,6 +189,11 @@ func (f *Feed) Stream(ctx context.Context, companyID, userID string) (<-chan db.
 		f.subs[companyID] = map[chan struct{}]struct{}{}
 	}
 	f.subs[companyID][wake] = struct{}{}
+	h := f.hubs[companyID]
+	if h == nil {
+		h = &hub{base: cursor, head: cursor}
+		f.hubs[companyID] = h
+	}
 	f.mu.Unlock()
 	out := make(chan db.Change, 4)
 	go func() {
@@ -174,6 +202,7 @@ func (f *Feed) Stream(ctx context.Context, companyID, userID string) (<-chan db.
 			delete(f.subs[companyID], wake)
 			if len(f.subs[companyID]) == 0 {
 				delete(f.subs, companyID)
+				delete(f.hubs, companyID)
 			}
 			f.mu.Unlock()
 			close(out)
@@ -184,30 +213,85 @@ func (f *Feed) Stream(ctx context.Context, companyID, userID string) (<-chan db.
 				return
 			case <-wake:
 			}
-			for {
-				cs, more, err := f.store.Changes(ctx, companyID, cursor, userID, 100)
-				if err != nil {
-					if ctx.Err() == nil {
-						f.log.Warn("reading changes for a stream failed", slog.String("error", err.Error()))
-					}
-					break
+			cs, err := f.since(ctx, h, companyID, cursor)
+			if err != nil {
+				if ctx.Err() == nil {
+					f.log.Warn("reading changes for a stream failed", slog.String("error", err.Error()))
 				}
-				for _, c := range cs {
-					select {
-					case out <- c:
-						cursor = c.Cursor
-					case <-ctx.Done():
-						return
-					}
+				continue
+			}
+			for _, c := range cs {
+				if userID != "" && c.UserID != userID {
+					cursor = c.Cursor
+					continue
 				}
-				if !more {
-					break
+				select {
+				case out <- c:
+					cursor = c.Cursor
+				case <-ctx.Done():
+					return
 				}
 			}
 		}
 	}()
 	return out, nil
 }
+
+// hubKeep is how many recent changes a company's hub keeps for its
+// streams; a stream further behind reads its own way back.
+const hubKeep = 512
+
+// hub is one company's recent changes, shared by its streams on this
+// replica: recent holds every change with base < cursor <= head.
+type hub struct {
+	gen    atomic.Uint64 // wake-ups so far
+	mu     sync.Mutex    // held while reading, so one read serves a wake-up
+	read   uint64        // the wake-up the last read began after
+	base   int64
+	head   int64
+	recent []db.Change
+}
+
+// since returns the company's changes after cursor, reading the database
+// only when a wake-up came after the last read began.
+func (f *Feed) since(ctx context.Context, h *hub, companyID string, cursor int64) ([]db.Change, error) {
+	want := h.gen.Load()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.read < want {
+		h.read = want
+		f.reads.Add(1)
+		for {
+			cs, more, err := f.store.Changes(ctx, companyID, h.head, "", 500)
+			if err != nil {
+				return nil, err
+			}
+			if len(cs) > 0 {
+				h.recent = append(h.recent, cs...)
+				h.head = cs[len(cs)-1].Cursor
+			}
+			if drop := len(h.recent) - hubKeep; drop > 0 {
+				h.base = h.recent[drop-1].Cursor
+				h.recent = append([]db.Change(nil), h.recent[drop:]...)
+			}
+			if !more {
+				break
+			}
+		}
+	}
+	if cursor < h.base {
+		// Behind what the hub keeps: this stream reads its own way back.
+		f.reads.Add(1)
+		cs, _, err := f.store.Changes(ctx, companyID, cursor, "", hubKeep)
+		return cs, err
+	}
+	i := sort.Search(len(h.recent), func(i int) bool { return h.recent[i].Cursor > cursor })
+	return h.recent[i:len(h.recent):len(h.recent)], nil
+}
+
+// Reads is how many times streams read the feed from the database (for
+// tests and the benchmark).
+func (f *Feed) Reads() int64 { return f.reads.Load() }
 
 // every calls fn every d until ctx ends.
 func every(ctx context.Context, d time.Duration, fn func()) {

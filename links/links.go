@@ -10,13 +10,14 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tehaishokunin/calsync/apperr"
 	"github.com/tehaishokunin/calsync/credentials"
 	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/internal/cursor"
+	"github.com/tehaishokunin/calsync/internal/hostid"
+	"github.com/tehaishokunin/calsync/internal/keylock"
 	"github.com/tehaishokunin/calsync/outlook"
 	"github.com/tehaishokunin/calsync/subscriptions"
 )
@@ -52,7 +53,7 @@ type Service struct {
 	subs    *subscriptions.Manager
 	sync    Syncer
 	log     *slog.Logger
-	locks   sync.Map // company/user -> *sync.Mutex
+	locks   keylock.Map // company/user
 	maxBulk int
 }
 
@@ -62,10 +63,7 @@ func NewService(store *db.Store, creds Credentials, graph *outlook.Client, subs 
 }
 
 func (s *Service) lock(companyID, userID string) func() {
-	m, _ := s.locks.LoadOrStore(companyID+"\x00"+userID, &sync.Mutex{})
-	mu := m.(*sync.Mutex)
-	mu.Lock()
-	return mu.Unlock
+	return s.locks.Lock(companyID + "\x00" + userID)
 }
 
 // Errors of linking.
@@ -73,11 +71,13 @@ var (
 	ErrNoCredentials = apperr.New(apperr.CredentialsMissing,
 		"カレンダー認証設定が登録されていません。先に 企業設定 → カレンダー認証設定 で authOfficeCalendar.json を登録してください。",
 		"No calendar credentials are registered for the company; upload authOfficeCalendar.json in company settings first.")
-	errUserID = apperr.New(apperr.InvalidInput, "ユーザー ID を指定してください。", "A user ID is required.").WithField("userId")
 )
 
 // Get returns a user's link; provider NONE when not linked.
 func (s *Service) Get(ctx context.Context, companyID, userID string) (*Link, error) {
+	if err := hostid.Check("userId", userID); err != nil {
+		return nil, err
+	}
 	l, err := s.store.Link(ctx, companyID, userID)
 	if err != nil {
 		return nil, err
@@ -163,8 +163,8 @@ type Input struct {
 
 // Set links (or with provider NONE unlinks) a user's calendar.
 func (s *Service) Set(ctx context.Context, companyID, actor string, in Input) (*Link, error) {
-	if strings.TrimSpace(in.UserID) == "" {
-		return nil, errUserID
+	if err := hostid.Check("userId", in.UserID); err != nil {
+		return nil, err
 	}
 	defer s.lock(companyID, in.UserID)()
 	switch in.Provider {
@@ -323,6 +323,9 @@ func (s *Service) SetMany(ctx context.Context, companyID, actor string, inputs [
 
 // Resync re-reads the user's calendar from Outlook now.
 func (s *Service) Resync(ctx context.Context, companyID, userID string) (*Link, error) {
+	if err := hostid.Check("userId", userID); err != nil {
+		return nil, err
+	}
 	l, err := s.store.Link(ctx, companyID, userID)
 	if err != nil {
 		return nil, err
