@@ -6,6 +6,8 @@ package auth
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -144,19 +146,18 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Caller, error) {
 	if raw == "" {
 		return Caller{}, ErrNoToken
 	}
+	key, err := v.keyFor(raw)
+	if err != nil {
+		return Caller{}, err
+	}
 	opts := []jwt.ParseOption{
+		key,
 		jwt.WithContext(ctx),
 		jwt.WithValidate(true),
 		jwt.WithClock(jwt.ClockFunc(v.now)),
 		jwt.WithAcceptableSkew(30 * time.Second),
 		jwt.WithRequiredClaim(jwt.ExpirationKey),
 		jwt.WithRequiredClaim(jwt.SubjectKey),
-	}
-	if len(v.secret) > 0 {
-		opts = append(opts, jwt.WithKey(jwa.HS256, v.secret))
-	}
-	if v.keys != nil {
-		opts = append(opts, jwt.WithKeySet(v.keys, jws.WithInferAlgorithmFromKey(true), jws.WithRequireKid(false)))
 	}
 	tok, err := jwt.ParseString(raw, opts...)
 	if err != nil {
@@ -183,6 +184,54 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Caller, error) {
 		return Caller{}, ErrClaims
 	}
 	return c, nil
+}
+
+// asymmetric are the algorithms accepted with keys from CALSYNC_JWKS_URL.
+var asymmetric = map[string]bool{
+	"RS256": true, "RS384": true, "RS512": true, "PS256": true, "PS384": true, "PS512": true,
+	"ES256": true, "ES384": true, "ES512": true, "EdDSA": true,
+}
+
+// maxHeaderBytes bounds the encoded JOSE header read before verifying.
+const maxHeaderBytes = 4096
+
+// keyFor reads the token's protected header and picks the one key source
+// its algorithm belongs to: HS256 only with the shared secret, the
+// asymmetric algorithms only with the JWKS, so a header can never steer
+// verification to another source's algorithm (an RS256 header over an HMAC
+// signature is refused). Only the compact serialization is accepted, and a
+// header with "crit" is refused: calsync understands no JWS extension, and
+// RFC 7515 §4.1.11 makes such a token invalid.
+func (v *Verifier) keyFor(raw string) (jwt.ParseOption, error) {
+	enc, _, _ := strings.Cut(raw, ".")
+	if strings.Count(raw, ".") != 2 || len(enc) > maxHeaderBytes {
+		return nil, ErrBadToken
+	}
+	b, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil {
+		return nil, ErrBadToken
+	}
+	var h struct {
+		Alg  string           `json:"alg"`
+		Kid  string           `json:"kid"`
+		Crit *json.RawMessage `json:"crit"`
+	}
+	if err := json.Unmarshal(b, &h); err != nil || h.Crit != nil {
+		return nil, ErrBadToken
+	}
+	switch {
+	case h.Alg == "HS256" && len(v.secret) > 0:
+		return jwt.WithKey(jwa.HS256, v.secret), nil
+	case asymmetric[h.Alg] && v.keys != nil:
+		if h.Kid != "" {
+			// A key that names its algorithm is used only with that one.
+			if k, ok := v.keys.LookupKeyID(h.Kid); ok && k.Algorithm().String() != "" && k.Algorithm().String() != h.Alg {
+				return nil, ErrBadToken
+			}
+		}
+		return jwt.WithKeySet(v.keys, jws.WithInferAlgorithmFromKey(true), jws.WithRequireKid(false)), nil
+	}
+	return nil, ErrBadToken
 }
 
 // Sign makes an HS256 token for c, for `calsync dev-token` and tests. It is

@@ -2,11 +2,15 @@ package auth
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,4 +163,52 @@ func TestParseRoles(t *testing.T) {
 func errorIs(err error, want *apperr.Error) bool {
 	e := apperr.As(err)
 	return e.Code == want.Code && e.Message == want.Message
+}
+
+// hmacWithHeader signs claims with HMAC-SHA256 under an arbitrary
+// protected header, as an attacker crafting a token would.
+func hmacWithHeader(t *testing.T, header map[string]any, key []byte) string {
+	t.Helper()
+	claims := map[string]any{"sub": "u1", "company_id": "c1", "roles": []string{"system_admin"}, "exp": time.Now().Add(time.Hour).Unix()}
+	enc := func(v any) string {
+		b, _ := json.Marshal(v)
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	input := enc(header) + "." + enc(claims)
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(input))
+	return input + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func TestHeaderAlgorithmAndCritEnforced(t *testing.T) {
+	ctx := context.Background()
+	v, err := NewVerifier(ctx, VerifierConfig{HS256Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The control: a hand-made HS256 token verifies.
+	if _, err := v.Verify(ctx, hmacWithHeader(t, map[string]any{"alg": "HS256", "typ": "JWT"}, secret)); err != nil {
+		t.Fatalf("hand-made HS256 token refused: %v", err)
+	}
+	for name, h := range map[string]map[string]any{
+		"RS256 header over an HMAC signature":  {"alg": "RS256", "typ": "JWT"},
+		"HS512 header over an HS256 signature": {"alg": "HS512"},
+		"no alg":                               {"typ": "JWT"},
+		"crit naming an extension":             {"alg": "HS256", "crit": []string{"exp"}, "exp": 1},
+		"empty crit":                           {"alg": "HS256", "crit": []string{}},
+	} {
+		if _, err := v.Verify(ctx, hmacWithHeader(t, h, secret)); !errorIs(err, ErrBadToken) {
+			t.Errorf("%s: accepted (%v)", name, err)
+		}
+	}
+	// JSON serialization and oversized headers are refused before parsing.
+	for name, tok := range map[string]string{
+		"json serialization": `{"payload":"e30","signatures":[]}`,
+		"huge header":        strings.Repeat("A", 100000) + ".e30.sig",
+		"four parts":         "a.b.c.d",
+	} {
+		if _, err := v.Verify(ctx, tok); !errorIs(err, ErrBadToken) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
 }
