@@ -15,6 +15,7 @@ import (
 	"github.com/tehaishokunin/calsync/changes"
 	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/graphemu"
+	"github.com/tehaishokunin/calsync/internal/cursor"
 	"github.com/tehaishokunin/calsync/internal/testenv"
 )
 
@@ -341,7 +342,7 @@ func TestStreamsCatchUpWithoutANotify(t *testing.T) {
 	e := testenv.New(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	feed := changes.NewFeed(e.Store, 200*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	feed := changes.NewFeed(e.Store, 200*time.Millisecond, cursor.NewCodec([]byte("k")), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := feed.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +374,7 @@ func TestStreamsShareOneReadPerWakeUp(t *testing.T) {
 	e := testenv.New(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	feed := changes.NewFeed(e.Store, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	feed := changes.NewFeed(e.Store, time.Hour, cursor.NewCodec([]byte("k")), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	var streams []<-chan db.Change
 	for i := 0; i < 200; i++ {
 		user := ""

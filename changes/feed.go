@@ -19,9 +19,10 @@ import (
 // woken through Postgres LISTEN/NOTIFY so every replica's subscribers hear
 // every replica's changes, and the host webhook.
 type Feed struct {
-	store *db.Store
-	log   *slog.Logger
-	poll  time.Duration
+	store   *db.Store
+	cursors *cursor.Codec
+	log     *slog.Logger
+	poll    time.Duration
 
 	mu    sync.Mutex
 	subs  map[string]map[chan struct{}]struct{}
@@ -36,8 +37,8 @@ type Feed struct {
 // time the LISTEN connection is (re)made, all of them re-check as well, in
 // case a notification was lost while it was down. One timer serves every
 // stream, so idle subscribers cost no database reads between those.
-func NewFeed(store *db.Store, poll time.Duration, log *slog.Logger) *Feed {
-	return &Feed{store: store, log: log, poll: poll, subs: map[string]map[chan struct{}]struct{}{}, hubs: map[string]*hub{}}
+func NewFeed(store *db.Store, poll time.Duration, cursors *cursor.Codec, log *slog.Logger) *Feed {
+	return &Feed{store: store, cursors: cursors, log: log, poll: poll, subs: map[string]map[chan struct{}]struct{}{}, hubs: map[string]*hub{}}
 }
 
 // Publish announces that a company's feed grew (to every replica).
@@ -129,11 +130,14 @@ func (f *Feed) Stop() {
 	}
 }
 
-// Cursor renders a feed position for the host.
-func Cursor(c int64) string { return cursor.Encode("chg", c) }
+// Cursor renders a change's feed position for the host, sealed for its
+// company.
+func (f *Feed) Cursor(c db.Change) string { return f.cursors.Encode("chg", c.CompanyID, c.Cursor) }
 
-// ParseCursor reads a position the host got from Cursor.
-func ParseCursor(s string) (int64, error) { return cursor.Decode("chg", s) }
+// ParseCursor reads a position the company got from Cursor.
+func (f *Feed) ParseCursor(companyID, s string) (int64, error) {
+	return f.cursors.Decode("chg", companyID, s)
+}
 
 // Page is one page of the feed.
 type Page struct {
@@ -157,7 +161,7 @@ func (f *Feed) Page(ctx context.Context, companyID, after string, first int, use
 	var from int64
 	if after != "" {
 		var err error
-		if from, err = ParseCursor(after); err != nil {
+		if from, err = f.ParseCursor(companyID, after); err != nil {
 			return nil, err
 		}
 	}

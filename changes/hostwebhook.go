@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tehaishokunin/calsync/db"
+	"github.com/tehaishokunin/calsync/internal/cursor"
 )
 
 // HostWebhook posts every change to the host app's webhook, signed as the
@@ -24,13 +25,14 @@ import (
 // feed order, retrying with backoff until the host answers 2xx. One replica
 // delivers at a time (the state row is locked).
 type HostWebhook struct {
-	store  *db.Store
-	url    string
-	secret []byte
-	client *http.Client
-	log    *slog.Logger
-	every  time.Duration
-	wake   chan struct{}
+	store   *db.Store
+	cursors *cursor.Codec
+	url     string
+	secret  []byte
+	client  *http.Client
+	log     *slog.Logger
+	every   time.Duration
+	wake    chan struct{}
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -49,8 +51,8 @@ func SecretBytes(s string) []byte {
 }
 
 // NewHostWebhook builds the deliverer.
-func NewHostWebhook(store *db.Store, url string, secret []byte, log *slog.Logger) *HostWebhook {
-	return &HostWebhook{store: store, url: url, secret: secret, log: log, every: 2 * time.Second,
+func NewHostWebhook(store *db.Store, url string, secret []byte, cursors *cursor.Codec, log *slog.Logger) *HostWebhook {
+	return &HostWebhook{store: store, url: url, secret: secret, cursors: cursors, log: log, every: 2 * time.Second,
 		client: &http.Client{Timeout: 10 * time.Second}, wake: make(chan struct{}, 1)}
 }
 
@@ -141,7 +143,7 @@ func (h *HostWebhook) post(ctx context.Context, c db.Change) error {
 		event = json.RawMessage(c.Event)
 	}
 	body, _ := json.Marshal(Payload{Type: "calendar.changed", Timestamp: c.OccurredAt.UTC(), Data: map[string]any{
-		"cursor": Cursor(c.Cursor), "companyId": c.CompanyID, "userId": c.UserID, "externalId": c.ExternalID,
+		"cursor": h.cursors.Encode("chg", c.CompanyID, c.Cursor), "companyId": c.CompanyID, "userId": c.UserID, "externalId": c.ExternalID,
 		"outlookEventId": c.OutlookEventID, "changeType": c.ChangeType, "changedFields": c.ChangedFields,
 		"event": event, "occurredAt": c.OccurredAt.UTC(),
 	}})

@@ -54,12 +54,13 @@ type Service struct {
 	sync    Syncer
 	log     *slog.Logger
 	locks   keylock.Map // company/user
+	cursors *cursor.Codec
 	maxBulk int
 }
 
 // NewService builds the service.
-func NewService(store *db.Store, creds Credentials, graph *outlook.Client, subs *subscriptions.Manager, sync Syncer, log *slog.Logger) *Service {
-	return &Service{store: store, creds: creds, graph: graph, subs: subs, sync: sync, log: log, maxBulk: 500}
+func NewService(store *db.Store, creds Credentials, graph *outlook.Client, subs *subscriptions.Manager, sync Syncer, cursors *cursor.Codec, log *slog.Logger) *Service {
+	return &Service{store: store, creds: creds, graph: graph, subs: subs, sync: sync, cursors: cursors, log: log, maxBulk: 500}
 }
 
 func (s *Service) lock(companyID, userID string) func() {
@@ -116,10 +117,6 @@ type Page struct {
 	EndCursor string
 }
 
-func cursorOf(id int64) string { return cursor.Encode("link", id) }
-
-func parseCursor(c string) (int64, error) { return cursor.Decode("link", c) }
-
 // List pages through the company's linked users.
 func (s *Service) List(ctx context.Context, companyID string, first int, after, status string) (*Page, error) {
 	if first <= 0 || first > 200 {
@@ -131,7 +128,7 @@ func (s *Service) List(ctx context.Context, companyID string, first int, after, 
 	var afterID int64
 	if after != "" {
 		var err error
-		if afterID, err = parseCursor(after); err != nil {
+		if afterID, err = s.cursors.Decode("link", companyID, after); err != nil {
 			return nil, err
 		}
 	}
@@ -146,7 +143,7 @@ func (s *Service) List(ctx context.Context, companyID string, first int, after, 
 			return nil, err
 		}
 		out.Links = append(out.Links, v)
-		out.Cursors = append(out.Cursors, cursorOf(p.Links[i].ID))
+		out.Cursors = append(out.Cursors, s.cursors.Encode("link", companyID, p.Links[i].ID))
 	}
 	if n := len(out.Cursors); n > 0 {
 		out.EndCursor = out.Cursors[n-1]

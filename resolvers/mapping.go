@@ -6,7 +6,6 @@ import (
 
 	"github.com/tehaishokunin/calsync/apperr"
 	"github.com/tehaishokunin/calsync/calendar"
-	"github.com/tehaishokunin/calsync/changes"
 	"github.com/tehaishokunin/calsync/credentials"
 	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/graph/model"
@@ -127,9 +126,9 @@ func eventInput(in *model.CalendarEventInput) calendar.Input {
 	return out
 }
 
-func changeModel(c db.Change) *model.CalendarChange {
+func changeModel(feed FeedService, c db.Change) *model.CalendarChange {
 	m := &model.CalendarChange{
-		Cursor: changes.Cursor(c.Cursor), UserID: c.UserID, ExternalID: c.ExternalID, OutlookEventID: c.OutlookEventID,
+		Cursor: feed.Cursor(c), UserID: c.UserID, ExternalID: c.ExternalID, OutlookEventID: c.OutlookEventID,
 		ChangeType: model.ChangeType(c.ChangeType), ChangedFields: c.ChangedFields, OccurredAt: c.OccurredAt,
 	}
 	if m.ChangedFields == nil {

@@ -257,7 +257,7 @@ func (r *queryResolver) CalendarChanges(ctx context.Context, after *string, firs
 	}
 	conn := &model.CalendarChangeConnection{Edges: []*model.CalendarChangeEdge{}, PageInfo: &model.PageInfo{HasNextPage: p.HasNext}}
 	for _, c := range p.Changes {
-		m := changeModel(c)
+		m := changeModel(r.Feed, c)
 		conn.Edges = append(conn.Edges, &model.CalendarChangeEdge{Cursor: m.Cursor, Node: m})
 	}
 	if n := len(conn.Edges); n > 0 {
@@ -287,7 +287,7 @@ func (r *subscriptionResolver) CalendarChanged(ctx context.Context, userID *stri
 		defer close(out)
 		for c := range in {
 			select {
-			case out <- changeModel(c):
+			case out <- changeModel(r.Feed, c):
 			case <-ctx.Done():
 				return
 			}

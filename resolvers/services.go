@@ -40,4 +40,6 @@ type CalendarService interface {
 type FeedService interface {
 	Page(ctx context.Context, companyID, after string, first int, userID string) (*changes.Page, error)
 	Stream(ctx context.Context, companyID, userID string) (<-chan db.Change, error)
+	// Cursor is a change's position, sealed for its company.
+	Cursor(c db.Change) string
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tehaishokunin/calsync/config"
 	"github.com/tehaishokunin/calsync/graphemu"
+	"github.com/tehaishokunin/calsync/internal/cursor"
 	"github.com/tehaishokunin/calsync/outlook"
 	"github.com/tehaishokunin/calsync/secrets"
 )
@@ -122,4 +123,14 @@ func newKeyring(cfg config.Config, log *slog.Logger) (*secrets.Keyring, error) {
 		key = secrets.DevKey()
 	}
 	return secrets.NewKeyring(key, cfg.OldEncryptionKeys...)
+}
+
+// newCursorCodec seals the connections' cursors with keys derived from the
+// encryption key (and the old ones, so cursors outlive a key rotation).
+func newCursorCodec(cfg config.Config) *cursor.Codec {
+	key := cfg.EncryptionKey
+	if key == nil {
+		key = secrets.DevKey()
+	}
+	return cursor.NewCodec(append([][]byte{key}, cfg.OldEncryptionKeys...)...)
 }

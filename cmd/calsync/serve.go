@@ -82,10 +82,11 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 	subs := subscriptions.NewManager(subscriptions.Config{PublicURL: cfg.PublicURL, RequireHTTPS: !cfg.Emulator(), VerifyOnStart: cfg.InProcessEmulator()},
 		store, creds, graphClient.client, subscriptions.NewMetrics(reg, store), log)
 	creds.SetSubscriptions(subs)
-	feed := changes.NewFeed(store, 30*time.Second, log)
+	cursors := newCursorCodec(cfg)
+	feed := changes.NewFeed(store, 30*time.Second, cursors, log)
 	var host *changes.HostWebhook
 	if cfg.HostWebhookURL != "" {
-		host = changes.NewHostWebhook(store, cfg.HostWebhookURL, changes.SecretBytes(string(cfg.HostWebhookSecret)), log)
+		host = changes.NewHostWebhook(store, cfg.HostWebhookURL, changes.SecretBytes(string(cfg.HostWebhookSecret)), cursors, log)
 	}
 	syncer := changes.NewSyncer(store, creds, graphClient.client, func(companyID string) {
 		feed.Publish(companyID)
@@ -100,7 +101,7 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 
 	res := &resolvers.Resolver{
 		Credentials: creds,
-		Links:       links.NewService(store, creds, graphClient.client, subs, syncer, log),
+		Links:       links.NewService(store, creds, graphClient.client, subs, syncer, cursors, log),
 		Calendar:    calendar.NewService(store, creds, graphClient.client, log),
 		Feed:        feed,
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/db/dbtest"
 	"github.com/tehaishokunin/calsync/graphemu"
+	"github.com/tehaishokunin/calsync/internal/cursor"
 	"github.com/tehaishokunin/calsync/links"
 	"github.com/tehaishokunin/calsync/outlook"
 	"github.com/tehaishokunin/calsync/secrets"
@@ -123,7 +124,7 @@ func New(t testing.TB) *Env {
 	env.Subs.SetResyncer(syncer)
 	env.Worker = changes.NewWorker(store, syncer, env.Subs, time.Hour, log)
 	wake = env.Worker.Wake
-	env.Links = links.NewService(store, creds, graph, env.Subs, syncer, log)
+	env.Links = links.NewService(store, creds, graph, env.Subs, syncer, cursor.NewCodec(key), log)
 	env.Calendar = calendar.NewService(store, creds, graph, log)
 	return env
 }
