@@ -175,7 +175,10 @@ func start(ctx context.Context, o Options) (*env, error) {
 		"CALSYNC_GRAPH=emulator", "CALSYNC_GRAPH_BASE_URL="+emu.URL, "CALSYNC_LOGIN_BASE_URL="+emu.URL, "CALSYNC_GRAPH_CA_FILE="+ca,
 		"CALSYNC_ADDR="+addr, "CALSYNC_PUBLIC_URL="+e.base, "DATABASE_URL="+o.DatabaseURL, "CALSYNC_JWT_SECRET="+jwtSecret,
 		"CALSYNC_LOG_LEVEL=warn", "CALSYNC_DEV_DIR="+dir, "CALSYNC_MAX_BODY_BYTES=8388608",
-		"CALSYNC_COMPANY_MUTATIONS_PER_SECOND=1000000", "CALSYNC_COMPANY_MUTATION_BURST=1000000")
+		"CALSYNC_COMPANY_MUTATIONS_PER_SECOND=1000000", "CALSYNC_COMPANY_MUTATION_BURST=1000000",
+		// The footprint's 1,000 subscribers share one token here; in
+		// production they are as many users.
+		"CALSYNC_WS_SUBSCRIPTIONS_PER_CALLER=5000", "CALSYNC_WS_SUBSCRIPTIONS_PER_CONNECTION=5000")
 	e.procEnv = append(e.procEnv, o.ExtraEnv...)
 	began := time.Now()
 	if err := e.launch(); err != nil {
@@ -343,6 +346,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		{"push", push},
 		{"sync-back latency", syncBack},
 		{"renewal", renewal},
+		{"hostile input", hostile},
 		{"footprint", func(ctx context.Context, e *env, r *Report) error { return footprint(ctx, e, r, idle) }},
 	}
 	for _, s := range steps {

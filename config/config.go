@@ -141,8 +141,8 @@ func Load(getenv func(string) string) (Config, error) {
 	c.MaxQueryBytes = int(p.int64("CALSYNC_MAX_QUERY_BYTES", 16<<10))
 	c.MaxQueryTokens = int(p.int64("CALSYNC_MAX_QUERY_TOKENS", 4000))
 	c.MaxQueryFields = int(p.int64("CALSYNC_MAX_QUERY_FIELDS", 1000))
-	c.SubscriptionsPerConnection = int(p.int64("CALSYNC_WS_SUBSCRIPTIONS_PER_CONNECTION", 20))
-	c.SubscriptionsPerCaller = int(p.int64("CALSYNC_WS_SUBSCRIPTIONS_PER_CALLER", 50))
+	c.SubscriptionsPerConnection = int(p.int64("CALSYNC_WS_SUBSCRIPTIONS_PER_CONNECTION", 100))
+	c.SubscriptionsPerCaller = int(p.int64("CALSYNC_WS_SUBSCRIPTIONS_PER_CALLER", 500))
 	c.MutationsPerSecond = float64(p.int64("CALSYNC_COMPANY_MUTATIONS_PER_SECOND", 100))
 	c.MutationBurst = int(p.int64("CALSYNC_COMPANY_MUTATION_BURST", 500))
 	switch c.Graph {

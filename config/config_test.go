@@ -18,8 +18,15 @@ func TestDefaultsWithEmulator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Addr != ":8080" || c.DatabaseURL != DefaultDatabaseURL || c.PublicURL.String() != DefaultPublicURL {
+	// The emulator's Playground hands out system_admin tokens: loopback only.
+	if c.Addr != "127.0.0.1:8080" || c.DatabaseURL != DefaultDatabaseURL || c.PublicURL.String() != DefaultPublicURL {
 		t.Fatalf("defaults: %+v", c)
+	}
+	if c, err := Load(env(map[string]string{"CALSYNC_GRAPH": "emulator", "CALSYNC_ADDR": ":9090"})); err != nil || c.Addr != ":9090" {
+		t.Fatalf("explicit address with the emulator: %v %q", err, c.Addr)
+	}
+	if c, err := Load(env(map[string]string{"CALSYNC_ENCRYPTION_KEY": key32, "CALSYNC_PUBLIC_URL": "https://calsync.example.jp"})); err != nil || c.Addr != ":8080" {
+		t.Fatalf("production default address: %v %q", err, c.Addr)
 	}
 	if !c.InProcessEmulator() || c.EncryptionKey != nil {
 		t.Fatalf("emulator defaults: %+v", c)

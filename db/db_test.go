@@ -2,6 +2,7 @@ package db_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,8 +41,8 @@ func TestMigrationsUpDownUp(t *testing.T) {
 		if len(applied) == 0 {
 			t.Fatalf("round %d: nothing applied", round)
 		}
-		if n := tables(); n != 9 {
-			t.Fatalf("round %d: %d tables after up, want 9", round, n)
+		if n := tables(); n != 10 {
+			t.Fatalf("round %d: %d tables after up, want 10", round, n)
 		}
 		if n, err := m.Pending(ctx); err != nil || n != 0 {
 			t.Fatalf("pending after up = %d, %v", n, err)
@@ -90,5 +91,46 @@ func TestCredentialRoundTrip(t *testing.T) {
 	other, _ := s.Credential(ctx, "other")
 	if other != nil {
 		t.Fatal("another company sees acme's credentials")
+	}
+}
+
+func TestClaimsFoldAcrossCallers(t *testing.T) {
+	t.Parallel()
+	store := db.NewStore(dbtest.New(t))
+	ctx := context.Background()
+	won := 0
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := store.Claim(ctx, "k", time.Minute)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				mu.Lock()
+				won++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if won != 1 {
+		t.Fatalf("%d of 16 callers won one claim", won)
+	}
+	if err := store.Release(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := store.Claim(ctx, "k", -time.Second); err != nil || !ok {
+		t.Fatalf("claim after release: %v %v", ok, err)
+	}
+	// A lapsed claim is taken again, and pruned.
+	if ok, err := store.Claim(ctx, "k", time.Minute); err != nil || !ok {
+		t.Fatalf("claim after lapse: %v %v", ok, err)
+	}
+	if n, err := store.PruneClaims(ctx, time.Now().Add(time.Hour)); err != nil || n != 1 {
+		t.Fatalf("pruned %d, %v", n, err)
 	}
 }
