@@ -25,14 +25,14 @@ func TestHostileIdsAndText(t *testing.T) {
 		for name, op := range map[string]struct {
 			tok, query string
 		}{
-			"userCalendarLink":    {svc, `query($u: ID!) { userCalendarLink(userId: $u) { provider } }`},
-			"calendarEvent":       {svc, `query($u: ID!) { calendarEvent(userId: $u, externalId: "e1") { subject } }`},
-			"calendarChanges":     {svc, `query($u: ID) { calendarChanges(userId: $u) { edges { cursor } } }`},
-			"setUserCalendar":     {admin, `mutation($u: ID!) { setUserCalendar(userId: $u, input: {provider: NONE}) { provider } }`},
-			"upsertCalendarEvent": {svc, `mutation($u: ID!) { upsertCalendarEvent(userId: $u, input: {externalId: "e1", subject: "s", start: "2026-12-01T09:00:00+09:00", end: "2026-12-01T10:00:00+09:00"}) { subject } }`},
+			"userCalendarLink":     {svc, `query($u: ID!) { userCalendarLink(userId: $u) { provider } }`},
+			"calendarEvent":        {svc, `query($u: ID!) { calendarEvent(userId: $u, externalId: "e1") { subject } }`},
+			"calendarChanges":      {svc, `query($u: ID) { calendarChanges(userId: $u) { edges { cursor } } }`},
+			"setUserCalendar":      {admin, `mutation($u: ID!) { setUserCalendar(userId: $u, input: {provider: NONE}) { provider } }`},
+			"upsertCalendarEvent":  {svc, `mutation($u: ID!) { upsertCalendarEvent(userId: $u, input: {externalId: "e1", subject: "s", start: "2026-12-01T09:00:00+09:00", end: "2026-12-01T10:00:00+09:00"}) { subject } }`},
 			"upsertCalendarEvents": {svc, `mutation($u: ID!) { upsertCalendarEvents(userId: $u, inputs: [{externalId: "e1", subject: "s", start: "2026-12-01T09:00:00+09:00", end: "2026-12-01T10:00:00+09:00"}]) { externalId } }`},
-			"deleteCalendarEvent": {svc, `mutation($u: ID!) { deleteCalendarEvent(userId: $u, externalId: "e1") }`},
-			"resyncUserCalendar":  {svc, `mutation($u: ID!) { resyncUserCalendar(userId: $u) { provider } }`},
+			"deleteCalendarEvent":  {svc, `mutation($u: ID!) { deleteCalendarEvent(userId: $u, externalId: "e1") }`},
+			"resyncUserCalendar":   {svc, `mutation($u: ID!) { resyncUserCalendar(userId: $u) { provider } }`},
 		} {
 			r := a.gql(t, op.tok, op.query, map[string]any{"u": id})
 			if r.code() != "INVALID_INPUT" || r.Errors[0].Extensions["field"] != "userId" {
