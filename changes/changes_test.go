@@ -371,6 +371,8 @@ func TestStreamsCatchUpWithoutANotify(t *testing.T) {
 // user and for one) cost one feed read per wake-up, not one each.
 func TestStreamsShareOneReadPerWakeUp(t *testing.T) {
 	t.Parallel()
+	hostileRows.Record(t, "4. one read per company per wake-up", "200 live streams of one company (half for one user), two changes, one wake-up",
+		"every stream gets its changes (per-user streams only theirs); the feed is read from Postgres once")
 	e := testenv.New(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -184,6 +184,9 @@ func chain(n int) string {
 
 func TestHostileFragmentFanOut(t *testing.T) {
 	t.Parallel()
+	measured := hostileRows.Record(t, "1. fragment fan-out",
+		"a ~1 KB query whose 24, 30 and 60 fragments each spread the next twice, by POST and as a GET URL",
+		"QUERY_TOO_COMPLEX (fields) before validation; measured in ≤ 2 visits per fragment + 2 (memoised); nothing cached; 8 levels (767 fields) still pass")
 	h := newHarness(t, defaultLimits, true)
 	for _, levels := range []int{24, 30, 60} {
 		q := fanOut(levels)
@@ -194,6 +197,10 @@ func TestHostileFragmentFanOut(t *testing.T) {
 		}
 		if _, visits := measureDocument(doc, 0); visits > 2*levels+2 {
 			t.Errorf("%d levels: %d visits measuring, want ≤ %d (memoised)", levels, visits, 2*levels+2)
+		}
+		if levels == 60 {
+			_, visits := measureDocument(doc, 0)
+			*measured = fmt.Sprintf("60 levels, 2^60 fields expanded: %d visits", visits)
 		}
 		// Refused on its expanded size, before validation; POST and GET.
 		for name, a := range map[string]answer{"POST": h.query(t, q), "GET": h.get(t, url.Values{"query": {q}})} {
@@ -218,6 +225,8 @@ func TestHostileFragmentFanOut(t *testing.T) {
 // however large its expansion.
 func TestCostWalkerPricesEachFragmentOnce(t *testing.T) {
 	t.Parallel()
+	measured := hostileRows.Record(t, "1. cost of a fan-out document", "the post-validation cost walk over a 40-level fan-out document",
+		"priced exactly (2^40) in ≤ 2 visits per fragment + 2")
 	es := graph.NewExecutableSchema(graph.Config{})
 	const levels = 40
 	vdoc := mustParse(t, fanOut(levels))
@@ -232,6 +241,7 @@ func TestCostWalkerPricesEachFragmentOnce(t *testing.T) {
 	if c.visits > 2*levels+2 {
 		t.Errorf("%d visits pricing, want ≤ %d", c.visits, 2*levels+2)
 	}
+	*measured = fmt.Sprintf("%d visits", c.visits)
 }
 
 func mustParse(t testing.TB, q string) *ast.QueryDocument {
@@ -245,6 +255,9 @@ func mustParse(t testing.TB, q string) *ast.QueryDocument {
 
 func TestHostileDocumentSize(t *testing.T) {
 	t.Parallel()
+	hostileRows.Record(t, "2. documents whose validation grows faster than their size",
+		"20,000 × `__typename` (220 KB); a chain of 6,000 fragments; 1,001 fields; each with the byte limit on and off",
+		"QUERY_TOO_COMPLEX naming the first limit passed (bytes 16 KiB, tokens 4,000, expanded fields 1,000) before validation, in an answer < 2 KiB; 1,000 fields pass")
 	wide := "{ " + strings.Repeat("__typename ", 20000) + "}" // 220 KB
 	long := chain(6000)
 	cases := []struct {
@@ -295,6 +308,8 @@ func tinyOps(seed, n int) string {
 
 func TestHostileQueryCacheBoundedByBytes(t *testing.T) {
 	t.Parallel()
+	measured := hostileRows.Record(t, "3. parsed-document cache", "40 distinct ~16 KB documents of 600 tiny operations each, into a 1 MiB cache; a document the complexity limit refuses",
+		"the cache's estimated heap stays within its byte budget; the refused document is not cached, an accepted one is")
 	h := newHarnessWithCache(t, QueryLimits{Fields: 1000}, true, 1<<20)
 	// 40 distinct documents of many tiny operations, each ~16 KB: without
 	// a byte bound all 40 stay cached.
@@ -306,6 +321,7 @@ func TestHostileQueryCacheBoundedByBytes(t *testing.T) {
 		}
 	}
 	entries, bytes := h.cache.stats()
+	*measured = fmt.Sprintf("%d entries, %d estimated bytes", entries, bytes)
 	if bytes > 1<<20 {
 		t.Errorf("cache holds %d estimated bytes, budget %d", bytes, 1<<20)
 	}
@@ -330,6 +346,8 @@ func TestHostileQueryCacheBoundedByBytes(t *testing.T) {
 
 func TestHostileManyErrors(t *testing.T) {
 	t.Parallel()
+	measured := hostileRows.Record(t, "9. many errors", "1,500 unknown directives; a 100,000-byte operationName",
+		"at most 20 errors and one saying how many were left out, answer < 16 KiB; the name not echoed whole (< 4 KiB)")
 	h := newHarness(t, defaultLimits, true)
 	q := "{ __typename " + strings.Repeat("@x ", 1500) + "}"
 	a := h.query(t, q)
@@ -342,6 +360,7 @@ func TestHostileManyErrors(t *testing.T) {
 	if len(a.raw) > 16<<10 {
 		t.Errorf("answer is %d bytes for a %d-byte document", len(a.raw), len(q))
 	}
+	*measured = fmt.Sprintf("%d errors, %d bytes", len(a.Errors), len(a.raw))
 	// A long operation name is not echoed whole.
 	name := strings.Repeat("N", 100000)
 	a = h.post(t, map[string]any{"query": "{ __typename }", "operationName": name})
@@ -352,6 +371,8 @@ func TestHostileManyErrors(t *testing.T) {
 
 func TestHostileIntrospectionOff(t *testing.T) {
 	t.Parallel()
+	hostileRows.Record(t, "10. introspection off", "`__schema` and a misspelled field with introspection off (production default)",
+		"FORBIDDEN with a ja/en message, no ERROR log line; no \"Did you mean\" suggestion (which there is with introspection on)")
 	off := newHarness(t, defaultLimits, false)
 	a := off.query(t, "{ __schema { queryType { name } } }", "Accept-Language", "en")
 	if a.code() != "FORBIDDEN" || !strings.Contains(a.Errors[0].Message, "Introspection is turned off") {
@@ -372,6 +393,8 @@ func TestHostileIntrospectionOff(t *testing.T) {
 
 func TestHostileMultipartMap(t *testing.T) {
 	t.Parallel()
+	hostileRows.Record(t, "8. multipart map paths", "an upload mapped to `variables.f.99999999`, `variables.f.-1`, through a null and to a missing variable",
+		"422 INVALID_INPUT (field map); the request is answered, never crashed")
 	h := newHarness(t, defaultLimits, true)
 	for _, path := range []string{"variables.f.99999999", "variables.f.-1", "variables.f.0.x", "variables.g.h.i"} {
 		var body bytes.Buffer
@@ -396,6 +419,8 @@ func TestHostileMultipartMap(t *testing.T) {
 
 func TestHostileTransportErrorsAreCodedAndDoNotEcho(t *testing.T) {
 	t.Parallel()
+	hostileRows.Record(t, "13. transport errors", "a JSON body that does not decode (50 KB marker); GET with undecodable variables; a mutation by GET",
+		"every error has extensions.code; no part of the body is echoed")
 	h := newHarness(t, defaultLimits, true)
 	marker := "ECHO-" + strings.Repeat("x", 50000)
 	a := h.post(t, `{"query": "{ __typename }", "variables": `+marker)

@@ -46,6 +46,8 @@ func (b *bundle) countPaths(since int64, method, contains string) int {
 
 func TestDuplicateLifecycleNotificationsFold(t *testing.T) {
 	t.Parallel()
+	hostileRows.Record(t, "5. duplicate lifecycle notifications", "200 each of reauthorizationRequired, missed and subscriptionRemoved for one subscription, 8 at once",
+		"1 PATCH; the delta reads of one round (≤ 2); exactly one new subscription, the superseded one deleted in Graph and calsync, one live subscription for the link")
 	b := setup(t)
 	l := b.link(t, "u1", b.mailbox)
 	sub := b.subsOf(t, l.ID)[0]
@@ -86,6 +88,8 @@ func TestDuplicateLifecycleNotificationsFold(t *testing.T) {
 
 func TestFailedLifecycleActionIsRetried(t *testing.T) {
 	t.Parallel()
+	hostileRows.Record(t, "5. folding never loses an event", "reauthorizationRequired while Graph throttles for an hour, then the inbox's retry",
+		"the retry acts (1 PATCH): a failed attempt releases its claim")
 	b := setup(t)
 	l := b.link(t, "u1", b.mailbox)
 	sub := b.subsOf(t, l.ID)[0]

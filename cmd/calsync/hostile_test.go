@@ -2,10 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tehaishokunin/calsync/config"
+	"github.com/tehaishokunin/calsync/db"
 
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
@@ -17,6 +24,8 @@ import (
 
 func TestHostileIdsAndText(t *testing.T) {
 	t.Parallel()
+	hostileRows.Record(t, "6, 7. ids and text", "userId of 500,000 bytes, with NUL, with a line break, or blank, on every operation taking one; NUL in externalId; NUL or tab in subject, location, categories, body",
+		"INVALID_INPUT naming the field (userId, externalId, input.subject …) before any lock or query; a body keeps tab/CR/LF; no ERROR log, the id never logged")
 	a := startApp(t, nil)
 	svc := token(t, "acme", "svc", "service")
 	admin := token(t, "acme", "ua", "user_admin")
@@ -81,6 +90,8 @@ func TestHostileIdsAndText(t *testing.T) {
 
 func TestHostileWebsocketSubscriptionCaps(t *testing.T) {
 	t.Parallel()
+	hostileRows.Record(t, "4. subscriptions per websocket and per caller", "25 subscribes on one member-token connection (cap 20), then 40 more over two connections (caller cap 50)",
+		"exactly 5, then 10, refused with the graphql-transport-ws error message (QUERY_TOO_COMPLEX); counts freed when the sockets close")
 	a := startApp(t, map[string]string{"CALSYNC_WS_SUBSCRIPTIONS_PER_CONNECTION": "20", "CALSYNC_WS_SUBSCRIPTIONS_PER_CALLER": "50"})
 	wsURL := strings.Replace(a.base, "http", "ws", 1) + "/graphql"
 	tok := token(t, "acme", "m1", "member")
@@ -176,5 +187,65 @@ func TestHostileWebsocketSubscriptionCaps(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("after closing every connection, %d of 20 subscribes still refused", n)
 		}
+	}
+}
+
+func TestHostileTokensCursorsAndListening(t *testing.T) {
+	t.Parallel()
+	hostileRows.Record(t, "11, 12, 14. tokens, cursors, listening", "an RS256 header over an HMAC signature, and a crit header, sent to /graphql; company B replaying company A's feed cursor; `make run` (emulator) with no CALSYNC_ADDR",
+		"UNAUTHENTICATED for both tokens; INVALID_INPUT (field after) for the foreign cursor, which shows no position; the emulator listens on 127.0.0.1 only")
+	dsn := schemaURL(t)
+	a := startApp(t, map[string]string{"DATABASE_URL": dsn})
+	store := db.NewStore(db.Open(dsn, db.Options{MaxOpenConns: 2}))
+	defer store.DB().Close()
+
+	forge := func(header map[string]any) string {
+		enc := func(v any) string {
+			b, _ := json.Marshal(v)
+			return base64.RawURLEncoding.EncodeToString(b)
+		}
+		in := enc(header) + "." + enc(map[string]any{"sub": "u1", "company_id": "acme", "roles": []string{"system_admin"}, "exp": time.Now().Add(time.Hour).Unix()})
+		m := hmac.New(sha256.New, []byte(testSecret))
+		m.Write([]byte(in))
+		return in + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	}
+	if r := a.gql(t, forge(map[string]any{"alg": "HS256"}), settingsQuery, nil); r.code() != "" {
+		t.Fatalf("the control token was refused: %+v", r.Errors)
+	}
+	for name, h := range map[string]map[string]any{"RS256 header": {"alg": "RS256"}, "crit": {"alg": "HS256", "crit": []string{"x"}, "x": 1}} {
+		if r := a.gql(t, forge(h), settingsQuery, nil); r.code() != "UNAUTHENTICATED" {
+			t.Errorf("%s: %+v", name, r.Errors)
+		}
+	}
+
+	ctx := context.Background()
+	if _, err := store.DB().NewInsert().Model(&db.Change{CompanyID: "company-a", UserID: "u1", OutlookEventID: "AAMk-a", ChangeType: "CREATED", ChangedFields: []string{}}).Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	page := func(tok, after string) gqlResponse {
+		return a.gql(t, tok, `query($a: String) { calendarChanges(after: $a) { edges { cursor node { outlookEventId } } } }`, map[string]any{"a": after})
+	}
+	svcA, svcB := token(t, "company-a", "svc", "service"), token(t, "company-b", "svc", "service")
+	var conn struct {
+		Edges []struct{ Cursor string }
+	}
+	r := page(svcA, "")
+	if err := json.Unmarshal(r.Data["calendarChanges"], &conn); err != nil || len(conn.Edges) != 1 {
+		t.Fatalf("company A's feed: %s %+v", r.Data["calendarChanges"], r.Errors)
+	}
+	cur := conn.Edges[0].Cursor
+	if raw, _ := base64.RawURLEncoding.DecodeString(cur); strings.Contains(string(raw), ":") {
+		t.Errorf("the cursor shows its position: %q", raw)
+	}
+	if r := page(svcA, cur); r.code() != "" {
+		t.Errorf("company A's own cursor: %+v", r.Errors)
+	}
+	if r := page(svcB, cur); r.code() != "INVALID_INPUT" || r.Errors[0].Extensions["field"] != "after" {
+		t.Errorf("company B with company A's cursor: %+v", r.Errors)
+	}
+
+	cfg, err := config.Load(func(k string) string { return map[string]string{"CALSYNC_GRAPH": "emulator"}[k] })
+	if err != nil || cfg.Addr != "127.0.0.1:8080" {
+		t.Errorf("emulator mode listens on %q (%v)", cfg.Addr, err)
 	}
 }
