@@ -8,7 +8,8 @@ import (
 )
 
 // FuzzValidate: no input panics validation, and what it accepts keeps the
-// rules (an end after the start, bounded texts, a known zone).
+// rules (an end after the start, bounded texts, a zone Outlook stores with
+// the same clock).
 func FuzzValidate(f *testing.F) {
 	f.Add("job-1", "現場A 設備点検", "2026-12-01T09:00:00+09:00", "2026-12-01T12:00:00+09:00", "Asia/Tokyo", false, "BUSY")
 	f.Add("job-2", "終日", "2026-12-24", "2026-12-26", "America/New_York", true, "FREE")
@@ -25,6 +26,9 @@ func FuzzValidate(f *testing.F) {
 		}
 		if !e.IsAllDay && e.End.Sub(e.Start) > 60*24*time.Hour {
 			t.Fatalf("accepted a %v entry", e.End.Sub(e.Start))
+		}
+		if !KeepsClock(e.Zone.String(), e.Start, e.End) {
+			t.Fatalf("accepted zone %q, which Outlook would shift", e.Zone)
 		}
 		_ = e.View()
 	})

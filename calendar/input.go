@@ -116,9 +116,16 @@ func Validate(in Input, prefix string) (Entry, error) {
 	if in.TimeZone != nil && strings.TrimSpace(*in.TimeZone) != "" {
 		zone = strings.TrimSpace(*in.TimeZone)
 	}
+	if len(zone) > 64 || hostid.HasControl(zone, "") {
+		return Entry{}, bad(f("timeZone"), "タイムゾーンは IANA 名（例: Asia/Tokyo）で指定してください。", "timeZone must be an IANA name such as Asia/Tokyo.")
+	}
 	loc, err := time.LoadLocation(zone)
 	if err != nil || zone == "Local" {
 		return Entry{}, bad(f("timeZone"), "タイムゾーン "+zone+" は不明です（IANA 名、例: Asia/Tokyo）。", "Unknown time zone "+zone+" (use an IANA name such as Asia/Tokyo).")
+	}
+	if _, ok := WindowsZone(zone); !ok {
+		return Entry{}, bad(f("timeZone"), "タイムゾーン "+zone+" には Outlook (Windows) で対応するものがありません。近い地域のタイムゾーンか UTC を指定してください。",
+			"Time zone "+zone+" has no Windows equivalent, so Outlook cannot store it; use a nearby zone or UTC.")
 	}
 	e.Zone = loc
 	if in.IsAllDay != nil {
@@ -150,6 +157,11 @@ func Validate(in Input, prefix string) (Entry, error) {
 			return Entry{}, bad(f("end"), "予定の長さは 60 日以内にしてください。", "An entry may last at most 60 days.")
 		}
 		e.Start, e.End = start.In(loc), end.In(loc)
+	}
+	if !KeepsClock(zone, e.Start, e.End) {
+		w, _ := WindowsZone(zone)
+		return Entry{}, bad(f("timeZone"), "タイムゾーン "+zone+" の時差がこの日時で Outlook の "+w+" と異なるため、時刻がずれます。近い地域のタイムゾーンか UTC を指定してください。",
+			"Time zone "+zone+" differs from Outlook's "+w+" at this date, so the time would shift; use a nearby zone or UTC.")
 	}
 	if in.ShowAs != nil {
 		if !slices.Contains(showAsValues, *in.ShowAs) {

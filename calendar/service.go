@@ -119,10 +119,17 @@ func transactionID(companyID, externalID string, generation int) string {
 
 func (e Entry) outlook(txn string) outlook.Event {
 	return outlook.Event{
-		Subject: e.Subject, Body: e.Body, Location: e.Location, Start: e.Start, End: e.End, TimeZone: WindowsZone(e.Zone.String()),
+		Subject: e.Subject, Body: e.Body, Location: e.Location, Start: e.Start, End: e.End, TimeZone: windowsName(e.Zone),
 		IsAllDay: e.IsAllDay, ShowAs: e.ShowAs, Sensitivity: e.Sensitivity, Categories: e.Categories, ReminderMinutes: e.ReminderMinutes,
 		ExtendedProperties: map[string]string{ExternalIDProperty: e.ExternalID}, TransactionID: txn,
 	}
+}
+
+// windowsName is the Windows zone of an entry's zone (Validate refused
+// zones without one).
+func windowsName(loc *time.Location) string {
+	w, _ := WindowsZone(loc.String())
+	return w
 }
 
 // graphFields maps the host's changed fields to Graph's PATCH fields.

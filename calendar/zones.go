@@ -5,75 +5,73 @@ import (
 	"time"
 )
 
-// windowsZone maps IANA zones to the Windows zone names Outlook uses (from
-// CLDR windowsZones.xml). Zones not listed are sent as IANA names, which
-// Graph also accepts.
-var windowsZone = map[string]string{
-	"Asia/Tokyo":          "Tokyo Standard Time",
-	"UTC":                 "UTC",
-	"Etc/UTC":             "UTC",
-	"Asia/Seoul":          "Korea Standard Time",
-	"Asia/Shanghai":       "China Standard Time",
-	"Asia/Hong_Kong":      "China Standard Time",
-	"Asia/Taipei":         "Taipei Standard Time",
-	"Asia/Singapore":      "Singapore Standard Time",
-	"Asia/Bangkok":        "SE Asia Standard Time",
-	"Asia/Ho_Chi_Minh":    "SE Asia Standard Time",
-	"Asia/Jakarta":        "SE Asia Standard Time",
-	"Asia/Manila":         "Singapore Standard Time",
-	"Asia/Kolkata":        "India Standard Time",
-	"Asia/Calcutta":       "India Standard Time",
-	"Asia/Dubai":          "Arabian Standard Time",
-	"Australia/Sydney":    "AUS Eastern Standard Time",
-	"Australia/Melbourne": "AUS Eastern Standard Time",
-	"Australia/Brisbane":  "E. Australia Standard Time",
-	"Australia/Perth":     "W. Australia Standard Time",
-	"Pacific/Auckland":    "New Zealand Standard Time",
-	"Pacific/Honolulu":    "Hawaiian Standard Time",
-	"America/Los_Angeles": "Pacific Standard Time",
-	"America/Denver":      "Mountain Standard Time",
-	"America/Phoenix":     "US Mountain Standard Time",
-	"America/Chicago":     "Central Standard Time",
-	"America/New_York":    "Eastern Standard Time",
-	"America/Toronto":     "Eastern Standard Time",
-	"America/Sao_Paulo":   "E. South America Standard Time",
-	"Europe/London":       "GMT Standard Time",
-	"Europe/Berlin":       "W. Europe Standard Time",
-	"Europe/Amsterdam":    "W. Europe Standard Time",
-	"Europe/Paris":        "Romance Standard Time",
-	"Europe/Madrid":       "Romance Standard Time",
-	"Europe/Warsaw":       "Central European Standard Time",
-	"Europe/Moscow":       "Russian Standard Time",
+//go:generate go run ../internal/zonedata/gen -data ../internal/zonedata -emit client -pkg calendar -out zones_gen.go
+
+// WindowsZone returns the Windows zone name Outlook stores for an IANA
+// zone (CLDR windowsZones, aliases included), and false for the few zones
+// with no Windows equivalent (Antarctica/Troll, Factory, Local): Graph
+// accepts any Windows name but only a short list of IANA names
+// (api-reference/v1.0/resources/datetimetimezone.md), so calsync always
+// sends the Windows name.
+func WindowsZone(iana string) (string, bool) {
+	w, ok := ianaWindows[iana]
+	return w, ok
 }
 
-// WindowsZone returns the zone name to send to Graph for an IANA zone.
-func WindowsZone(iana string) string {
-	if w, ok := windowsZone[iana]; ok {
-		return w
-	}
-	return iana
-}
-
-// aliasZones share a Windows name with a canonical zone listed above;
-// reading a Windows name back gives the canonical one.
-var aliasZones = map[string]bool{
-	"Etc/UTC": true, "Asia/Hong_Kong": true, "Asia/Ho_Chi_Minh": true, "Asia/Jakarta": true, "Asia/Calcutta": true,
-	"Australia/Melbourne": true, "America/Toronto": true, "Europe/Amsterdam": true, "Europe/Madrid": true, "Asia/Manila": true,
-}
-
-// IANAZone returns the location for a zone name Outlook reports (Windows or
-// IANA), and whether it is known.
+// IANAZone returns the location for a zone name Outlook reports — a
+// Windows name (read as CLDR's golden zone for it) or an IANA one — and
+// whether it is known.
 func IANAZone(name string) (*time.Location, bool) {
 	name = strings.TrimSpace(name)
 	if name == "" {
 		return nil, false
 	}
-	for iana, win := range windowsZone {
-		if !aliasZones[iana] && strings.EqualFold(win, name) {
-			loc, err := time.LoadLocation(iana)
-			return loc, err == nil
+	if iana, ok := windowsIANA[name]; ok {
+		name = iana
+	} else {
+		for win, iana := range windowsIANA {
+			if strings.EqualFold(win, name) {
+				name = iana
+				break
+			}
 		}
+	}
+	if name == "Local" {
+		return nil, false
 	}
 	loc, err := time.LoadLocation(name)
 	return loc, err == nil
+}
+
+// KeepsClock reports whether Outlook, storing times of zone as its Windows
+// zone (read as that zone's golden IANA zone), keeps every instant from
+// start to end: the offsets agree at both ends and at every transition of
+// either zone between them. A few zones differ from their Windows zone
+// (CLDR and the tz database disagree: America/Scoresbysund,
+// Antarctica/Casey, Antarctica/Vostok at the time of writing); their
+// entries are refused rather than shifted.
+func KeepsClock(zone string, start, end time.Time) bool {
+	w, ok := WindowsZone(zone)
+	if !ok {
+		return false
+	}
+	a, errA := time.LoadLocation(zone)
+	b, ok := IANAZone(w)
+	if errA != nil || !ok {
+		return false
+	}
+	offset := func(l *time.Location, t time.Time) int { _, o := t.In(l).Zone(); return o }
+	for _, l := range []*time.Location{a, b} {
+		for t := start; !t.After(end); {
+			if offset(a, t) != offset(b, t) {
+				return false
+			}
+			_, next := t.In(l).ZoneBounds()
+			if next.IsZero() || !next.After(t) {
+				break
+			}
+			t = next
+		}
+	}
+	return offset(a, end) == offset(b, end)
 }

@@ -562,3 +562,32 @@ func TestMailboxFaults(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestTimeZonesGraphAccepts: Windows names and exactly the IANA names of
+// api-reference/v1.0/resources/datetimetimezone.md are taken; any other
+// zone is 400 TimeZoneNotSupportedException, as Exchange answers.
+func TestTimeZonesGraphAccepts(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	create := func(zone string, want int) map[string]any {
+		var out map[string]any
+		e.do(t, "POST", "/v1.0/users/"+e.user.ID+"/events", e.token, map[string]any{"subject": zone,
+			"start": map[string]any{"dateTime": "2027-03-28T01:30:00", "timeZone": zone},
+			"end":   map[string]any{"dateTime": "2027-03-28T04:30:00", "timeZone": zone}}, want, &out)
+		return out
+	}
+	// W. Europe: clocks go forward at 02:00 on 2027-03-28, so 01:30–04:30 is two hours.
+	for _, zone := range []string{"W. Europe Standard Time", "w. europe standard time", "Europe/Berlin", "Europe/Kyiv", "Etc/GMT+12", "UTC"} {
+		ev := create(zone, 201)
+		if ev["originalStartTimeZone"] != zone {
+			t.Errorf("%s stored as %v", zone, ev["originalStartTimeZone"])
+		}
+	}
+	for _, zone := range []string{"Europe/Rome", "America/Vancouver", "Greenwich Mean Time", "Mars/Olympus_Mons", "Local"} {
+		out := create(zone, 400)
+		errObj, _ := out["error"].(map[string]any)
+		if errObj["code"] != "TimeZoneNotSupportedException" || !strings.Contains(fmt.Sprint(errObj["message"]), "'"+zone+"'") {
+			t.Errorf("%s: %v", zone, out)
+		}
+	}
+}

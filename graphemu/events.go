@@ -166,15 +166,21 @@ func (ev *event) apply(body map[string]any, create bool) *inputError {
 		ev.isAllDay = v
 	}
 	if v, ok := body["start"]; ok {
-		t, tz, ok := parseDateTimeTimeZone(v)
-		if !ok {
+		t, tz, ierr := parseDateTimeTimeZone(v)
+		if ierr != nil {
+			if ierr.code == "TimeZoneNotSupportedException" {
+				return ierr
+			}
 			return badInput("The value for 'start' is not a valid dateTimeTimeZone (dateTime and a known timeZone are required).")
 		}
 		ev.start, ev.startTZ = t, tz
 	}
 	if v, ok := body["end"]; ok {
-		t, tz, ok := parseDateTimeTimeZone(v)
-		if !ok {
+		t, tz, ierr := parseDateTimeTimeZone(v)
+		if ierr != nil {
+			if ierr.code == "TimeZoneNotSupportedException" {
+				return ierr
+			}
 			return badInput("The value for 'end' is not a valid dateTimeTimeZone (dateTime and a known timeZone are required).")
 		}
 		ev.end, ev.endTZ = t, tz

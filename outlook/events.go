@@ -41,11 +41,38 @@ type Event struct {
 
 const graphDateTime = "2006-01-02T15:04:05.0000000"
 
+// dateTimeTZ is t as Graph's dateTimeTimeZone: its wall time in zone. A
+// wall time that happens twice (the hour repeated when clocks go back) does
+// not say which instant it is, so that one is sent in UTC instead.
 func dateTimeTZ(t time.Time, zone string) models.DateTimeTimeZoneable {
+	if ambiguous(t) {
+		t, zone = t.UTC(), "UTC"
+	}
 	d := models.NewDateTimeTimeZone()
 	d.SetDateTime(ptr(t.Format(graphDateTime)))
 	d.SetTimeZone(ptr(zone))
 	return d
+}
+
+// ambiguous reports whether t's wall time in its location also names
+// another instant: an offset in force a day either side would read it as a
+// different instant that has that offset too.
+func ambiguous(t time.Time) bool {
+	y, mo, d := t.Date()
+	h, mi, sec := t.Clock()
+	wall := time.Date(y, mo, d, h, mi, sec, t.Nanosecond(), time.UTC)
+	_, own := t.Zone()
+	for _, near := range []time.Time{t.Add(-26 * time.Hour), t.Add(26 * time.Hour)} {
+		_, off := near.Zone()
+		if off == own {
+			continue
+		}
+		other := wall.Add(-time.Duration(off) * time.Second)
+		if _, o := other.In(t.Location()).Zone(); o == off {
+			return true
+		}
+	}
+	return false
 }
 
 // toModel builds the Graph body. Only the fields named in fields are set
