@@ -32,9 +32,10 @@ vet:
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted" >&2; exit 1; fi
 	go vet ./...
 
-## generate: regenerate graph/ and resolver stubs from graph/*.graphqls
+## generate: regenerate graph/ and resolver stubs from graph/*.graphqls, and the time zone maps from internal/zonedata (CLDR)
 generate:
 	go tool gqlgen generate
+	go generate ./calendar ./graphemu
 
 check-generated:
 	scripts/check-generated.sh

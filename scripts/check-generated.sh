@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Fails when the committed gqlgen output differs from what `make generate`
-# produces from graph/*.graphqls and gqlgen.yml. The regenerated files are left
+# Fails when the committed generated code differs from what `make generate`
+# produces: gqlgen's from graph/*.graphqls and gqlgen.yml, and the time zone
+# maps from the CLDR data in internal/zonedata. The regenerated files are left
 # in place so `git diff` shows what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-files=(graph/generated.go graph/model/models_gen.go resolvers/schema.resolvers.go)
+files=(graph/generated.go graph/model/models_gen.go resolvers/schema.resolvers.go calendar/zones_gen.go graphemu/zones_gen.go)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for f in "${files[@]}"; do
@@ -12,6 +13,7 @@ for f in "${files[@]}"; do
   cp "$f" "$tmp/$f" 2>/dev/null || : > "$tmp/$f"
 done
 go tool gqlgen generate
+go generate ./calendar ./graphemu
 stale=0
 for f in "${files[@]}"; do
   if ! diff -u "$tmp/$f" "$f" > "$tmp/diff" 2>&1; then
