@@ -421,3 +421,63 @@ func TestStreamsShareOneReadPerWakeUp(t *testing.T) {
 		t.Error("a NUL user id was accepted")
 	}
 }
+
+func outlookEventAt(subject string, start time.Time) map[string]any {
+	f := func(t time.Time) map[string]any {
+		return map[string]any{"dateTime": t.UTC().Format("2006-01-02T15:04:05"), "timeZone": "UTC"}
+	}
+	return map[string]any{"subject": subject, "start": f(start), "end": f(start.Add(time.Hour))}
+}
+
+// TestMovesOutOfTheWindowAreNotDeletions: calendarView delta says @removed
+// for an event moved outside the window (api-reference/v1.0/api/event-delta.md);
+// calsync reports it as UPDATED with its new times, reports a real deletion
+// as DELETED, and reports nothing for events that only aged out as the
+// window slid forward.
+func TestMovesOutOfTheWindowAreNotDeletions(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	link := e.Link(t, "u1", e.Mailbox)
+	drain(t, e)
+	now := time.Now().UTC().Truncate(time.Hour)
+	moving := ownerEdit(t, e, "POST", "", outlookEventAt("移動する予定", now.Add(48*time.Hour)))
+	aging := ownerEdit(t, e, "POST", "", outlookEventAt("過ぎていく予定", now.Add(5*24*time.Hour)))
+	deleted := ownerEdit(t, e, "POST", "", outlookEventAt("消える予定", now.Add(60*24*time.Hour)))
+	drain(t, e)
+	if n := len(allChanges(t, e)); n != 3 {
+		t.Fatalf("%d changes after three creates", n)
+	}
+
+	far := now.AddDate(2, 0, 0)
+	ownerEdit(t, e, "PATCH", "/"+moving["id"].(string), map[string]any{"start": map[string]any{"dateTime": far.Format("2006-01-02T15:04:05"), "timeZone": "UTC"},
+		"end": map[string]any{"dateTime": far.Add(time.Hour).Format("2006-01-02T15:04:05"), "timeZone": "UTC"}})
+	drain(t, e)
+	cs := allChanges(t, e)
+	if len(cs) != 4 || cs[3].OutlookEventID != moving["id"] || cs[3].ChangeType != "UPDATED" || !slices.Contains(cs[3].ChangedFields, "start") {
+		t.Fatalf("after moving out of the window: %+v", cs[len(cs)-1])
+	}
+	if got, _ := time.Parse(time.RFC3339, eventOf(t, cs[3]).Start); !got.Equal(far) {
+		t.Errorf("moved event reported at %s, want %s", eventOf(t, cs[3]).Start, far)
+	}
+
+	// Deleted in Outlook while its notification is lost; then the window
+	// slides 40 days: the event that aged out is not reported, the deleted
+	// one is.
+	if err := e.Emu.AddFault(graphemu.Fault{Kind: "dropNotifications", Count: 10}); err != nil {
+		t.Fatal(err)
+	}
+	e.Control(t, "DELETE", "/_emulator/users/"+e.Mailbox+"/events/"+deleted["id"].(string), nil, nil)
+	e.Syncer.SetClockForTest(func() time.Time { return time.Now().Add(40 * 24 * time.Hour) })
+	if _, err := e.Syncer.Sync(context.Background(), link.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	cs = allChanges(t, e)
+	if len(cs) != 5 || cs[4].OutlookEventID != deleted["id"] || cs[4].ChangeType != "DELETED" {
+		t.Fatalf("after the window slid: %+v", cs[4:])
+	}
+	for _, c := range cs {
+		if c.OutlookEventID == aging["id"] && c.ChangeType != "CREATED" {
+			t.Errorf("an event that aged out was reported: %+v", c)
+		}
+	}
+}

@@ -1,4 +1,9 @@
 package changes
 
+import "time"
+
 // WakeForTest wakes a company's streams as a NOTIFY would.
 func (f *Feed) WakeForTest(companyID string) { f.wake(companyID) }
+
+// SetClockForTest moves the syncer's clock (the window follows it).
+func (s *Syncer) SetClockForTest(now func() time.Time) { s.now = now }

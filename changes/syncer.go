@@ -42,8 +42,8 @@ type Syncer struct {
 	now    func() time.Time
 	notify func(companyID string)
 	// Window is how far back and ahead of now a link's calendar view
-	// reaches; it is re-based (a full round) once less than half of the
-	// future part remains.
+	// reaches; it slides forward daily (a full round once it is a day
+	// old), and events that only aged out of it are not reported.
 	Past, Future time.Duration
 	PageSize     int
 }
@@ -122,7 +122,7 @@ func (s *Syncer) round(ctx context.Context, tx bun.Tx, link *db.CalendarLink, fr
 	if err != nil {
 		return Result{}, err
 	}
-	full := fresh || state == nil || state.DeltaLink == nil || state.WindowEnd.Sub(now) < s.Future/2
+	full := fresh || state == nil || state.DeltaLink == nil || now.Sub(state.WindowStart.Add(s.Past)) >= slideEvery
 	if full {
 		state = &db.DeltaState{LinkID: link.ID, WindowStart: now.Add(-s.Past), WindowEnd: now.Add(s.Future)}
 	}
@@ -139,15 +139,36 @@ func (s *Syncer) round(ctx context.Context, tx bun.Tx, link *db.CalendarLink, fr
 		}
 		return Result{}, fmt.Errorf("reading delta of link %d: %w", link.ID, err)
 	}
+	seen := map[string]bool{}
+	for _, ev := range changed {
+		seen[ev.ID] = true
+	}
+	if full && !fresh {
+		// Events known before but absent from a full round were deleted
+		// or moved out of the window while the token was stale (or the
+		// window slid); those that merely aged out are not candidates.
+		live, err := db.LiveEventLinks(ctx, tx, link.CompanyID, link.UserID)
+		if err != nil {
+			return Result{}, err
+		}
+		for _, el := range live {
+			if !seen[el.OutlookEventID] && inWindow(el, state) {
+				removed = append(removed, el.OutlookEventID)
+			}
+		}
+	}
+	moved, gone, err := s.resolveRemoved(ctx, tx, sess, mailbox, link, removed)
+	if err != nil {
+		return Result{}, fmt.Errorf("checking removed events of link %d: %w", link.ID, err)
+	}
+	changed = append(changed, moved...)
 	res := Result{Full: full}
-	if len(changed) > 0 || len(removed) > 0 || full {
+	if len(changed) > 0 || len(gone) > 0 || full {
 		if err := db.LockFeed(ctx, tx); err != nil {
 			return res, err
 		}
 	}
-	seen := map[string]bool{}
 	for _, ev := range changed {
-		seen[ev.ID] = true
 		n, echo, err := s.applyChanged(ctx, tx, link, ev, fresh)
 		if err != nil {
 			return res, err
@@ -157,29 +178,12 @@ func (s *Syncer) round(ctx context.Context, tx bun.Tx, link *db.CalendarLink, fr
 			res.Echoes++
 		}
 	}
-	for _, id := range removed {
+	for _, id := range gone {
 		n, err := s.applyRemoved(ctx, tx, link, id)
 		if err != nil {
 			return res, err
 		}
 		res.Changes += n
-	}
-	if full && !fresh {
-		// Events known before but absent from a full round were deleted
-		// while the token was stale.
-		live, err := db.LiveEventLinks(ctx, tx, link.CompanyID, link.UserID)
-		if err != nil {
-			return res, err
-		}
-		for _, el := range live {
-			if !seen[el.OutlookEventID] && inWindow(el, state) {
-				n, err := s.applyRemoved(ctx, tx, link, el.OutlookEventID)
-				if err != nil {
-					return res, err
-				}
-				res.Changes += n
-			}
-		}
 	}
 	state.DeltaLink = &deltaLink
 	if err := db.SaveDelta(ctx, tx, state); err != nil {
@@ -189,6 +193,43 @@ func (s *Syncer) round(ctx context.Context, tx bun.Tx, link *db.CalendarLink, fr
 		return res, err
 	}
 	return res, nil
+}
+
+// slideEvery is how old a link's window may get before a full round
+// re-bases it on today.
+const slideEvery = 24 * time.Hour
+
+// resolveRemoved tells the events delta said @removed apart: calendarView
+// delta also says so for an event that still exists but moved outside the
+// window (api-reference/v1.0/api/event-delta.md), so each one calsync
+// knows is looked up: still there is a move (reported as an update with its
+// new times), not found is a deletion. Ids calsync never reported need no
+// look-up.
+func (s *Syncer) resolveRemoved(ctx context.Context, tx bun.Tx, sess *outlook.Session, mailbox string, link *db.CalendarLink, ids []string) (moved []outlook.Event, gone []string, err error) {
+	done := map[string]bool{}
+	for _, id := range ids {
+		if done[id] {
+			continue
+		}
+		done[id] = true
+		el, err := db.EventLinkByOutlookID(ctx, tx, link.CompanyID, link.UserID, id)
+		if err != nil {
+			return nil, nil, err
+		}
+		if el == nil || el.Deleted {
+			continue
+		}
+		ev, err := sess.GetEvent(ctx, mailbox, id, "")
+		switch {
+		case err == nil:
+			moved = append(moved, ev)
+		case outlook.KindOf(err) == outlook.KindNotFound:
+			gone = append(gone, id)
+		default:
+			return nil, nil, err
+		}
+	}
+	return moved, gone, nil
 }
 
 // fetch follows a round's pages to its delta link.
