@@ -102,6 +102,18 @@ func (s *Service) UpsertMany(ctx context.Context, companyID, userID string, ins 
 						out[i].Pushed, err = s.pushed(t, el)
 					}
 					out[i].Err = err
+				case outlook.KindOf(r.Err) == outlook.KindDuplicateTransaction && p.create:
+					ev, err := s.recoverDuplicate(ctx, t, p)
+					if err == nil {
+						el, rerr := s.record(ctx, t, p, ev)
+						if err = rerr; err == nil {
+							out[i].Pushed, err = s.pushed(t, el)
+						}
+					}
+					if err != nil {
+						err = s.pushError(ctx, companyID, t, p, err)
+					}
+					out[i].Err = err
 				case outlook.KindOf(r.Err) == outlook.KindNotFound && !p.create:
 					p.create, p.gen = true, p.gen+1 // deleted in Outlook: make it again
 					again = append(again, i)

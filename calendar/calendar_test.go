@@ -354,3 +354,52 @@ func TestBulkUsesBatches(t *testing.T) {
 		t.Fatalf("unchanged bulk made %d Graph calls", n)
 	}
 }
+
+// TestDuplicateTransactionIdRecovers: a create whose answers were all lost
+// made the event; the entry then changes and is pushed in bulk (which does
+// not look for tagged events first), so the create reuses its
+// transactionId with another body and Exchange answers 400
+// ErrorDuplicateTransactionId. calsync finds the event by its externalId
+// and overwrites it: one event, the new version.
+func TestDuplicateTransactionIdRecovers(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	ctx := context.Background()
+	e.Link(t, "u1", e.Mailbox)
+	if err := e.Emu.AddFault(graphemu.Fault{Kind: "dropResponse", Count: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Calendar.Upsert(ctx, co, "u1", entry("job-dup")); err == nil {
+		t.Fatal("a push whose every answer was lost succeeded")
+	}
+	if n := len(stored(t, e, e.Mailbox, "job-dup")); n != 1 {
+		t.Fatalf("%d events after the lost create", n)
+	}
+	in := entry("job-dup")
+	in.Subject = "現場A（時間変更）"
+	since := e.Emu.LastRequestSeq()
+	results, err := e.Calendar.UpsertMany(ctx, co, "u1", []calendar.Input{in})
+	if err != nil || results[0].Err != nil {
+		t.Fatalf("bulk push after the lost create: %v %v", err, results[0].Err)
+	}
+	dup := e.Requests(since, func(r graphemu.RequestRecord) bool { return r.Status == 400 })
+	evs := stored(t, e, e.Mailbox, "job-dup")
+	if len(evs) != 1 || evs[0]["subject"] != "現場A（時間変更）" || evs[0]["id"] != results[0].Pushed.Event.OutlookEventID {
+		t.Fatalf("after recovery: %d events %v", len(evs), evs)
+	}
+	if dup != 1 {
+		t.Errorf("%d requests answered 400, want the one duplicate create", dup)
+	}
+	// The same through a single push whose create meets the duplicate.
+	if _, err := e.Store.DB().NewDelete().Table("event_links").Where("external_id = 'job-dup'").Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	in.Subject = "現場A（再変更）"
+	results, err = e.Calendar.UpsertMany(ctx, co, "u1", []calendar.Input{in})
+	if err != nil || results[0].Err != nil {
+		t.Fatalf("second recovery: %v %v", err, results[0].Err)
+	}
+	if evs := stored(t, e, e.Mailbox, "job-dup"); len(evs) != 1 || evs[0]["subject"] != "現場A（再変更）" {
+		t.Fatalf("after the second recovery: %v", evs)
+	}
+}

@@ -132,6 +132,10 @@ func windowsName(loc *time.Location) string {
 	return w
 }
 
+// hostFields are every field a push owns, for an overwrite.
+var hostFields = []string{"subject", "body", "location", "start", "end", "timeZone", "isAllDay", "showAs", "sensitivity",
+	"categories", "reminderMinutesBeforeStart", "extendedProperties"}
+
 // graphFields maps the host's changed fields to Graph's PATCH fields.
 func graphFields(changed []string) []string {
 	var out []string
@@ -212,7 +216,27 @@ func (s *Service) createWithRetry(ctx context.Context, t *target, p *plan) (outl
 		s.log.InfoContext(ctx, "retrying event create with the same transactionId", slog.String("error", err.Error()))
 		ev, err = t.sess.CreateEvent(ctx, t.mailbox, p.entry.outlook(txn))
 	}
+	if outlook.KindOf(err) == outlook.KindDuplicateTransaction {
+		return s.recoverDuplicate(ctx, t, p)
+	}
 	return ev, err
+}
+
+// recoverDuplicate handles a create whose transactionId Exchange already
+// used for an event with another body (a create whose answer was lost,
+// then the entry changed): that event is found by its externalId property
+// and overwritten with the entry as it is now, so Outlook never keeps the
+// stale version and no duplicate is made.
+func (s *Service) recoverDuplicate(ctx context.Context, t *target, p *plan) (outlook.Event, error) {
+	found, err := t.sess.FindEventsByProperty(ctx, t.mailbox, ExternalIDProperty, p.entry.ExternalID)
+	if err != nil {
+		return outlook.Event{}, err
+	}
+	if len(found) == 0 {
+		return outlook.Event{}, fmt.Errorf("transactionId already used but no event carries externalId %q", p.entry.ExternalID)
+	}
+	s.log.InfoContext(ctx, "create answered ErrorDuplicateTransactionId; overwriting the event it made", slog.String("event", found[0].ID))
+	return t.sess.UpdateEvent(ctx, t.mailbox, found[0].ID, p.entry.outlook(""), graphFields(hostFields), "")
 }
 
 // plan decides between create, update and nothing, adopting a tagged event

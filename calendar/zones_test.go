@@ -79,4 +79,3 @@ func TestEveryZoneIsSentOrRefused(t *testing.T) {
 }
 
 func offsetIn(l *time.Location, t time.Time) int { _, o := t.In(l).Zone(); return o }
-

@@ -86,7 +86,7 @@ func (e *Emulator) AddTenant(spec TenantSpec) ([]UserSpec, error) {
 			return nil, fmt.Errorf("user %s already exists", us.Mail)
 		}
 		u := &user{tenant: t, id: us.ID, mail: us.Mail, displayName: us.DisplayName,
-			events: map[string]*event{}, restIDs: map[string]string{}, txn: map[string]string{}}
+			events: map[string]*event{}, restIDs: map[string]string{}, txn: map[string]string{}, txnBody: map[string]string{}}
 		e.users[u.id] = u
 		e.userIdx[strings.ToLower(u.id)] = u
 		e.userIdx[strings.ToLower(u.mail)] = u

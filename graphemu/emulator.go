@@ -78,6 +78,7 @@ type user struct {
 	events      map[string]*event // by immutable id
 	restIDs     map[string]string // rest id -> immutable id
 	txn         map[string]string // transactionId -> immutable id
+	txnBody     map[string]string // transactionId -> hash of the create body it came with
 	tombstones  []tombstone
 }
 

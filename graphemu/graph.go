@@ -1,6 +1,8 @@
 package graphemu
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -340,9 +342,19 @@ func (e *Emulator) createEventFor(u *user, body map[string]any) (*event, *inputE
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	txn, _ := body["transactionId"].(string)
+	hash := bodyHash(body)
 	if txn != "" {
 		if id, ok := u.txn[txn]; ok {
 			if ev := u.events[id]; ev != nil {
+				// A retry of the same create returns the event it made; the
+				// same transactionId with another body is refused, as
+				// Exchange does (ErrorDuplicateTransactionId, seen in the
+				// wild: alcionai/corso#2490 — the status and code are not
+				// in Microsoft's reference).
+				if u.txnBody[txn] != hash {
+					return nil, &inputError{code: "ErrorDuplicateTransactionId",
+						msg: "The transactionId has already been used to create an item with different content."}
+				}
 				return ev.clone(), nil
 			}
 		}
@@ -363,6 +375,7 @@ func (e *Emulator) createEventFor(u *user, body map[string]any) (*event, *inputE
 	u.restIDs[ev.restID] = ev.id
 	if txn != "" {
 		u.txn[txn] = ev.id
+		u.txnBody[txn] = hash
 	}
 	e.notifyLocked(u, ev, "created")
 	return ev.clone(), nil
@@ -496,4 +509,12 @@ func (e *Emulator) deleteEventFor(u *user, id string) bool {
 	u.tombstones = append(u.tombstones, tombstone{id: ev.id, restID: ev.restID, seq: e.seq, start: ev.start, end: ev.end})
 	e.notifyLocked(u, ev, "deleted")
 	return true
+}
+
+// bodyHash identifies a create request's content (maps marshal with sorted
+// keys, so equal bodies hash alike).
+func bodyHash(body map[string]any) string {
+	b, _ := json.Marshal(body)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	abstractions "github.com/microsoft/kiota-abstractions-go"
@@ -132,6 +133,8 @@ func stepError(status int, h msgraphcore.RequestHeader, body msgraphcore.Request
 		}
 	}
 	switch {
+	case strings.EqualFold(e.Code, "ErrorDuplicateTransactionId"):
+		e.Kind = KindDuplicateTransaction
 	case status == 404:
 		e.Kind = KindNotFound
 	case status == 409 || status == 412:

@@ -34,11 +34,14 @@ const (
 	KindAccessDenied Kind = "access_denied" // 403: consent or application access policy
 	KindNotFound     Kind = "not_found"     // 404
 	KindConflict     Kind = "conflict"      // 409, 412: changeKey mismatch
-	KindSyncReset    Kind = "sync_reset"    // 410 / syncStateNotFound: start delta over
-	KindThrottled    Kind = "throttled"     // 429 after the SDK's own retries
-	KindBadRequest   Kind = "bad_request"   // 400
-	KindUnavailable  Kind = "unavailable"   // 5xx
-	KindUnknown      Kind = "unknown"
+	// KindDuplicateTransaction: a create's transactionId was already used
+	// with another body (400 ErrorDuplicateTransactionId): the event exists.
+	KindDuplicateTransaction Kind = "duplicate_transaction"
+	KindSyncReset            Kind = "sync_reset"  // 410 / syncStateNotFound: start delta over
+	KindThrottled            Kind = "throttled"   // 429 after the SDK's own retries
+	KindBadRequest           Kind = "bad_request" // 400
+	KindUnavailable          Kind = "unavailable" // 5xx
+	KindUnknown              Kind = "unknown"
 )
 
 // Error is a classified failure of a Microsoft call. Message is Microsoft's
@@ -196,6 +199,8 @@ func classify(op string, err error) error {
 		return out
 	}
 	switch {
+	case strings.EqualFold(out.Code, "ErrorDuplicateTransactionId"):
+		out.Kind = KindDuplicateTransaction
 	case out.Status == 410 || strings.EqualFold(out.Code, "syncStateNotFound") || strings.EqualFold(out.Code, "resyncRequired"):
 		out.Kind = KindSyncReset
 	case out.Status == 401:
