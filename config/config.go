@@ -48,8 +48,10 @@ type Config struct {
 	// (and, later, use CORS). Same-origin requests are always allowed.
 	AllowedOrigins []string
 
-	MaxBodyBytes    int64
-	ShutdownTimeout time.Duration
+	MaxBodyBytes int64
+	// MaxAnonymousBodyBytes caps GraphQL bodies sent without a valid token.
+	MaxAnonymousBodyBytes int64
+	ShutdownTimeout       time.Duration
 	// GraphTimeout bounds one Graph call, the SDK's retries included.
 	GraphTimeout time.Duration
 	// InboxRetention is how long processed notifications are kept.
@@ -105,16 +107,17 @@ func (c Config) InProcessEmulator() bool {
 func Load(getenv func(string) string) (Config, error) {
 	p := parser{getenv: getenv}
 	c := Config{
-		DatabaseURL:     p.str("DATABASE_URL", DefaultDatabaseURL),
-		Graph:           p.str("CALSYNC_GRAPH", GraphMicrosoft),
-		JWKSURL:         p.str("CALSYNC_JWKS_URL", ""),
-		GraphCAFile:     p.str("CALSYNC_GRAPH_CA_FILE", ""),
-		HostWebhookURL:  p.str("CALSYNC_HOST_WEBHOOK_URL", ""),
-		MaxBodyBytes:    p.int64("CALSYNC_MAX_BODY_BYTES", 1<<20),
-		ShutdownTimeout: p.duration("CALSYNC_SHUTDOWN_TIMEOUT", 10*time.Second),
-		GraphTimeout:    p.duration("CALSYNC_GRAPH_TIMEOUT", 60*time.Second),
-		InboxRetention:  p.duration("CALSYNC_INBOX_RETENTION", 24*time.Hour),
-		LogLevel:        p.str("CALSYNC_LOG_LEVEL", "info"),
+		DatabaseURL:           p.str("DATABASE_URL", DefaultDatabaseURL),
+		Graph:                 p.str("CALSYNC_GRAPH", GraphMicrosoft),
+		JWKSURL:               p.str("CALSYNC_JWKS_URL", ""),
+		GraphCAFile:           p.str("CALSYNC_GRAPH_CA_FILE", ""),
+		HostWebhookURL:        p.str("CALSYNC_HOST_WEBHOOK_URL", ""),
+		MaxBodyBytes:          p.int64("CALSYNC_MAX_BODY_BYTES", 1<<20),
+		MaxAnonymousBodyBytes: p.int64("CALSYNC_MAX_ANONYMOUS_BODY_BYTES", 64<<10),
+		ShutdownTimeout:       p.duration("CALSYNC_SHUTDOWN_TIMEOUT", 10*time.Second),
+		GraphTimeout:          p.duration("CALSYNC_GRAPH_TIMEOUT", 60*time.Second),
+		InboxRetention:        p.duration("CALSYNC_INBOX_RETENTION", 24*time.Hour),
+		LogLevel:              p.str("CALSYNC_LOG_LEVEL", "info"),
 	}
 	// The emulator hands system_admin tokens out on the Playground page:
 	// it listens on loopback unless told otherwise.

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql/introspection"
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,15 +70,16 @@ func newHarnessWithCache(t testing.TB, limits QueryLimits, introspection bool, c
 	}
 	h := &harness{cache: newQueryCache(cacheBytes, 1000), logs: &lockedBuffer{}}
 	srv := httptest.NewServer(New(Options{
-		Logger:        slog.New(slog.NewTextHandler(h.logs, nil)),
-		Schema:        graph.NewExecutableSchema(graph.Config{}),
-		Verifier:      v,
-		Ready:         func(context.Context) error { return nil },
-		MaxBodyBytes:  1 << 20,
-		Registry:      prometheus.NewRegistry(),
-		Introspection: introspection,
-		QueryLimits:   limits,
-		docCache:      h.cache,
+		Logger:                slog.New(slog.NewTextHandler(h.logs, nil)),
+		Schema:                graph.NewExecutableSchema(graph.Config{}),
+		Verifier:              v,
+		Ready:                 func(context.Context) error { return nil },
+		MaxBodyBytes:          1 << 20,
+		MaxAnonymousBodyBytes: 64 << 10,
+		Registry:              prometheus.NewRegistry(),
+		Introspection:         introspection,
+		QueryLimits:           limits,
+		docCache:              h.cache,
 	}))
 	t.Cleanup(srv.Close)
 	h.url = srv.URL + "/graphql"
@@ -135,6 +137,9 @@ func (h *harness) post(t testing.TB, body any, header ...string) answer {
 	}
 	req, _ := http.NewRequest(http.MethodPost, h.url, r)
 	req.Header.Set("Content-Type", "application/json")
+	// A caller's token unless the test says otherwise: the document limits
+	// hold for callers too; bodies without one have their own, smaller limit.
+	req.Header.Set("Authorization", "Bearer "+serviceToken(t))
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
@@ -479,4 +484,32 @@ func TestIntrospectionQueryFitsDefaults(t *testing.T) {
 	}
 	s, _ := measureDocument(mustParse(t, introspection.Query), 0)
 	t.Logf("introspection query: %d bytes, %d expanded fields", len(introspection.Query), s.fields)
+}
+
+// TestHostileAnonymousBodies: without a valid token a body may be at most
+// 64 KiB, refused before any JSON is decoded; a caller's may be 1 MiB.
+func TestHostileAnonymousBodies(t *testing.T) {
+	t.Parallel()
+	hostileRows.Record(t, "2. bodies without a token", "a 100 KB GraphQL POST with no token, with a forged token, and with a valid one",
+		"413 REQUEST_TOO_LARGE for the first two before decoding (limit 64 KiB); the caller's passes the body limit (and meets the document limits)")
+	h := newHarness(t, defaultLimits, true)
+	body := map[string]any{"query": "{ __typename }", "variables": map[string]any{"pad": strings.Repeat("x", 100_000)}}
+	tok := serviceToken(t)
+	for name, header := range map[string][]string{"no token": {"Authorization", ""}, "forged token": {"Authorization", "Bearer x.y.z"}} {
+		if a := h.post(t, body, header...); a.status != 413 || a.code() != "REQUEST_TOO_LARGE" {
+			t.Errorf("%s: %d %.200s", name, a.status, a.raw)
+		}
+	}
+	if a := h.post(t, body, "Authorization", "Bearer "+tok); a.status == 413 || len(a.Errors) != 0 {
+		t.Errorf("a caller's 100 KB body: %d %.200s", a.status, a.raw)
+	}
+}
+
+func serviceToken(t testing.TB) string {
+	t.Helper()
+	tok, err := auth.Sign([]byte("server-test-secret-server-test-secret"), auth.Caller{UserID: "u", CompanyID: "c", Roles: []auth.Role{auth.Service}}, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/tehaishokunin/calsync/apperr"
+	"github.com/tehaishokunin/calsync/auth"
 )
 
 // ErrTooLarge is answered with 413.
@@ -15,14 +16,19 @@ var ErrTooLarge = apperr.New(apperr.RequestTooLarge,
 	"リクエストが大きすぎます。",
 	"The request body is too large.")
 
-// limitBody answers 413 for bodies over max bytes, whether the client
-// declared the length or streamed it chunked. The body is buffered, so the
-// limit also bounds memory per request.
-func limitBody(max int64, next http.Handler) http.Handler {
+// limitBody answers 413 for bodies over max bytes (anonymous bytes when
+// the request carries no valid token), whether the client declared the
+// length or streamed it chunked. The body is buffered, so the limit also
+// bounds memory per request.
+func limitBody(authenticated, anonymous int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body == nil || r.Body == http.NoBody || r.Method == http.MethodGet {
 			next.ServeHTTP(w, r)
 			return
+		}
+		max := authenticated
+		if _, err := auth.FromContext(r.Context()); err != nil && anonymous > 0 && anonymous < max {
+			max = anonymous
 		}
 		if r.ContentLength > max {
 			tooLarge(w, r, max)

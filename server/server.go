@@ -33,6 +33,10 @@ type Options struct {
 	AllowedOrigins []string
 	// MaxBodyBytes caps request bodies; larger ones get 413.
 	MaxBodyBytes int64
+	// MaxAnonymousBodyBytes caps the bodies of requests without a valid
+	// token (nothing but introspection answers them), so a stranger's
+	// megabyte costs no JSON decoding (0: MaxBodyBytes).
+	MaxAnonymousBodyBytes int64
 	// Registry receives the HTTP metrics and is served on /metrics.
 	Registry *prometheus.Registry
 	// Playground serves the GraphQL IDE on /playground.
@@ -71,7 +75,7 @@ func New(o Options) http.Handler {
 	}
 
 	gql := newGraphQL(o)
-	handle("/graphql", "/graphql", cors(o.AllowedOrigins, limitBody(o.MaxBodyBytes, withCaller(o.Verifier, codedErrors(gql)))))
+	handle("/graphql", "/graphql", cors(o.AllowedOrigins, withCaller(o.Verifier, limitBody(o.MaxBodyBytes, o.MaxAnonymousBodyBytes, codedErrors(gql)))))
 	if o.Playground {
 		pg := playgroundHandler(o.PlaygroundConfig)
 		handle("GET /playground", "/playground", pg)
