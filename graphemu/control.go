@@ -255,6 +255,11 @@ type Fault struct {
 	Status            int    `json:"status,omitempty"`
 	// Method limits a mailbox fault to calls with this HTTP method.
 	Method string `json:"method,omitempty"`
+	// Form is how staleDeltaTokens answers (concepts/delta-query-overview.md):
+	// "" 410 syncStateNotFound; "gone" 410 with a Location header holding
+	// the initial query; "syncStateNotFound" or "resyncRequired" 400 with
+	// that code; "unknown" the tokens are forgotten (400, invalid token).
+	Form string `json:"form,omitempty"`
 }
 
 // AddFault arms a fault, for in-process callers.
@@ -296,11 +301,20 @@ func (e *Emulator) AddFault(f Fault) error {
 	case "failHandshake":
 		e.faults.failHandshake += count
 	case "staleDeltaTokens":
+		switch f.Form {
+		case "", "gone", "syncStateNotFound", "resyncRequired":
+		case "unknown":
+			clear(e.deltaTokens)
+			clear(e.skipTokens)
+			return nil
+		default:
+			return fmt.Errorf("staleDeltaTokens: unknown form %q", f.Form)
+		}
 		for _, st := range e.deltaTokens {
-			st.stale = true
+			st.stale, st.staleForm = true, f.Form
 		}
 		for _, sp := range e.skipTokens {
-			sp.round.stale = true
+			sp.round.stale, sp.round.staleForm = true, f.Form
 		}
 	case "dropResponse":
 		e.faults.dropResponse += count

@@ -17,14 +17,16 @@ type deltaState struct {
 	prevWatermark uint64
 	prevKnown     map[string]bool
 	stale         bool
+	staleForm     string // how a stale token is answered (Fault.Form)
 }
 
 // deltaRound is a computed round being paged through with skiptokens.
 type deltaRound struct {
-	user  *user
-	items []*deltaItem
-	next  *deltaState
-	stale bool
+	user      *user
+	items     []*deltaItem
+	next      *deltaState
+	stale     bool
+	staleForm string
 }
 
 // skipPage is where a nextLink resumes.
@@ -73,7 +75,7 @@ func (e *Emulator) delta(w http.ResponseWriter, r *http.Request, p principal) {
 		}
 		if st.stale {
 			e.mu.Unlock()
-			writeGraphError(w, r, http.StatusGone, "syncStateNotFound", "The sync state generation is not found. Please restart the sync.")
+			writeStale(w, r, st.staleForm, st.start, st.end)
 			return
 		}
 		from := st
@@ -99,7 +101,11 @@ func (e *Emulator) delta(w http.ResponseWriter, r *http.Request, p principal) {
 	}
 	if round.stale {
 		e.mu.Unlock()
-		writeGraphError(w, r, http.StatusGone, "syncStateNotFound", "The sync state generation is not found. Please restart the sync.")
+		st := round.next
+		if st == nil {
+			st = &deltaState{}
+		}
+		writeStale(w, r, round.staleForm, st.start, st.end)
 		return
 	}
 	end := min(offset+pageSize, len(round.items))
@@ -177,4 +183,23 @@ func (e *Emulator) computeRoundLocked(u *user, from *deltaState) *deltaRound {
 	round.next = &deltaState{user: u, start: from.start, end: from.end, watermark: e.seq, known: known,
 		prevWatermark: from.watermark, prevKnown: from.known}
 	return round
+}
+
+// writeStale answers a delta round whose token can no longer be resumed, in
+// the forms concepts/delta-query-overview.md names: 410 Gone with a
+// Location header holding the initial query ("Synchronization reset"), or a
+// 40X error with syncStateNotFound / resyncRequired ("Token duration").
+func writeStale(w http.ResponseWriter, r *http.Request, form string, start, end time.Time) {
+	switch form {
+	case "gone":
+		q := url.Values{"startDateTime": {start.UTC().Format(time.RFC3339)}, "endDateTime": {end.UTC().Format(time.RFC3339)}}
+		w.Header().Set("Location", "https://"+r.Host+r.URL.Path+"?"+q.Encode())
+		writeGraphError(w, r, http.StatusGone, "resyncRequired", "The delta token is no longer valid; restart the sync with the initial query.")
+	case "syncStateNotFound":
+		writeGraphError(w, r, http.StatusBadRequest, "syncStateNotFound", "The sync state generation is not found. Please restart the sync.")
+	case "resyncRequired":
+		writeGraphError(w, r, http.StatusBadRequest, "resyncRequired", "The delta token is no longer valid; the app must reset the sync state.")
+	default:
+		writeGraphError(w, r, http.StatusGone, "syncStateNotFound", "The sync state generation is not found. Please restart the sync.")
+	}
 }

@@ -68,7 +68,7 @@
 //	         {"kind":"dropNotifications","count"}
 //	         {"kind":"delayNotifications","ms","count"}
 //	         {"kind":"failHandshake","count"}
-//	         {"kind":"staleDeltaTokens"}
+//	         {"kind":"staleDeltaTokens","form"?}  ("" 410 syncStateNotFound; "gone" 410 + Location; "syncStateNotFound"/"resyncRequired" 400; "unknown" tokens forgotten)
 //	         {"kind":"dropResponse","count"}       (the change is made, the answer is lost)
 //	         {"kind":"replayDelta","count"}        (the next incremental delta rounds repeat the previous round's changes)
 //	DELETE /_emulator/faults                         clear every fault

@@ -2,6 +2,7 @@ package outlook
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"time"
 
@@ -42,7 +43,17 @@ func (s *Session) Delta(ctx context.Context, mailbox, link string, start, end ti
 	}
 	res, err := b.GetAsDeltaGetResponse(ctx, cfg)
 	if err != nil {
-		return DeltaPage{}, classify("reading calendar delta", err)
+		ce := classify("reading calendar delta", err)
+		// A link Graph itself gave that it now refuses as malformed (an
+		// unknown or expired token answered 400) cannot be resumed either:
+		// start over, as for 410 and syncStateNotFound / resyncRequired
+		// (concepts/delta-query-overview.md, "Synchronization reset" and
+		// "Token duration").
+		var oe *Error
+		if link != "" && errors.As(ce, &oe) && oe.Kind == KindBadRequest {
+			oe.Kind = KindSyncReset
+		}
+		return DeltaPage{}, ce
 	}
 	var page DeltaPage
 	for _, m := range res.GetValue() {
