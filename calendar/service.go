@@ -397,6 +397,13 @@ func (s *Service) graphError(ctx context.Context, companyID string, err error) e
 	if errors.As(err, &ae) {
 		return err
 	}
+	if outlook.KindOf(err) == outlook.KindNoPermissions {
+		s.creds.ReportRejected(ctx, companyID, err) // marks the credentials CONSENT_MISSING
+		return apperr.New(apperr.ConsentMissing, "アプリに Microsoft Graph のアプリケーションの許可が 1 つも付与されていません（管理者の同意がありません）。",
+			"The app holds no Microsoft Graph application permission (no admin consent).").
+			WithHint("Entra ID 管理センターの「API のアクセス許可」で Calendars.ReadWrite（アプリケーションの許可）に管理者の同意を与えてください。",
+				"In the Entra admin center, under API permissions, grant admin consent for Calendars.ReadWrite (Application).").Wrap(err)
+	}
 	if s.creds.ReportRejected(ctx, companyID, err) {
 		return apperr.New(apperr.CredentialsRejected, "登録されている認証情報が Microsoft に拒否されました。企業設定 → カレンダー認証設定 を確認してください。",
 			"Microsoft rejected the registered credentials; check company settings → calendar authentication.").Wrap(err)

@@ -356,7 +356,7 @@ func settingsOf(c *db.Credential) *Settings {
 // reports whether err was such a refusal.
 func (s *Service) ReportRejected(ctx context.Context, companyID string, err error) bool {
 	switch outlook.KindOf(err) {
-	case outlook.KindInvalidSecret, outlook.KindSecretExpired, outlook.KindTenantNotFound, outlook.KindAppNotFound, outlook.KindAuthFailed:
+	case outlook.KindInvalidSecret, outlook.KindSecretExpired, outlook.KindTenantNotFound, outlook.KindAppNotFound, outlook.KindAuthFailed, outlook.KindNoPermissions:
 	default:
 		return false
 	}

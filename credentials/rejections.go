@@ -48,6 +48,8 @@ func rejection(err error) (Status, *apperr.Error) {
 		return status, e.Wrap(err)
 	}
 	switch outlook.KindOf(err) {
+	case outlook.KindNoPermissions:
+		return StatusConsentMissing, consentMissing(nil).Wrap(err)
 	case outlook.KindInvalidSecret:
 		return reject(StatusInvalidSecret, authfile.FieldClientSecret,
 			"クライアントシークレットが正しくありません。", "The client secret is not valid.",

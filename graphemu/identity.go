@@ -262,5 +262,12 @@ func (e *Emulator) authenticate(w http.ResponseWriter, r *http.Request) (princip
 			}
 		}
 	}
+	if len(roles) == 0 {
+		// An app-only token with no roles claim: the app was granted no
+		// application permission (Microsoft Learn, "NoPermissionsInAccessToken
+		// error when calling the /me endpoint").
+		writeGraphError(w, r, http.StatusUnauthorized, "NoPermissionsInAccessToken", "The token contains no permissions, or permissions can not be understood.")
+		return principal{}, false
+	}
 	return principal{tenant: t, app: a, roles: roles}, true
 }

@@ -133,6 +133,8 @@ func stepError(status int, h msgraphcore.RequestHeader, body msgraphcore.Request
 		}
 	}
 	switch {
+	case strings.EqualFold(e.Code, "NoPermissionsInAccessToken"):
+		e.Kind = KindNoPermissions
 	case strings.EqualFold(e.Code, "ErrorDuplicateTransactionId"):
 		e.Kind = KindDuplicateTransaction
 	case status == 404:

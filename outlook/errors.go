@@ -32,8 +32,11 @@ const (
 	// Graph failures.
 	KindUnauthorized Kind = "unauthorized"  // 401
 	KindAccessDenied Kind = "access_denied" // 403: consent or application access policy
-	KindNotFound     Kind = "not_found"     // 404
-	KindConflict     Kind = "conflict"      // 409, 412: changeKey mismatch
+	// KindNoPermissions: 401 NoPermissionsInAccessToken, the app's token
+	// carries no application permission at all (no admin consent).
+	KindNoPermissions Kind = "no_permissions"
+	KindNotFound      Kind = "not_found" // 404
+	KindConflict      Kind = "conflict"  // 409, 412: changeKey mismatch
 	// KindDuplicateTransaction: a create's transactionId was already used
 	// with another body (400 ErrorDuplicateTransactionId): the event exists.
 	KindDuplicateTransaction Kind = "duplicate_transaction"
@@ -199,6 +202,8 @@ func classify(op string, err error) error {
 		return out
 	}
 	switch {
+	case strings.EqualFold(out.Code, "NoPermissionsInAccessToken"):
+		out.Kind = KindNoPermissions
 	case strings.EqualFold(out.Code, "ErrorDuplicateTransactionId"):
 		out.Kind = KindDuplicateTransaction
 	case out.Status == 410 || strings.EqualFold(out.Code, "syncStateNotFound") || strings.EqualFold(out.Code, "resyncRequired"):

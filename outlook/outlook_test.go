@@ -163,7 +163,7 @@ func TestUsersAndAccess(t *testing.T) {
 
 	noConsent, _ := f.client.For(outlook.Credentials{TenantID: tenantID, ClientID: "noconsent-0000-4000-8000-0000000c003", ClientSecret: "nc-secret"})
 	_, err = noConsent.CalendarOwner(ctx, f.taro.Mail)
-	wantKind(t, err, outlook.KindAccessDenied)
+	wantKind(t, err, outlook.KindNoPermissions) // a token without roles: 401 NoPermissionsInAccessToken
 }
 
 func tokyo(t *testing.T) *time.Location {
