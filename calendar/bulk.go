@@ -2,8 +2,10 @@ package calendar
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/tehaishokunin/calsync/apperr"
 	"github.com/tehaishokunin/calsync/outlook"
@@ -73,8 +75,9 @@ func (s *Service) UpsertMany(ctx context.Context, companyID, userID string, ins 
 		}
 		pending = append(pending, i)
 	}
-	for round := 0; round < 2 && len(pending) > 0; round++ {
+	for round := 0; round < 3 && len(pending) > 0; round++ {
 		var again []int
+		var wait time.Duration // the longest Retry-After of the steps throttled alone
 		for start := 0; start < len(pending); start += outlook.MaxBatch {
 			chunk := pending[start:min(start+outlook.MaxBatch, len(pending))]
 			ops := make([]outlook.Op, len(chunk))
@@ -114,6 +117,12 @@ func (s *Service) UpsertMany(ctx context.Context, companyID, userID string, ins 
 						err = s.pushError(ctx, companyID, t, p, err)
 					}
 					out[i].Err = err
+				case outlook.KindOf(r.Err) == outlook.KindThrottled && round < 2 && retryAfter(r.Err) <= maxStepWait:
+					// Graph throttles steps of a batch on their own: only
+					// those go again, after their Retry-After (a create keeps
+					// its transactionId, so nothing is made twice).
+					wait = max(wait, retryAfter(r.Err))
+					again = append(again, i)
 				case outlook.KindOf(r.Err) == outlook.KindNotFound && !p.create:
 					p.create, p.gen = true, p.gen+1 // deleted in Outlook: make it again
 					again = append(again, i)
@@ -123,6 +132,28 @@ func (s *Service) UpsertMany(ctx context.Context, companyID, userID string, ins 
 			}
 		}
 		pending = again
+		if wait > 0 && len(pending) > 0 {
+			select {
+			case <-ctx.Done():
+				for _, i := range pending {
+					out[i].Err = s.graphError(ctx, companyID, ctx.Err())
+				}
+				return out, nil
+			case <-time.After(wait):
+			}
+		}
 	}
 	return out, nil
+}
+
+// maxStepWait is the longest Retry-After a throttled batch step is waited
+// for inside one bulk call; longer ones answer THROTTLED with the time.
+const maxStepWait = 10 * time.Second
+
+func retryAfter(err error) time.Duration {
+	var oe *outlook.Error
+	if errors.As(err, &oe) {
+		return max(oe.RetryAfter, time.Second)
+	}
+	return time.Second
 }

@@ -403,3 +403,41 @@ func TestDuplicateTransactionIdRecovers(t *testing.T) {
 		t.Fatalf("after the second recovery: %v", evs)
 	}
 }
+
+// TestBulkRetriesOnlyThrottledSteps: Graph throttles steps of a $batch on
+// their own (429 with Retry-After inside the batch answer,
+// concepts/json-batching.md); calsync sends only those again after their
+// Retry-After, and nothing is made twice.
+func TestBulkRetriesOnlyThrottledSteps(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	e.Link(t, "u1", e.Mailbox)
+	var ins []calendar.Input
+	day := time.Date(2026, 12, 1, 9, 0, 0, 0, time.FixedZone("JST", 9*3600))
+	for i := 0; i < 20; i++ {
+		s := day.AddDate(0, 0, i)
+		ins = append(ins, calendar.Input{ExternalID: fmt.Sprintf("thr-%02d", i), Subject: "作業", Start: s.Format(time.RFC3339), End: s.Add(time.Hour).Format(time.RFC3339)})
+	}
+	if err := e.Emu.AddFault(graphemu.Fault{Kind: "throttle", Mailbox: e.Mailbox, Count: 3, RetryAfterSeconds: 1, Method: "POST"}); err != nil {
+		t.Fatal(err)
+	}
+	since := e.Emu.LastRequestSeq()
+	results, err := e.Calendar.UpsertMany(context.Background(), co, "u1", ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range results {
+		if r.Err != nil {
+			t.Errorf("item %d: %v", i, r.Err)
+		}
+	}
+	if n := len(e.OutlookEvents(t, e.Mailbox)); n != 20 {
+		t.Errorf("%d events in Outlook for 20 entries", n)
+	}
+	throttled := e.Requests(since, func(r graphemu.RequestRecord) bool { return r.Status == 429 })
+	creates := e.Requests(since, func(r graphemu.RequestRecord) bool { return r.Method == "POST" && strings.HasSuffix(r.Path, "/events") })
+	batches := e.Requests(since, func(r graphemu.RequestRecord) bool { return r.Path == "/v1.0/$batch" })
+	if throttled != 3 || creates != 23 || batches != 2 {
+		t.Errorf("%d steps throttled, %d create steps, %d batch calls; want 3, 23 (20 + the 3 again), 2", throttled, creates, batches)
+	}
+}

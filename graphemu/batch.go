@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 )
 
 const maxBatch = 20
@@ -22,8 +24,15 @@ type batchRequest struct {
 	DependsOn []string          `json:"dependsOn"`
 }
 
-// batch runs JSON $batch requests one by one, each through the same
-// handlers (and throttling) as a direct call.
+// batchParallel is how many steps of one batch Outlook evaluates at once
+// (concepts/throttling-limits.md, Outlook service limits).
+const batchParallel = 4
+
+// batch runs JSON $batch requests as concepts/json-batching.md describes:
+// steps in any order, up to batchParallel at once, each through the same
+// handlers (and throttling, so a single step can answer 429) as a direct
+// call; a step waits for the steps it dependsOn and fails with 424 when one
+// of them failed; the responses come back in any order.
 func (e *Emulator) batch(w http.ResponseWriter, r *http.Request, _ principal) {
 	raw, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
 	if err != nil {
@@ -41,16 +50,57 @@ func (e *Emulator) batch(w http.ResponseWriter, r *http.Request, _ principal) {
 		writeGraphError(w, r, http.StatusBadRequest, "BadRequest", fmt.Sprintf("Number of batch request steps exceeds the maximum of %d.", maxBatch))
 		return
 	}
-	seen := map[string]bool{}
-	responses := make([]any, 0, len(in.Requests))
+	done := map[string]chan struct{}{}
 	for _, br := range in.Requests {
-		if br.ID == "" || seen[br.ID] {
+		if br.ID == "" || done[br.ID] != nil {
 			writeGraphError(w, r, http.StatusBadRequest, "BadRequest", "Batch request ids must be present and unique.")
 			return
 		}
-		seen[br.ID] = true
-		responses = append(responses, e.runBatchStep(r, br))
+		for _, d := range br.DependsOn {
+			if done[d] == nil {
+				// Earlier steps only: no cycles.
+				writeGraphError(w, r, http.StatusBadRequest, "BadRequest", fmt.Sprintf("Request %s depends on %s, which is not an earlier request of the batch.", br.ID, d))
+				return
+			}
+		}
+		done[br.ID] = make(chan struct{})
 	}
+	var mu sync.Mutex
+	status := map[string]int{}
+	responses := make([]any, len(in.Requests))
+	sem := make(chan struct{}, batchParallel)
+	var wg sync.WaitGroup
+	for i, br := range in.Requests {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(done[br.ID])
+			failed := ""
+			for _, d := range br.DependsOn {
+				<-done[d]
+				mu.Lock()
+				if status[d] >= 400 {
+					failed = d
+				}
+				mu.Unlock()
+			}
+			var out map[string]any
+			if failed != "" {
+				out = map[string]any{"id": br.ID, "status": http.StatusFailedDependency, "body": map[string]any{"error": map[string]any{
+					"code": "FailedDependency", "message": fmt.Sprintf("Request %s failed, and this request depends on it.", failed)}}}
+			} else {
+				sem <- struct{}{}
+				out = e.runBatchStep(r, br)
+				<-sem
+			}
+			mu.Lock()
+			status[br.ID] = out["status"].(int)
+			responses[i] = out
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	rand.Shuffle(len(responses), func(i, j int) { responses[i], responses[j] = responses[j], responses[i] })
 	writeJSON(w, http.StatusOK, map[string]any{"responses": responses})
 }
 

@@ -44,7 +44,7 @@ func (s *Session) Batch(ctx context.Context, mailbox string, ops []Op) ([]OpResu
 	if len(ops) > MaxBatch {
 		return nil, fmt.Errorf("batch of %d requests exceeds Graph's limit of %d", len(ops), MaxBatch)
 	}
-	release, err := s.acquire(ctx, mailbox)
+	release, err := s.acquireN(ctx, mailbox, len(ops))
 	if err != nil {
 		return nil, err
 	}

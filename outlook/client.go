@@ -28,6 +28,7 @@ import (
 	khttp "github.com/microsoft/kiota-http-go"
 	msgraph "github.com/microsoftgraph/msgraph-sdk-go"
 	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/lestrrat-go/jwx/v2/jwt"
 )
@@ -83,7 +84,7 @@ type Client struct {
 	cfg      Config
 	mu       sync.Mutex
 	sessions map[string]*Session
-	slots    map[string]chan struct{} // per mailbox
+	slots    map[string]*semaphore.Weighted // per mailbox
 }
 
 // New builds a client.
@@ -109,7 +110,7 @@ func New(cfg Config) *Client {
 	if cfg.MailboxWait == 0 {
 		cfg.MailboxWait = 30 * time.Second
 	}
-	return &Client{cfg: cfg, sessions: map[string]*Session{}, slots: map[string]chan struct{}{}}
+	return &Client{cfg: cfg, sessions: map[string]*Session{}, slots: map[string]*semaphore.Weighted{}}
 }
 
 // withinRetryWait lets the SDK retry only while the waits so far plus the
@@ -132,25 +133,33 @@ func withinRetryWait(budget time.Duration) func(waited time.Duration, attempt in
 // acquire takes one of the mailbox's concurrency slots, waiting at most
 // MailboxWait.
 func (s *Session) acquire(ctx context.Context, mailbox string) (func(), error) {
+	return s.acquireN(ctx, mailbox, 1)
+}
+
+// acquireN takes n of the mailbox's slots at once (a $batch, whose steps
+// Outlook runs up to 4 at a time, counts as that many concurrent calls),
+// waiting at most MailboxWait; the semaphore is FIFO, so batches and single
+// calls never deadlock each other.
+func (s *Session) acquireN(ctx context.Context, mailbox string, n int) (func(), error) {
 	c := s.client
+	n = min(max(n, 1), c.cfg.MailboxConcurrency)
 	key := strings.ToLower(mailbox)
 	c.mu.Lock()
-	ch := c.slots[key]
-	if ch == nil {
-		ch = make(chan struct{}, c.cfg.MailboxConcurrency)
-		c.slots[key] = ch
+	sem := c.slots[key]
+	if sem == nil {
+		sem = semaphore.NewWeighted(int64(c.cfg.MailboxConcurrency))
+		c.slots[key] = sem
 	}
 	c.mu.Unlock()
-	t := time.NewTimer(c.cfg.MailboxWait)
-	defer t.Stop()
-	select {
-	case ch <- struct{}{}:
-		return func() { <-ch }, nil
-	case <-t.C:
+	wctx, cancel := context.WithTimeout(ctx, c.cfg.MailboxWait)
+	defer cancel()
+	if err := sem.Acquire(wctx, int64(n)); err != nil {
+		if ctx.Err() != nil {
+			return nil, &Error{Op: "waiting for the mailbox", Kind: KindUnreachable, Message: "cancelled", Err: ctx.Err()}
+		}
 		return nil, &Error{Op: "waiting for the mailbox", Kind: KindThrottled, Message: "too many concurrent calls to this mailbox", RetryAfter: time.Second}
-	case <-ctx.Done():
-		return nil, &Error{Op: "waiting for the mailbox", Kind: KindUnreachable, Message: "cancelled", Err: ctx.Err()}
 	}
+	return func() { sem.Release(int64(n)) }, nil
 }
 
 // Session is a Graph client acting as one app registration.
