@@ -1,8 +1,6 @@
 package changes_test
 
 import (
-	"fmt"
-	"os"
 	"testing"
 
 	"github.com/tehaishokunin/calsync/internal/reliability"
@@ -12,13 +10,6 @@ import (
 var hostileRows reliability.Recorder
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if reliability.Enabled() {
-		if err := hostileRows.Write("../docs/RELIABILITY.md", "hostile-changes", "Hostile input: the change feed",
-			"From changes/changes_test.go: many live subscriptions of one company and one change.",
-			[4]string{"finding", "attack", "bound it must meet", "result"}); err != nil {
-			fmt.Fprintln(os.Stderr, "writing RELIABILITY.md:", err)
-		}
-	}
-	os.Exit(code)
+	hostileRows.Main(m, "../docs/RELIABILITY.md", "hostile-changes", "Hostile input: the change feed",
+		"From changes/changes_test.go: many live subscriptions of one company and one change.")
 }

@@ -96,3 +96,15 @@ func order(s string) int {
 }
 
 func cell(s string) string { return strings.ReplaceAll(s, "|", "\\|") }
+
+// Main runs a package's tests (from its TestMain) and then, when enabled,
+// writes the recorder's section of the document at path.
+func (r *Recorder) Main(m *testing.M, path, name, heading, intro string) {
+	code := m.Run()
+	if Enabled() {
+		if err := r.Write(path, name, heading, intro, [4]string{"finding", "attack", "bound it must meet", "result"}); err != nil {
+			fmt.Fprintln(os.Stderr, "writing RELIABILITY.md:", err)
+		}
+	}
+	os.Exit(code)
+}
