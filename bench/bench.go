@@ -346,8 +346,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		{"push", push},
 		{"sync-back latency", syncBack},
 		{"renewal", renewal},
-		{"hostile input", hostile},
 		{"footprint", func(ctx context.Context, e *env, r *Report) error { return footprint(ctx, e, r, idle) }},
+		// Last: the attacks' garbage must not count in the footprint.
+		{"hostile input", hostile},
 	}
 	for _, s := range steps {
 		o.logf("== %s", s.name)

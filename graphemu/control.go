@@ -16,6 +16,7 @@ func (e *Emulator) routeControl(mux *http.ServeMux) {
 	mux.HandleFunc("PATCH /_emulator/users/{uid}/events/{eid}", e.ctlUpdateEvent)
 	mux.HandleFunc("DELETE /_emulator/users/{uid}/events/{eid}", e.ctlDeleteEvent)
 	mux.HandleFunc("GET /_emulator/users/{uid}/events", e.ctlListEvents)
+	mux.HandleFunc("PATCH /_emulator/tenants/{tid}/apps/{cid}", e.ctlPatchApp)
 	mux.HandleFunc("GET /_emulator/subscriptions", e.ctlSubscriptions)
 	mux.HandleFunc("POST /_emulator/subscriptions/{sid}/lifecycle", e.ctlLifecycle)
 	mux.HandleFunc("POST /_emulator/faults", e.ctlAddFault)
@@ -23,6 +24,43 @@ func (e *Emulator) routeControl(mux *http.ServeMux) {
 	mux.HandleFunc("GET /_emulator/requests", e.ctlRequests)
 	mux.HandleFunc("GET /_emulator/state", e.ctlState)
 	mux.HandleFunc("POST /_emulator/reset", e.ctlReset)
+}
+
+// ctlPatchApp changes an app's granted application permissions, as an
+// admin granting or revoking consent does. Tokens already issued keep the
+// roles they carry until they expire, as in Entra ID; an app that no
+// longer holds a Calendars permission loses its event subscriptions, each
+// with a subscriptionRemoved lifecycle notification
+// (concepts/change-notifications-lifecycle-events.md).
+func (e *Emulator) ctlPatchApp(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Roles *[]string `json:"roles"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.Roles == nil {
+		ctlError(w, http.StatusBadRequest, "body must be {\"roles\": [...]}")
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	t := e.tenants[strings.ToLower(r.PathValue("tid"))]
+	var a *app
+	if t != nil {
+		a = t.apps[strings.ToLower(r.PathValue("cid"))]
+	}
+	if a == nil {
+		ctlError(w, http.StatusNotFound, "no app %s in tenant %s", r.PathValue("cid"), r.PathValue("tid"))
+		return
+	}
+	a.roles = slices.Clone(*body.Roles)
+	if !slices.ContainsFunc(a.roles, func(r string) bool { return strings.HasPrefix(r, "Calendars.") }) {
+		for id, s := range e.subs {
+			if s.app == a {
+				delete(e.subs, id)
+				e.sendLifecycleLocked(s, "subscriptionRemoved")
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"clientId": a.clientID, "roles": a.roles})
 }
 
 func ctlError(w http.ResponseWriter, status int, format string, args ...any) {

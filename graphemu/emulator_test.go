@@ -633,3 +633,36 @@ func TestBatchDependsOnAndOrder(t *testing.T) {
 		map[string]any{"id": "2", "method": "GET", "url": base},
 	}}, 400, nil)
 }
+
+// TestLifecycleOnGraphsOwnInitiative: Graph sends "missed" when it could
+// not deliver change notifications, and "subscriptionRemoved" when the app
+// loses its Calendars permission (concepts/change-notifications-lifecycle-events.md).
+func TestLifecycleOnGraphsOwnInitiative(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	h := newHook(t)
+	var sub map[string]any
+	e.do(t, "POST", "/v1.0/subscriptions", e.token, map[string]any{
+		"changeType": "created,updated,deleted", "notificationUrl": h.srv.URL + "/n", "lifecycleNotificationUrl": h.srv.URL + "/l",
+		"resource": "/users/" + e.user.ID + "/events", "expirationDateTime": time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339),
+		"clientState": "cs-1",
+	}, 201, &sub)
+	e.do(t, "POST", "/_emulator/faults", "", map[string]any{"kind": "dropNotifications", "count": 1}, 204, nil)
+	e.do(t, "POST", "/_emulator/users/"+e.user.Mail+"/events", "", map[string]any{"subject": "lost",
+		"start": map[string]any{"dateTime": "2026-12-01T10:00:00", "timeZone": "UTC"},
+		"end":   map[string]any{"dateTime": "2026-12-01T11:00:00", "timeZone": "UTC"}}, 201, nil)
+	if b := h.next(t); b["value"] == nil || fmt.Sprint(b["value"].([]any)[0].(map[string]any)["lifecycleEvent"]) != "missed" {
+		t.Fatalf("after a dropped notification: %v", b)
+	}
+	e.do(t, "PATCH", "/_emulator/tenants/tid-1/apps/app-1", "", map[string]any{"roles": []string{"User.Read.All"}}, 200, nil)
+	b := h.next(t)
+	first, _ := b["value"].([]any)
+	if len(first) == 0 || first[0].(map[string]any)["lifecycleEvent"] != "subscriptionRemoved" || first[0].(map[string]any)["subscriptionId"] != sub["id"] {
+		t.Fatalf("after losing Calendars.ReadWrite: %v", b)
+	}
+	var live struct{ Value []any }
+	e.do(t, "GET", "/_emulator/subscriptions", "", nil, 200, &live)
+	if len(live.Value) != 0 {
+		t.Errorf("%d subscriptions left", len(live.Value))
+	}
+}

@@ -321,7 +321,11 @@ func (e *Emulator) notifyLocked(u *user, ev *event, changeType string) {
 			continue
 		}
 		if e.faults.dropNotifications > 0 {
+			// Graph could not deliver this one: it says so with a
+			// "missed" lifecycle notification
+			// (concepts/change-notifications-lifecycle-events.md).
 			e.faults.dropNotifications--
+			e.sendLifecycleLocked(s, "missed")
 			continue
 		}
 		var delay time.Duration
@@ -367,8 +371,15 @@ func (e *Emulator) lifecycle(id, kind string) error {
 	default:
 		return fmt.Errorf("unknown lifecycleEvent %q", kind)
 	}
+	e.sendLifecycleLocked(s, kind)
+	return nil
+}
+
+// sendLifecycleLocked queues a lifecycle notification of kind for s, when
+// it has a lifecycle URL.
+func (e *Emulator) sendLifecycleLocked(s *subscription, kind string) {
 	if s.lifecycleURL == "" {
-		return nil
+		return
 	}
 	e.notifier.enqueue(s.lifecycleURL, map[string]any{
 		"lifecycleEvent":                 kind,
@@ -377,7 +388,6 @@ func (e *Emulator) lifecycle(id, kind string) error {
 		"clientState":                    nullable(s.clientState),
 		"tenantId":                       s.tenant.id,
 	}, 0)
-	return nil
 }
 
 func containsString(list []string, s string) bool {
