@@ -57,6 +57,7 @@
 //	PATCH  /_emulator/users/{idOrMail}/events/{id}   edit as the owner -> 200 event; notifies
 //	DELETE /_emulator/users/{idOrMail}/events/{id}   delete as the owner -> 204; notifies
 //	GET    /_emulator/users/{idOrMail}/events        {"value":[…]} every stored event with its extended properties
+//	PATCH  /_emulator/tenants/{tid}/apps/{cid}       {"roles":[…]} grant or revoke permissions; losing Calendars.* removes the app's subscriptions (subscriptionRemoved)
 //	GET    /_emulator/subscriptions                  {"value":[…]} live subscriptions
 //	POST   /_emulator/subscriptions/{id}/lifecycle   {"lifecycleEvent":"missed"|"subscriptionRemoved"|"reauthorizationRequired"} -> 202
 //	POST   /_emulator/faults                         one of
