@@ -3,6 +3,7 @@ package changes_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -496,5 +497,36 @@ func TestMovesOutOfTheWindowAreNotDeletions(t *testing.T) {
 		if c.OutlookEventID == aging["id"] && c.ChangeType != "CREATED" {
 			t.Errorf("an event that aged out was reported: %+v", c)
 		}
+	}
+}
+
+// TestUnrulyDeliveryReportsTheSame: with notifications delivered by
+// concurrent POSTs, out of order and some twice, every Outlook edit is
+// still reported exactly once.
+func TestUnrulyDeliveryReportsTheSame(t *testing.T) {
+	t.Parallel()
+	e := testenv.NewWith(t, graphemu.Options{Unruly: true})
+	e.Link(t, "u1", e.Mailbox)
+	drain(t, e)
+	var ids []string
+	for i := 0; i < 10; i++ {
+		ev := ownerEdit(t, e, "POST", "", newOutlookEvent(fmt.Sprintf("予定 %d", i)))
+		ids = append(ids, ev["id"].(string))
+	}
+	drain(t, e)
+	for _, id := range ids[:5] {
+		ownerEdit(t, e, "PATCH", "/"+id, map[string]any{"subject": "変更 " + id[len(id)-6:]})
+	}
+	drain(t, e)
+	for _, id := range ids[7:] {
+		e.Control(t, "DELETE", "/_emulator/users/"+e.Mailbox+"/events/"+id, nil, nil)
+	}
+	drain(t, e)
+	count := map[string]int{}
+	for _, c := range allChanges(t, e) {
+		count[c.ChangeType]++
+	}
+	if count["CREATED"] != 10 || count["UPDATED"] != 5 || count["DELETED"] != 3 || len(count) != 3 {
+		t.Fatalf("reported %v, want 10 CREATED, 5 UPDATED, 3 DELETED", count)
 	}
 }

@@ -29,6 +29,12 @@ type Options struct {
 	// RetryBase is the first delay before a failed notification delivery is
 	// retried (doubling up to 1 minute). Zero means 1 s.
 	RetryBase time.Duration
+	// Unruly delivers change notifications as Graph may (DESIGN.md: any
+	// notification more than once and out of order;
+	// concepts/change-notifications-delivery-webhooks.md): by several
+	// concurrent POSTs to the same URL, in shuffled order, about one in
+	// three of them twice.
+	Unruly bool
 }
 
 // Emulator holds all emulated state. It is safe for concurrent use.

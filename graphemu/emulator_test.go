@@ -666,3 +666,55 @@ func TestLifecycleOnGraphsOwnInitiative(t *testing.T) {
 		t.Errorf("%d subscriptions left", len(live.Value))
 	}
 }
+
+// TestUnrulyDelivery: with Options.Unruly, notifications come by several
+// POSTs and some of them twice.
+func TestUnrulyDelivery(t *testing.T) {
+	t.Parallel()
+	srv, err := graphemu.Start("", graphemu.Options{Unruly: true, RetryBase: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	e := &env{srv: srv, client: srv.Client()}
+	var out struct {
+		Users []graphemu.UserSpec `json:"users"`
+	}
+	e.do(t, "POST", "/_emulator/tenants", "", map[string]any{"tenantId": "tid-1", "domain": "fabrikam.onmicrosoft.com",
+		"apps":  []any{map[string]any{"clientId": "app-1", "secret": "sec-1", "roles": []string{"Calendars.ReadWrite"}}},
+		"users": []any{map[string]any{"mail": "ichiro@fabrikam.onmicrosoft.com", "displayName": "鈴木 一郎"}}}, 201, &out)
+	var tok map[string]any
+	e.form(t, "/tid-1/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {"app-1"}, "client_secret": {"sec-1"}, "scope": {"https://graph.microsoft.com/.default"}}, 200, &tok)
+	h := newHook(t)
+	e.do(t, "POST", "/v1.0/subscriptions", tok["access_token"].(string), map[string]any{
+		"changeType": "created", "notificationUrl": h.srv.URL + "/n", "resource": "/users/" + out.Users[0].ID + "/events",
+		"expirationDateTime": time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339), "clientState": "cs-1"}, 201, nil)
+	const events = 60
+	for i := 0; i < events; i++ {
+		e.do(t, "POST", "/_emulator/users/"+out.Users[0].Mail+"/events", "", map[string]any{"subject": fmt.Sprint(i),
+			"start": map[string]any{"dateTime": "2026-12-01T10:00:00", "timeZone": "UTC"},
+			"end":   map[string]any{"dateTime": "2026-12-01T11:00:00", "timeZone": "UTC"}}, 201, nil)
+	}
+	seen := map[string]int{}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		h.mu.Lock()
+		clear(seen)
+		for _, b := range h.bodies {
+			for _, v := range b["value"].([]any) {
+				seen[fmt.Sprint(v.(map[string]any)["resource"])]++
+			}
+		}
+		posts := len(h.bodies)
+		h.mu.Unlock()
+		total := 0
+		for _, n := range seen {
+			total += n
+		}
+		if len(seen) == events && total > events && posts > 1 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%d of %d events notified, %v", len(seen), events, seen)
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"sync"
 	"time"
@@ -23,6 +24,7 @@ type delivery struct {
 	payload   map[string]any
 	notBefore time.Time
 	attempts  int
+	doubled   bool // Unruly: already sent a second time
 }
 
 // notifier delivers queued notifications in the background, batching those
@@ -122,11 +124,37 @@ func (n *notifier) dispatch() time.Duration {
 	}
 	n.queue = rest
 	for url, batch := range groups {
+		if n.e.opts.Unruly {
+			n.postUnrulyLocked(url, batch)
+			continue
+		}
 		n.busy[url] = true
 		n.wg.Add(1)
 		go n.post(url, batch)
 	}
 	return next
+}
+
+// postUnrulyLocked sends batch as several concurrent POSTs of one or two
+// notifications each, in shuffled order, with about one in three sent a
+// second time a moment later.
+func (n *notifier) postUnrulyLocked(url string, batch []*delivery) {
+	rand.Shuffle(len(batch), func(i, j int) { batch[i], batch[j] = batch[j], batch[i] })
+	for len(batch) > 0 {
+		k := min(len(batch), 1+rand.IntN(2))
+		part := batch[:k]
+		batch = batch[k:]
+		for _, d := range part {
+			if !d.doubled && rand.IntN(3) == 0 {
+				d.doubled = true
+				twin := *d
+				twin.notBefore = time.Now().Add(time.Duration(rand.IntN(50)) * time.Millisecond)
+				n.queue = append(n.queue, &twin)
+			}
+		}
+		n.wg.Add(1)
+		go n.post(url, part)
+	}
 }
 
 func (n *notifier) post(url string, batch []*delivery) {

@@ -81,7 +81,17 @@ func (s *SyncBuffer) String() string {
 // New starts an Env; everything stops when t ends.
 func New(t testing.TB) *Env {
 	t.Helper()
-	emu, err := graphemu.Start("", graphemu.Options{RetryBase: 50 * time.Millisecond})
+	return NewWith(t, graphemu.Options{})
+}
+
+// NewWith starts an Env whose emulator has opts (RetryBase defaults to
+// 50 ms).
+func NewWith(t testing.TB, opts graphemu.Options) *Env {
+	t.Helper()
+	if opts.RetryBase == 0 {
+		opts.RetryBase = 50 * time.Millisecond
+	}
+	emu, err := graphemu.Start("", opts)
 	if err != nil {
 		t.Fatal(err)
 	}
