@@ -78,10 +78,12 @@ func (s *SyncBuffer) String() string {
 	return s.b.String()
 }
 
-// New starts an Env; everything stops when t ends.
+// New starts an Env; everything stops when t ends. Its emulator delivers
+// notifications unruly, as Graph may (concurrent POSTs, any order, some
+// twice), so every test holds under that.
 func New(t testing.TB) *Env {
 	t.Helper()
-	return NewWith(t, graphemu.Options{})
+	return NewWith(t, graphemu.Options{Unruly: true})
 }
 
 // NewWith starts an Env whose emulator has opts (RetryBase defaults to
