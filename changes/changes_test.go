@@ -530,3 +530,27 @@ func TestUnrulyDeliveryReportsTheSame(t *testing.T) {
 		t.Fatalf("reported %v, want 10 CREATED, 5 UPDATED, 3 DELETED", count)
 	}
 }
+
+// TestReauthorizationOnGraphsOwnInitiative: Graph challenges a subscription
+// on its own and holds its change notifications until the app reauthorizes
+// or renews it (concepts/change-notifications-lifecycle-events.md); calsync
+// renews, and the edit made meanwhile is reported once.
+func TestReauthorizationOnGraphsOwnInitiative(t *testing.T) {
+	t.Parallel()
+	e := testenv.NewWith(t, graphemu.Options{Unruly: true, ReauthorizeAfter: 2 * time.Second})
+	e.Link(t, "u1", e.Mailbox)
+	drain(t, e)
+	time.Sleep(2100 * time.Millisecond)
+	since := e.Emu.LastRequestSeq()
+	ownerEdit(t, e, "POST", "", newOutlookEvent("待たされた予定"))
+	drain(t, e)
+	cs := allChanges(t, e)
+	if len(cs) != 1 || cs[0].ChangeType != "CREATED" {
+		t.Fatalf("after a reauthorization challenge: %+v", cs)
+	}
+	if n := e.Requests(since, func(r graphemu.RequestRecord) bool {
+		return r.Method == "PATCH" && strings.HasPrefix(r.Path, "/v1.0/subscriptions/")
+	}); n < 1 {
+		t.Errorf("the subscription was not renewed (%d PATCHes)", n)
+	}
+}

@@ -35,6 +35,11 @@ type Options struct {
 	// concurrent POSTs to the same URL, in shuffled order, about one in
 	// three of them twice.
 	Unruly bool
+	// ReauthorizeAfter makes the emulator send reauthorizationRequired for
+	// a subscription this long after it was created, renewed or
+	// reauthorized, and hold its change notifications until the app
+	// reauthorizes or renews it. Zero: only when asked (control API).
+	ReauthorizeAfter time.Duration
 }
 
 // Emulator holds all emulated state. It is safe for concurrent use.

@@ -35,6 +35,8 @@ type subscription struct {
 	tlsVersion      string
 	created         time.Time
 	needsReauth     bool
+	authorizedAt    time.Time        // created, renewed or reauthorized
+	held            []map[string]any // change notifications paused until reauthorization
 }
 
 func (s *subscription) render() map[string]any {
@@ -67,8 +69,27 @@ func (e *Emulator) purgeExpiredLocked() {
 	for id, s := range e.subs {
 		if !s.expiration.After(now) {
 			delete(e.subs, id)
+			continue
+		}
+		// Graph challenges subscriptions on its own, at no set cadence
+		// (concepts/change-notifications-lifecycle-events.md); here every
+		// Options.ReauthorizeAfter since the last (re)authorization.
+		if d := e.opts.ReauthorizeAfter; d > 0 && !s.needsReauth && now.Sub(s.authorizedAt) >= d {
+			s.needsReauth = true
+			e.sendLifecycleLocked(s, "reauthorizationRequired")
 		}
 	}
+}
+
+// reauthorizedLocked resumes s's change notifications, as Graph does once
+// the app reauthorizes or renews it: those held meanwhile go out.
+func (e *Emulator) reauthorizedLocked(s *subscription) {
+	s.needsReauth = false
+	s.authorizedAt = e.now()
+	for _, n := range s.held {
+		e.notifier.enqueue(s.notificationURL, n, 0)
+	}
+	s.held = nil
 }
 
 func validURL(raw string) bool {
@@ -170,7 +191,7 @@ func (e *Emulator) createSubscription(w http.ResponseWriter, r *http.Request, p 
 	s := &subscription{
 		id: newGUID(), tenant: p.tenant, app: p.app, user: u, resource: resource, changeTypes: changeTypes,
 		notificationURL: notifURL, lifecycleURL: lifeURL, expiration: exp, clientState: clientState,
-		immutable: parsePrefer(r).immutable, tlsVersion: tls, created: now,
+		immutable: parsePrefer(r).immutable, tlsVersion: tls, created: now, authorizedAt: now,
 	}
 	e.mu.Lock()
 	e.subs[s.id] = s
@@ -279,7 +300,7 @@ func (e *Emulator) updateSubscription(w http.ResponseWriter, r *http.Request, p 
 	}
 	e.mu.Lock()
 	s.expiration = exp
-	s.needsReauth = false
+	e.reauthorizedLocked(s)
 	out := s.render()
 	e.mu.Unlock()
 	writeJSON(w, http.StatusOK, out)
@@ -307,7 +328,7 @@ func (e *Emulator) reauthorizeSubscription(w http.ResponseWriter, r *http.Reques
 	}
 	defer release()
 	e.mu.Lock()
-	s.needsReauth = false
+	e.reauthorizedLocked(s)
 	e.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -348,6 +369,12 @@ func (e *Emulator) notifyLocked(u *user, ev *event, changeType string) {
 			"resourceData":                   data,
 			"clientState":                    nullable(s.clientState),
 			"tenantId":                       s.tenant.id,
+		}
+		if s.needsReauth {
+			// "If the API call succeeds, the change notification flow
+			// resumes": until then nothing is delivered.
+			s.held = append(s.held, n)
+			continue
 		}
 		e.notifier.enqueue(s.notificationURL, n, delay)
 	}
