@@ -554,3 +554,30 @@ func TestReauthorizationOnGraphsOwnInitiative(t *testing.T) {
 		t.Errorf("the subscription was not renewed (%d PATCHes)", n)
 	}
 }
+
+// TestSubscriptionRemovedByGraphLosesNothing: Graph removes the
+// subscription on its own (here: the app's Calendars permission was
+// revoked; the access token calsync holds keeps its roles until it
+// expires, as in Entra ID) and says so with subscriptionRemoved; calsync
+// makes a new one and resyncs, and an edit made around it is reported
+// once.
+func TestSubscriptionRemovedByGraphLosesNothing(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	l := e.Link(t, "u1", e.Mailbox)
+	drain(t, e)
+	old, _ := e.Store.SubscriptionsOfLink(context.Background(), l.ID)
+	e.Control(t, "PATCH", "/_emulator/tenants/"+testenv.TenantID+"/apps/"+testenv.ClientID, map[string]any{"roles": []string{"User.Read.All"}}, nil)
+	ownerEdit(t, e, "POST", "", newOutlookEvent("取り消しの間の予定"))
+	drain(t, e)
+	subs, _ := e.Store.SubscriptionsOfLink(context.Background(), l.ID)
+	if len(subs) != 1 || len(old) != 1 || subs[0].ID == old[0].ID {
+		t.Fatalf("subscriptions before %v, after %v", old, subs)
+	}
+	ownerEdit(t, e, "POST", "", newOutlookEvent("再作成後の予定"))
+	drain(t, e)
+	cs := allChanges(t, e)
+	if len(cs) != 2 || cs[0].ChangeType != "CREATED" || cs[1].ChangeType != "CREATED" {
+		t.Fatalf("changes: %+v", cs)
+	}
+}
