@@ -13,6 +13,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"strconv"
+	"strings"
 
 	"github.com/tehaishokunin/calsync/apperr"
 )
@@ -71,9 +73,18 @@ func (c *Codec) Encode(kind, scope string, n int64) string {
 }
 
 // Decode opens a cursor of kind for scope, or answers INVALID_INPUT on
-// field "after".
+// field "after". A cursor in the unsealed form calsync issued before
+// (base64 of "kind:position") is still read, so a host holding one when
+// calsync is upgraded goes on where it was: it names a position in the
+// caller's own feed only, which the caller could read from the start
+// anyway.
 func (c *Codec) Decode(kind, scope, s string) (int64, error) {
 	sealed, err := base64.RawURLEncoding.DecodeString(s)
+	if err == nil && strings.HasPrefix(string(sealed), kind+":") {
+		if n, err := strconv.ParseInt(strings.TrimPrefix(string(sealed), kind+":"), 10, 64); err == nil && n >= 0 {
+			return n, nil
+		}
+	}
 	if err == nil && len(sealed) == 16 {
 		for _, k := range c.keys {
 			var plain [16]byte

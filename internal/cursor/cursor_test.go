@@ -27,12 +27,18 @@ func TestCursors(t *testing.T) {
 	if a, b := c.Encode("chg", "acme", 1000), c.Encode("chg", "acme", 1001); a[:8] == b[:8] {
 		t.Errorf("neighbouring cursors share a prefix: %s %s", a, b)
 	}
+	// The unsealed form issued before is still read (a host upgrading
+	// mid-feed goes on where it was), for its own kind only.
 	old := base64.RawURLEncoding.EncodeToString([]byte("chg:" + strconv.Itoa(42)))
+	if n, err := c.Decode("chg", "acme", old); err != nil || n != 42 {
+		t.Errorf("legacy cursor: %d %v", n, err)
+	}
 	bad := []string{
+		base64.RawURLEncoding.EncodeToString([]byte("link:42")), base64.RawURLEncoding.EncodeToString([]byte("chg:-1")),
 		c.Encode("chg", "globex", 42), // another company's
 		c.Encode("link", "acme", 42),  // another kind
 		cursor.NewCodec([]byte("another key another key another k")).Encode("chg", "acme", 42),
-		old, "not base64!", "", s[:len(s)-1] + "A",
+		"not base64!", "", s[:len(s)-1] + "A",
 	}
 	for _, b := range bad {
 		_, err := c.Decode("chg", "acme", b)
