@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	abstractions "github.com/microsoft/kiota-abstractions-go"
@@ -118,7 +117,7 @@ func (s *Session) Batch(ctx context.Context, mailbox string, ops []Op) ([]OpResu
 
 // stepError classifies a failed batch step from its status and body.
 func stepError(status int, h msgraphcore.RequestHeader, body msgraphcore.RequestBody) error {
-	e := &Error{Op: "batch step", Status: status, Kind: KindUnknown}
+	e := &Error{Op: "batch step", Status: status}
 	if raw, err := json.Marshal(body); err == nil {
 		var b struct {
 			Error struct{ Code, Message string } `json:"error"`
@@ -132,25 +131,6 @@ func stepError(status int, h msgraphcore.RequestHeader, body msgraphcore.Request
 			e.RetryAfter = time.Duration(n) * time.Second
 		}
 	}
-	switch {
-	case strings.EqualFold(e.Code, "NoPermissionsInAccessToken"):
-		e.Kind = KindNoPermissions
-	case strings.EqualFold(e.Code, "ErrorDuplicateTransactionId"):
-		e.Kind = KindDuplicateTransaction
-	case status == 404:
-		e.Kind = KindNotFound
-	case status == 409 || status == 412:
-		e.Kind = KindConflict
-	case status == 429:
-		e.Kind = KindThrottled
-	case status == 403:
-		e.Kind = KindAccessDenied
-	case status == 401:
-		e.Kind = KindUnauthorized
-	case status == 400:
-		e.Kind = KindBadRequest
-	case status >= 500:
-		e.Kind = KindUnavailable
-	}
+	e.Kind = graphKind(status, e.Code)
 	return e
 }

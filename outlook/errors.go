@@ -201,29 +201,36 @@ func classify(op string, err error) error {
 		}
 		return out
 	}
-	switch {
-	case strings.EqualFold(out.Code, "NoPermissionsInAccessToken"):
-		out.Kind = KindNoPermissions
-	case strings.EqualFold(out.Code, "ErrorDuplicateTransactionId"):
-		out.Kind = KindDuplicateTransaction
-	case out.Status == 410 || strings.EqualFold(out.Code, "syncStateNotFound") || strings.EqualFold(out.Code, "resyncRequired"):
-		out.Kind = KindSyncReset
-	case out.Status == 401:
-		out.Kind = KindUnauthorized
-	case out.Status == 403:
-		out.Kind = KindAccessDenied
-	case out.Status == 404:
-		out.Kind = KindNotFound
-	case out.Status == 409 || out.Status == 412:
-		out.Kind = KindConflict
-	case out.Status == 429:
-		out.Kind = KindThrottled
-	case out.Status == 400:
-		out.Kind = KindBadRequest
-	case out.Status >= 500:
-		out.Kind = KindUnavailable
-	}
+	out.Kind = graphKind(out.Status, out.Code)
 	return out
+}
+
+// graphKind classifies a Graph answer by its status and error code, for a
+// direct call and a $batch step alike.
+func graphKind(status int, code string) Kind {
+	switch {
+	case strings.EqualFold(code, "NoPermissionsInAccessToken"):
+		return KindNoPermissions
+	case strings.EqualFold(code, "ErrorDuplicateTransactionId"):
+		return KindDuplicateTransaction
+	case status == 410 || strings.EqualFold(code, "syncStateNotFound") || strings.EqualFold(code, "resyncRequired"):
+		return KindSyncReset
+	case status == 401:
+		return KindUnauthorized
+	case status == 403:
+		return KindAccessDenied
+	case status == 404:
+		return KindNotFound
+	case status == 409 || status == 412:
+		return KindConflict
+	case status == 429:
+		return KindThrottled
+	case status == 400:
+		return KindBadRequest
+	case status >= 500:
+		return KindUnavailable
+	}
+	return KindUnknown
 }
 
 func retryAfter(h *abstractions.ResponseHeaders) time.Duration {
