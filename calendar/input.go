@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/tehaishokunin/calsync/apperr"
@@ -18,7 +17,7 @@ const (
 	MaxLocation   = 255
 	MaxBody       = 32 << 10
 	MaxCategories = 25
-	MaxExternalID = 200
+	MaxExternalID = hostid.MaxLen
 	MaxReminder   = 4 * 7 * 24 * 60 // 4 weeks, in minutes
 	DefaultZone   = "Asia/Tokyo"
 )
@@ -91,8 +90,8 @@ func Validate(in Input, prefix string) (Entry, error) {
 	if e.ExternalID == "" {
 		return Entry{}, bad(f("externalId"), "externalId を指定してください。", "externalId is required.")
 	}
-	if len(e.ExternalID) > MaxExternalID || strings.IndexFunc(e.ExternalID, unicode.IsControl) >= 0 {
-		return Entry{}, bad(f("externalId"), fmt.Sprintf("externalId は制御文字を含まない %d バイト以内の文字列にしてください。", MaxExternalID), fmt.Sprintf("externalId must be at most %d bytes without control characters.", MaxExternalID))
+	if err := hostid.Check(f("externalId"), e.ExternalID); err != nil {
+		return Entry{}, err
 	}
 	if e.Subject == "" {
 		return Entry{}, bad(f("subject"), "件名を入力してください。", "subject is required.")

@@ -293,8 +293,8 @@ func (f *Feed) since(ctx context.Context, h *hub, companyID string, cursor int64
 	return h.recent[i:len(h.recent):len(h.recent)], nil
 }
 
-// Reads is how many times streams read the feed from the database (for
-// tests and the benchmark).
+// Reads is how many times streams read the feed from the database (tests
+// check that a wake-up costs one).
 func (f *Feed) Reads() int64 { return f.reads.Load() }
 
 // every calls fn every d until ctx ends.

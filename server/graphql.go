@@ -34,13 +34,6 @@ func (o Options) queryCache() *queryCache {
 	return newQueryCache(b, 1000)
 }
 
-func (o Options) subscriptionCounts() *callerCounts {
-	if o.callerCounts != nil {
-		return o.callerCounts
-	}
-	return &callerCounts{n: map[string]int{}}
-}
-
 func newGraphQL(o Options) http.Handler {
 	srv := handler.New(o.Schema)
 	srv.AddTransport(transport.Websocket{
@@ -78,7 +71,7 @@ func newGraphQL(o Options) http.Handler {
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
 	srv.Use(complexityLimit{limit: o.QueryLimits.Complexity, schema: o.Schema, cache: cache})
 	srv.AroundResponses(capErrors(maxErrors))
-	srv.AroundOperations(capSubscriptions(o.SubscriptionsPerConnection, o.SubscriptionsPerCaller, o.subscriptionCounts()))
+	srv.AroundOperations(capSubscriptions(o.SubscriptionsPerConnection, o.SubscriptionsPerCaller, &callerCounts{n: map[string]int{}}))
 	if o.MutationsPerSecond > 0 {
 		srv.AroundOperations(rateLimit(newCompanyLimiter(o.MutationsPerSecond, max(o.MutationBurst, 1))))
 	}

@@ -52,9 +52,8 @@ type Options struct {
 	// GraphQL subscriptions per websocket and per caller (0: no cap).
 	SubscriptionsPerConnection, SubscriptionsPerCaller int
 
-	// tests look inside these
-	callerCounts *callerCounts
-	docCache     *queryCache
+	// docCache replaces the document cache (tests look inside it).
+	docCache *queryCache
 	// MutationsPerSecond and MutationBurst cap each company's mutations
 	// (0: no limit).
 	MutationsPerSecond float64

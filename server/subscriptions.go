@@ -42,12 +42,6 @@ func (c *callerCounts) release(key string) {
 	}
 }
 
-func (c *callerCounts) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.n)
-}
-
 // capSubscriptions refuses a websocket subscribe past perConn live
 // subscriptions on its connection or perCaller for its caller, with the
 // graphql-transport-ws error message for that id; each ends its count when
