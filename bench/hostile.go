@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tehaishokunin/calsync/internal/attackdoc"
 )
 
 // hostileCase is one attack on /graphql, sent without a token as anyone
@@ -27,43 +29,15 @@ type hostileCase struct {
 // hold for callers too, past the smaller body limit strangers meet.
 func asCaller(c hostileCase) hostileCase { c.name = "with a token: " + c.name; return c }
 
-func fanOutDoc(levels int) string {
-	var b strings.Builder
-	b.WriteString("query { ...F0 }\n")
-	for i := 0; i < levels; i++ {
-		fmt.Fprintf(&b, "fragment F%d on Query { ...F%d ...F%d }\n", i, i+1, i+1)
-	}
-	fmt.Fprintf(&b, "fragment F%d on Query { __typename }\n", levels)
-	return b.String()
-}
-
-func chainDoc(n int) string {
-	var b strings.Builder
-	b.WriteString("query { ...C0 }\n")
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&b, "fragment C%d on Query { __typename ...C%d }\n", i, i+1)
-	}
-	fmt.Fprintf(&b, "fragment C%d on Query { __typename }\n", n)
-	return b.String()
-}
-
-func tinyOpsDoc(seed, size int) string {
-	var b strings.Builder
-	for i := 0; b.Len() < size; i++ {
-		fmt.Fprintf(&b, "query q%d_%d { __typename }\n", seed, i)
-	}
-	return b.String()
-}
-
 // hostileCases are the attacks, sent without a token as anyone could,
 // then the heavy ones again with a token.
 func hostileCases() []hostileCase {
 	cases := []hostileCase{
-		{"fragment fan-out, 30 levels (~1 KB), POST", 50, false, func(int) string { return fanOutDoc(30) }},
-		{"fragment fan-out, 30 levels, as a GET URL", 50, true, func(int) string { return fanOutDoc(30) }},
+		{"fragment fan-out, 30 levels (~1 KB), POST", 50, false, func(int) string { return attackdoc.FanOut(30) }},
+		{"fragment fan-out, 30 levels, as a GET URL", 50, true, func(int) string { return attackdoc.FanOut(30) }},
 		{"20,000 × __typename (220 KB)", 20, false, func(int) string { return "{ " + strings.Repeat("__typename ", 20000) + "}" }},
-		{"6,000 chained fragments", 20, false, func(int) string { return chainDoc(6000) }},
-		{"distinct ~1 MB documents of tiny operations", 40, false, func(i int) string { return tinyOpsDoc(i, 1000_000) }},
+		{"6,000 chained fragments", 20, false, func(int) string { return attackdoc.Chain(6000) }},
+		{"distinct ~1 MB documents of tiny operations", 40, false, func(i int) string { return attackdoc.TinyOps(i, 1000_000) }},
 		{"~1 MB of unknown directives", 20, false, func(int) string { return "{ __typename " + strings.Repeat("@x ", 330_000) + "}" }},
 		{"the largest document allowed, 1,000 fields (16 KB)", 50, false, func(int) string { return "{ " + strings.Repeat("__typename ", 1000) + "}" }},
 	}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/tehaishokunin/calsync/auth"
 	"github.com/tehaishokunin/calsync/graph"
+	"github.com/tehaishokunin/calsync/internal/attackdoc"
 )
 
 // These tests are the "hostile input" findings: each sends the attack and
@@ -164,29 +165,6 @@ func (h *harness) get(t testing.TB, params url.Values) answer {
 	return decode(t, resp)
 }
 
-// fanOut is ~1 KB: each fragment spreads the next one twice, so the
-// operation expands to 2^levels fields.
-func fanOut(levels int) string {
-	var b strings.Builder
-	b.WriteString("query { ...F0 }\n")
-	for i := 0; i < levels; i++ {
-		fmt.Fprintf(&b, "fragment F%d on Query { ...F%d ...F%d }\n", i, i+1, i+1)
-	}
-	fmt.Fprintf(&b, "fragment F%d on Query { __typename }\n", levels)
-	return b.String()
-}
-
-// chain is a linear chain of n fragments, each one field and one spread.
-func chain(n int) string {
-	var b strings.Builder
-	b.WriteString("query { ...C0 }\n")
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&b, "fragment C%d on Query { __typename ...C%d }\n", i, i+1)
-	}
-	fmt.Fprintf(&b, "fragment C%d on Query { __typename }\n", n)
-	return b.String()
-}
-
 func TestHostileFragmentFanOut(t *testing.T) {
 	t.Parallel()
 	measured := hostileRows.Record(t, "1. fragment fan-out",
@@ -194,7 +172,7 @@ func TestHostileFragmentFanOut(t *testing.T) {
 		"QUERY_TOO_COMPLEX (fields) before validation; measured in ≤ 2 visits per fragment + 2 (memoised); nothing cached; 8 levels (767 fields) still pass")
 	h := newHarness(t, defaultLimits, true)
 	for _, levels := range []int{24, 30, 60} {
-		q := fanOut(levels)
+		q := attackdoc.FanOut(levels)
 		// One visit per selection written: 2 per level, 2 more.
 		doc, err := parser.ParseQuery(&ast.Source{Input: q})
 		if err != nil {
@@ -220,7 +198,7 @@ func TestHostileFragmentFanOut(t *testing.T) {
 	// Eight levels pass (256 fields in the operation, 767 with each
 	// fragment walked on its own as validation does): the limit is on
 	// size, not on fragments.
-	if a := h.query(t, fanOut(8)); len(a.Errors) != 0 {
+	if a := h.query(t, attackdoc.FanOut(8)); len(a.Errors) != 0 {
 		t.Errorf("767 expanded fields refused: %.300s", a.raw)
 	}
 }
@@ -234,7 +212,7 @@ func TestCostWalkerPricesEachFragmentOnce(t *testing.T) {
 		"priced exactly (2^40) in ≤ 2 visits per fragment + 2")
 	es := graph.NewExecutableSchema(graph.Config{})
 	const levels = 40
-	vdoc := mustParse(t, fanOut(levels))
+	vdoc := mustParse(t, attackdoc.FanOut(levels))
 	if errs := validator.Validate(es.Schema(), vdoc); len(errs) != 0 {
 		t.Fatal(errs)
 	}
@@ -264,7 +242,7 @@ func TestHostileDocumentSize(t *testing.T) {
 		"20,000 × `__typename` (220 KB); a chain of 6,000 fragments; 1,001 fields; each with the byte limit on and off",
 		"QUERY_TOO_COMPLEX naming the first limit passed (bytes 16 KiB, tokens 4,000, expanded fields 1,000) before validation, in an answer < 2 KiB; 1,000 fields pass")
 	wide := "{ " + strings.Repeat("__typename ", 20000) + "}" // 220 KB
-	long := chain(6000)
+	long := attackdoc.Chain(6000)
 	cases := []struct {
 		name   string
 		limits QueryLimits
@@ -302,24 +280,15 @@ func TestHostileDocumentSize(t *testing.T) {
 	}
 }
 
-// tinyOps is a document of n tiny operations, distinct per seed.
-func tinyOps(seed, n int) string {
-	var b strings.Builder
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&b, "query q%d_%d { __typename }\n", seed, i)
-	}
-	return b.String()
-}
-
 func TestHostileQueryCacheBoundedByBytes(t *testing.T) {
 	t.Parallel()
-	measured := hostileRows.Record(t, "3. parsed-document cache", "40 distinct ~16 KB documents of 600 tiny operations each, into a 1 MiB cache; a document the complexity limit refuses",
+	measured := hostileRows.Record(t, "3. parsed-document cache", "40 distinct 16 KB documents of tiny operations, into a 1 MiB cache; a document the complexity limit refuses",
 		"the cache's estimated heap stays within its byte budget; the refused document is not cached, an accepted one is")
 	h := newHarnessWithCache(t, QueryLimits{Fields: 1000}, true, 1<<20)
 	// 40 distinct documents of many tiny operations, each ~16 KB: without
 	// a byte bound all 40 stay cached.
 	for i := 0; i < 40; i++ {
-		q := tinyOps(i, 600)
+		q := attackdoc.TinyOps(i, 16_000)
 		a := h.post(t, map[string]any{"query": q, "operationName": fmt.Sprintf("q%d_0", i)})
 		if len(a.Errors) != 0 {
 			t.Fatalf("document %d: %.300s", i, a.raw)
@@ -454,7 +423,7 @@ func TestQueryCacheCostEstimate(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for i := 0; i < 20; i++ {
-		for _, q := range []string{tinyOps(i, 600), "{ " + strings.Repeat("__typename ", 1000) + "}", fanOut(8)} {
+		for _, q := range []string{attackdoc.TinyOps(i, 16_000), "{ " + strings.Repeat("__typename ", 1000) + "}", attackdoc.FanOut(8)} {
 			doc := mustParse(t, q)
 			if errs := validator.Validate(es.Schema(), doc); len(errs) != 0 {
 				t.Fatal(errs)
