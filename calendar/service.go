@@ -132,10 +132,6 @@ func windowsName(loc *time.Location) string {
 	return w
 }
 
-// hostFields are every field a push owns, for an overwrite.
-var hostFields = []string{"subject", "body", "location", "start", "end", "timeZone", "isAllDay", "showAs", "sensitivity",
-	"categories", "reminderMinutesBeforeStart", "extendedProperties"}
-
 // graphFields maps the host's changed fields to Graph's PATCH fields.
 func graphFields(changed []string) []string {
 	var out []string
@@ -224,19 +220,21 @@ func (s *Service) createWithRetry(ctx context.Context, t *target, p *plan) (outl
 
 // recoverDuplicate handles a create whose transactionId Exchange already
 // used for an event with another body (a create whose answer was lost,
-// then the entry changed): that event is found by its externalId property
-// and overwritten with the entry as it is now, so Outlook never keeps the
-// stale version and no duplicate is made.
+// then the entry changed): the plan is made again with adoption, which
+// finds that event by its externalId property, and the update it plans
+// brings it to the entry as it is now, so Outlook never keeps the stale
+// version and no duplicate is made. p becomes the new plan.
 func (s *Service) recoverDuplicate(ctx context.Context, t *target, p *plan) (outlook.Event, error) {
-	found, err := t.sess.FindEventsByProperty(ctx, t.mailbox, ExternalIDProperty, p.entry.ExternalID)
+	np, err := s.plan(ctx, t.link.CompanyID, t, p.entry, true)
 	if err != nil {
 		return outlook.Event{}, err
 	}
-	if len(found) == 0 {
+	if np.create {
 		return outlook.Event{}, fmt.Errorf("transactionId already used but no event carries externalId %q", p.entry.ExternalID)
 	}
-	s.log.InfoContext(ctx, "create answered ErrorDuplicateTransactionId; overwriting the event it made", slog.String("event", found[0].ID))
-	return t.sess.UpdateEvent(ctx, t.mailbox, found[0].ID, p.entry.outlook(""), graphFields(hostFields), "")
+	*p = *np
+	s.log.InfoContext(ctx, "create answered ErrorDuplicateTransactionId; updating the event it made", slog.String("event", p.el.OutlookEventID))
+	return t.sess.UpdateEvent(ctx, t.mailbox, p.el.OutlookEventID, p.entry.outlook(""), p.fields, p.ifMatch)
 }
 
 // plan decides between create, update and nothing, adopting a tagged event
