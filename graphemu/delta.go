@@ -1,6 +1,7 @@
 package graphemu
 
 import (
+	"cmp"
 	"net/http"
 	"net/url"
 	"slices"
@@ -13,9 +14,9 @@ type deltaState struct {
 	user          *user
 	start, end    time.Time
 	watermark     uint64
-	known         map[string]bool
+	known         map[string]string // immutable id -> REST id of what was in view
 	prevWatermark uint64
-	prevKnown     map[string]bool
+	prevKnown     map[string]string
 	stale         bool
 	staleForm     string // how a stale token is answered (Fault.Form)
 }
@@ -97,7 +98,7 @@ func (e *Emulator) delta(w http.ResponseWriter, r *http.Request, p principal) {
 			writeGraphError(w, r, http.StatusBadRequest, "ErrorInvalidParameter", "The value of StartDateTime or EndDateTime is not valid.")
 			return
 		}
-		round = e.computeRoundLocked(u, &deltaState{user: u, start: start, end: end, known: map[string]bool{}})
+		round = e.computeRoundLocked(u, &deltaState{user: u, start: start, end: end, known: map[string]string{}})
 	}
 	if round.stale {
 		e.mu.Unlock()
@@ -150,35 +151,33 @@ func parseWindow(s string) (time.Time, error) {
 	return time.Parse(time.RFC3339, s)
 }
 
-// computeRoundLocked lists what changed in u's window since from.
+// computeRoundLocked lists what changed in u's window since from: the
+// instances in view that changed or newly entered it, then @removed for
+// those that left it — deleted, cancelled, or moved outside the window,
+// which delta does not tell apart (api-reference/v1.0/api/event-delta.md).
 func (e *Emulator) computeRoundLocked(u *user, from *deltaState) *deltaRound {
 	round := &deltaRound{user: u}
-	known := map[string]bool{}
+	known := map[string]string{}
 	var evs []*event
-	for _, ev := range u.events {
-		if ev.overlaps(from.start, from.end) {
-			known[ev.id] = true
-			if ev.seq > from.watermark || !from.known[ev.id] {
-				evs = append(evs, ev)
-			}
+	for _, ev := range viewLocked(u, from.start, from.end) {
+		known[ev.id] = ev.restID
+		if _, seen := from.known[ev.id]; ev.seq > from.watermark || !seen {
+			evs = append(evs, ev)
 		}
 	}
-	slices.SortFunc(evs, func(a, b *event) int { return int(a.seq) - int(b.seq) })
+	slices.SortStableFunc(evs, func(a, b *event) int { return cmp.Compare(a.seq, b.seq) })
 	for _, ev := range evs {
-		round.items = append(round.items, &deltaItem{ev: ev.clone()})
+		round.items = append(round.items, &deltaItem{ev: ev})
 	}
-	if from.watermark > 0 || len(from.known) > 0 {
-		// Deleted since, or moved out of the window.
-		for _, t := range u.tombstones {
-			if t.seq > from.watermark && from.known[t.id] {
-				round.items = append(round.items, &deltaItem{removed: t.id, restID: t.restID})
-			}
+	var gone []string
+	for id := range from.known {
+		if _, still := known[id]; !still {
+			gone = append(gone, id)
 		}
-		for id := range from.known {
-			if ev := u.events[id]; ev != nil && !known[id] {
-				round.items = append(round.items, &deltaItem{removed: id, restID: ev.restID})
-			}
-		}
+	}
+	slices.Sort(gone)
+	for _, id := range gone {
+		round.items = append(round.items, &deltaItem{removed: id, restID: from.known[id]})
 	}
 	round.next = &deltaState{user: u, start: from.start, end: from.end, watermark: e.seq, known: known,
 		prevWatermark: from.watermark, prevKnown: from.known}

@@ -90,7 +90,6 @@ type user struct {
 	restIDs     map[string]string // rest id -> immutable id
 	txn         map[string]string // transactionId -> immutable id
 	txnBody     map[string]string // transactionId -> hash of the create body it came with
-	tombstones  []tombstone
 }
 
 // New returns an empty emulator.

@@ -42,12 +42,16 @@ type event struct {
 	extProps      []extProp
 	organizerName string
 	organizerMail string
-}
 
-type tombstone struct {
-	id, restID string
-	seq        uint64
-	start, end time.Time
+	// Recurring series (recurrence.go). typ is "" for a single instance,
+	// "seriesMaster", "occurrence" or "exception".
+	typ           string
+	recur         *recurrence
+	exceptions    map[string]*event // by instance key: edited instances
+	cancelled     map[string]bool   // by instance key: deleted instances
+	masterID      string            // of an instance
+	masterRestID  string
+	originalStart time.Time
 }
 
 func newItemID(prefix string) string {
@@ -185,6 +189,34 @@ func (ev *event) apply(body map[string]any, create bool) *inputError {
 		}
 		ev.end, ev.endTZ = t, tz
 	}
+	if v, has := body["recurrence"]; has {
+		if ev.typ == "occurrence" || ev.typ == "exception" {
+			return badInput("The recurrence of an instance of a series can't be set; update its series master.")
+		}
+		r, ierr := parseRecurrence(v)
+		if ierr != nil {
+			return ierr
+		}
+		if r != nil && ev.start.IsZero() {
+			return badInput("Your request can't be completed. The start and end of the event are required.")
+		}
+		if r != nil && !r.rng.startDate.Equal(dateOf(ev.start)) {
+			return badInput("The recurrence range startDate %s must be the date of the event's start (%s).", r.rng.startDate.Format(dateOnly), ev.start.Format(dateOnly))
+		}
+		// A new pattern starts the series afresh: edited and cancelled
+		// instances of the old one are dropped, as Outlook does.
+		ev.recur, ev.exceptions, ev.cancelled = r, nil, nil
+		ev.typ = ""
+		if r != nil {
+			ev.typ = "seriesMaster"
+		}
+	} else if _, moved := body["start"]; moved && ev.recur != nil {
+		// The series moves with its master's start.
+		ev.recur.rng.startDate = dateOf(ev.start)
+		if ev.recur.rng.typ == "endDate" && ev.recur.rng.endDate.Before(ev.recur.rng.startDate) {
+			return badInput("The recurrence range endDate must not be before its startDate.")
+		}
+	}
 	if create {
 		if ev.start.IsZero() || ev.end.IsZero() {
 			return badInput("Your request can't be completed. The start and end of the event are required.")
@@ -283,6 +315,7 @@ func (ev *event) render(o renderOpts) map[string]any {
 		"isOrganizer":                true,
 		"responseRequested":          true,
 		"seriesMasterId":             nil,
+		"originalStart":              nil,
 		"showAs":                     ev.showAs,
 		"type":                       "singleInstance",
 		"webLink":                    "https://outlook.office365.com/owa/?itemid=" + ev.restID + "&exvsurl=1&path=/calendar/item",
@@ -306,6 +339,19 @@ func (ev *event) render(o renderOpts) map[string]any {
 		"locations": []any{},
 		"attendees": []any{},
 		"organizer": map[string]any{"emailAddress": map[string]any{"name": ev.organizerName, "address": ev.organizerMail}},
+	}
+	switch ev.typ {
+	case "seriesMaster":
+		m["type"] = "seriesMaster"
+		m["recurrence"] = ev.recur.render(ev.startTZ)
+	case "occurrence", "exception":
+		m["type"] = ev.typ
+		m["seriesMasterId"] = ev.masterRestID
+		if o.immutable {
+			m["seriesMasterId"] = ev.masterID
+		}
+		m["originalStart"] = ev.originalStart.UTC().Format(time.RFC3339)
+		m["transactionId"] = nil
 	}
 	if ev.location != "" {
 		m["locations"] = []any{map[string]any{"displayName": ev.location, "locationType": "default", "uniqueIdType": "unknown"}}
@@ -333,6 +379,23 @@ func (ev *event) clone() *event {
 	c := *ev
 	c.categories = slices.Clone(ev.categories)
 	c.extProps = slices.Clone(ev.extProps)
+	if ev.recur != nil {
+		r := *ev.recur
+		r.pattern.daysOfWeek = slices.Clone(r.pattern.daysOfWeek)
+		c.recur = &r
+	}
+	if ev.exceptions != nil {
+		c.exceptions = make(map[string]*event, len(ev.exceptions))
+		for k, x := range ev.exceptions {
+			c.exceptions[k] = x
+		}
+	}
+	if ev.cancelled != nil {
+		c.cancelled = make(map[string]bool, len(ev.cancelled))
+		for k := range ev.cancelled {
+			c.cancelled[k] = true
+		}
+	}
 	return &c
 }
 

@@ -35,8 +35,10 @@ func (e *Emulator) routeGraph(mux *http.ServeMux) {
 		h("GET "+base+"/{eid}", e.getEvent)
 		h("PATCH "+base+"/{eid}", e.updateEvent)
 		h("DELETE "+base+"/{eid}", e.deleteEvent)
+		h("GET "+base+"/{eid}/instances", e.listInstances)
 	}
 	for _, p := range []string{"calendarView", "calendarview", "calendar/calendarView"} {
+		h("GET /v1.0/users/{uid}/"+p, e.calendarView)
 		h("GET /v1.0/users/{uid}/"+p+"/delta", e.delta)
 		h("GET /v1.0/users/{uid}/"+p+"/delta()", e.delta)
 	}
@@ -241,6 +243,22 @@ func (e *Emulator) listEvents(w http.ResponseWriter, r *http.Request, p principa
 			return slices.ContainsFunc(ev.extProps, func(x extProp) bool { return sameExtPropID(x.ID, id) && x.Value == val })
 		}
 	}
+	e.mu.Lock()
+	var evs []*event
+	for _, ev := range u.events {
+		if match(ev) {
+			evs = append(evs, ev.clone())
+		}
+	}
+	e.mu.Unlock()
+	slices.SortFunc(evs, func(a, b *event) int { return a.start.Compare(b.start)*2 + strings.Compare(a.id, b.id)/2 })
+	writeEventPage(w, r, pr, opts, evs, baseURL(r)+"/v1.0/$metadata#users('"+u.id+"')/events")
+}
+
+// writeEventPage answers one $top/$skip page of evs (sorted already), with
+// a nextLink when more follow.
+func writeEventPage(w http.ResponseWriter, r *http.Request, pr prefs, opts renderOpts, evs []*event, context string) {
+	q := r.URL.Query()
 	top := 10
 	if v := q.Get("$top"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -251,30 +269,14 @@ func (e *Emulator) listEvents(w http.ResponseWriter, r *http.Request, p principa
 		top = n
 	}
 	skip, _ := strconv.Atoi(q.Get("$skip"))
-
-	e.mu.Lock()
-	var evs []*event
-	for _, ev := range u.events {
-		if match(ev) {
-			evs = append(evs, ev)
-		}
-	}
-	slices.SortFunc(evs, func(a, b *event) int { return a.start.Compare(b.start)*2 + strings.Compare(a.id, b.id)/2 })
 	total := len(evs)
-	if skip > total {
-		skip = total
-	}
+	skip = max(0, min(skip, total))
 	end := min(skip+top, total)
 	page := make([]any, 0, end-skip)
 	for _, ev := range evs[skip:end] {
 		page = append(page, ev.render(opts))
 	}
-	e.mu.Unlock()
-
-	resp := map[string]any{
-		"@odata.context": baseURL(r) + "/v1.0/$metadata#users('" + u.id + "')/events",
-		"value":          page,
-	}
+	resp := map[string]any{"@odata.context": context, "value": page}
 	if end < total {
 		next := *r.URL
 		nq := next.Query()
@@ -285,6 +287,87 @@ func (e *Emulator) listEvents(w http.ResponseWriter, r *http.Request, p principa
 	}
 	applied(w, pr)
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// viewWindow reads the startDateTime/endDateTime a calendarView or
+// instances call requires (api-reference/v1.0/api/user-list-calendarview.md,
+// event-list-instances.md).
+func viewWindow(w http.ResponseWriter, r *http.Request) (start, end time.Time, ok bool) {
+	q := r.URL.Query()
+	if q.Get("startDateTime") == "" || q.Get("endDateTime") == "" {
+		writeGraphError(w, r, http.StatusBadRequest, "ErrorInvalidParameter", "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.")
+		return start, end, false
+	}
+	start, err1 := parseWindow(q.Get("startDateTime"))
+	end, err2 := parseWindow(q.Get("endDateTime"))
+	if err1 != nil || err2 != nil || !end.After(start) {
+		writeGraphError(w, r, http.StatusBadRequest, "ErrorInvalidParameter", "The value of StartDateTime or EndDateTime is not valid.")
+		return start, end, false
+	}
+	return start, end, true
+}
+
+// viewLocked is u's calendar view of [start, end): single instances and
+// the occurrences and exceptions of series, never a series master
+// (concepts/delta-query-events.md), in start order.
+func viewLocked(u *user, start, end time.Time) []*event {
+	var out []*event
+	for _, ev := range u.events {
+		switch {
+		case ev.recur != nil:
+			out = append(out, ev.instances(start, end)...)
+		case ev.overlaps(start, end):
+			out = append(out, ev.clone())
+		}
+	}
+	slices.SortFunc(out, func(a, b *event) int { return a.start.Compare(b.start)*2 + strings.Compare(a.id, b.id)/2 })
+	return out
+}
+
+func (e *Emulator) calendarView(w http.ResponseWriter, r *http.Request, p principal) {
+	u, release, ok := e.mailbox(w, r, p, false)
+	if !ok {
+		return
+	}
+	defer release()
+	start, end, ok := viewWindow(w, r)
+	if !ok {
+		return
+	}
+	pr := parsePrefer(r)
+	e.mu.Lock()
+	evs := viewLocked(u, start, end)
+	e.mu.Unlock()
+	writeEventPage(w, r, pr, pr.render(), evs, baseURL(r)+"/v1.0/$metadata#users('"+u.id+"')/calendarView")
+}
+
+func (e *Emulator) listInstances(w http.ResponseWriter, r *http.Request, p principal) {
+	u, release, ok := e.mailbox(w, r, p, false)
+	if !ok {
+		return
+	}
+	defer release()
+	start, end, ok := viewWindow(w, r)
+	if !ok {
+		return
+	}
+	pr := parsePrefer(r)
+	e.mu.Lock()
+	ev := lookupEventLocked(u, r.PathValue("eid"))
+	var evs []*event
+	switch {
+	case ev == nil:
+	case ev.recur != nil:
+		evs = ev.instances(start, end)
+	case ev.overlaps(start, end):
+		evs = []*event{ev.clone()}
+	}
+	e.mu.Unlock()
+	if ev == nil {
+		notFoundEvent(w, r)
+		return
+	}
+	writeEventPage(w, r, pr, pr.render(), evs, baseURL(r)+"/v1.0/$metadata#users('"+u.id+"')/events('"+r.PathValue("eid")+"')/instances")
 }
 
 func readJSONBody(w http.ResponseWriter, r *http.Request) (map[string]any, bool) {
@@ -411,6 +494,11 @@ func (e *Emulator) getEvent(w http.ResponseWriter, r *http.Request, p principal)
 	}
 	e.mu.Lock()
 	ev := lookupEventLocked(u, r.PathValue("eid"))
+	if ev == nil {
+		if master, d, ok := lookupInstanceLocked(u, r.PathValue("eid")); ok {
+			ev = master.instanceOn(d)
+		}
+	}
 	var out map[string]any
 	if ev != nil {
 		out = ev.render(opts)
@@ -458,6 +546,9 @@ func (e *Emulator) updateEventFor(u *user, id string, body map[string]any, ifMat
 	defer e.mu.Unlock()
 	ev := lookupEventLocked(u, id)
 	if ev == nil {
+		if master, d, ok := lookupInstanceLocked(u, id); ok {
+			return e.updateInstanceLocked(u, master, d, body, ifMatch)
+		}
 		return nil, http.StatusNotFound, &inputError{code: "ErrorItemNotFound", msg: "The specified object was not found in the store."}
 	}
 	if !ifMatchOK(ifMatch, ev) {
@@ -501,12 +592,15 @@ func (e *Emulator) deleteEventFor(u *user, id string) bool {
 	defer e.mu.Unlock()
 	ev := lookupEventLocked(u, id)
 	if ev == nil {
+		if master, d, ok := lookupInstanceLocked(u, id); ok {
+			e.cancelInstanceLocked(u, master, d)
+			return true
+		}
 		return false
 	}
 	delete(u.events, ev.id)
 	delete(u.restIDs, ev.restID)
 	e.seq++
-	u.tombstones = append(u.tombstones, tombstone{id: ev.id, restID: ev.restID, seq: e.seq, start: ev.start, end: ev.end})
 	e.notifyLocked(u, ev, "deleted")
 	return true
 }
