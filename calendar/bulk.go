@@ -73,6 +73,11 @@ func (s *Service) UpsertMany(ctx context.Context, companyID, userID string, ins 
 			out[i].Pushed, out[i].Err = s.pushed(t, np.el)
 			continue
 		}
+		if np.recreate {
+			// A delete and a create that must follow it: one at a time.
+			out[i].Pushed, out[i].Err = s.execute(ctx, companyID, t, np)
+			continue
+		}
 		pending = append(pending, i)
 	}
 	for round := 0; round < 3 && len(pending) > 0; round++ {

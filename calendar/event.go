@@ -29,6 +29,33 @@ type Event struct {
 	ReminderMinutes *int       `json:"reminderMinutesBeforeStart,omitempty"`
 	Version         string     `json:"version,omitempty"`
 	LastModifiedAt  *time.Time `json:"lastModifiedAt,omitempty"`
+	// Type is SINGLE_INSTANCE, SERIES_MASTER (a recurring entry the host
+	// pushed), OCCURRENCE or EXCEPTION (an instance of a series: SeriesID
+	// is its series' Outlook id). RecurrenceRule is the series' RRULE, on
+	// the master and on each instance.
+	Type           string `json:"type,omitempty"`
+	SeriesID       string `json:"seriesId,omitempty"`
+	RecurrenceRule string `json:"recurrenceRule,omitempty"`
+}
+
+// Event types as the host sees them.
+const (
+	SingleInstance = "SINGLE_INSTANCE"
+	SeriesMaster   = "SERIES_MASTER"
+	Occurrence     = "OCCURRENCE"
+	Exception      = "EXCEPTION"
+)
+
+// IsInstance says whether v is one instance of a recurring series.
+func (v Event) IsInstance() bool { return v.Type == Occurrence || v.Type == Exception }
+
+// EventType is v's type, SINGLE_INSTANCE for views stored before series
+// were known.
+func (v Event) EventType() string {
+	if v.Type == "" {
+		return SingleInstance
+	}
+	return v.Type
 }
 
 const dateLayout = "2006-01-02"
@@ -47,6 +74,13 @@ func FromOutlook(e outlook.Event, externalID *string) Event {
 		ExternalID: externalID, OutlookEventID: e.ID, ICalUID: e.ICalUID, Subject: e.Subject, Body: strings.TrimSpace(e.Body),
 		Location: e.Location, TimeZone: zone, IsAllDay: e.IsAllDay, ShowAs: enumOut(e.ShowAs), Sensitivity: enumOut(e.Sensitivity),
 		Categories: slices.Clone(e.Categories), ReminderMinutes: e.ReminderMinutes, Version: e.ChangeKey,
+		Type: enumOut(e.Type), SeriesID: e.SeriesMasterID,
+	}
+	if e.Type == "" {
+		out.Type = SingleInstance
+	}
+	if e.Recurrence != nil {
+		out.RecurrenceRule = e.Recurrence.RRULE(loc)
 	}
 	if out.Categories == nil {
 		out.Categories = []string{}
@@ -107,7 +141,37 @@ func ChangedFields(before, after Event) []string {
 	add("sensitivity", before.Sensitivity != after.Sensitivity)
 	add("categories", !slices.Equal(before.Categories, after.Categories))
 	add("reminderMinutesBeforeStart", !equalPtr(before.ReminderMinutes, after.ReminderMinutes))
+	add("recurrenceRule", before.RecurrenceRule != after.RecurrenceRule)
 	return out
+}
+
+// SameAsSeries says whether an occurrence shows what its series master
+// (as calsync last wrote or knew it) says: the same fields, and the same
+// time of day and length in the same zone. An occurrence of a series the
+// host pushed that does is no news to the host.
+func SameAsSeries(master, occ Event) bool {
+	if master.Subject != occ.Subject || master.Body != occ.Body || master.Location != occ.Location ||
+		master.TimeZone != occ.TimeZone || master.IsAllDay != occ.IsAllDay || master.ShowAs != occ.ShowAs ||
+		master.Sensitivity != occ.Sensitivity || !slices.Equal(master.Categories, occ.Categories) {
+		return false
+	}
+	if master.IsAllDay {
+		ms, e1 := time.Parse(dateLayout, master.Start)
+		me, e2 := time.Parse(dateLayout, master.End)
+		ost, e3 := time.Parse(dateLayout, occ.Start)
+		oe, e4 := time.Parse(dateLayout, occ.End)
+		return e1 == nil && e2 == nil && e3 == nil && e4 == nil && me.Sub(ms) == oe.Sub(ost)
+	}
+	ms, e1 := time.Parse(time.RFC3339, master.Start)
+	me, e2 := time.Parse(time.RFC3339, master.End)
+	ost, e3 := time.Parse(time.RFC3339, occ.Start)
+	oe, e4 := time.Parse(time.RFC3339, occ.End)
+	if e1 != nil || e2 != nil || e3 != nil || e4 != nil {
+		return false
+	}
+	mh, mm, msec := ms.Clock()
+	oh, om, osec := ost.Clock()
+	return mh == oh && mm == om && msec == osec && me.Sub(ms) == oe.Sub(ost)
 }
 
 func equalPtr(a, b *int) bool {

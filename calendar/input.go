@@ -1,6 +1,7 @@
 package calendar
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/tehaishokunin/calsync/apperr"
 	"github.com/tehaishokunin/calsync/internal/hostid"
+	"github.com/tehaishokunin/calsync/internal/recur"
 )
 
 // Limits on pushed entries.
@@ -37,6 +39,10 @@ type Input struct {
 	Sensitivity     *string
 	BaseVersion     *string
 	Force           bool
+	// RecurrenceRule makes the entry a recurring series: an RFC 5545
+	// RRULE (FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10), its first instance at
+	// Start.
+	RecurrenceRule *string
 }
 
 // Entry is a validated Input.
@@ -54,6 +60,7 @@ type Entry struct {
 	Sensitivity     string
 	BaseVersion     string
 	Force           bool
+	Recurrence      *recur.Rule // nil for a single event
 }
 
 func bad(field, ja, en string) *apperr.Error {
@@ -196,6 +203,20 @@ func Validate(in Input, prefix string) (Entry, error) {
 	if in.BaseVersion != nil {
 		e.BaseVersion = *in.BaseVersion
 	}
+	if in.RecurrenceRule != nil && strings.TrimSpace(*in.RecurrenceRule) != "" {
+		r, err := recur.Parse(*in.RecurrenceRule, e.Start)
+		if err != nil {
+			var u *recur.Unsupported
+			if !errors.As(err, &u) {
+				u = &recur.Unsupported{Part: "RRULE", Reason: err.Error()}
+			}
+			return Entry{}, apperr.New(apperr.InvalidInput,
+				"繰り返しルールの "+u.Part+" は Outlook で表せないか、正しくありません（"+u.Reason+"）。",
+				"The recurrence rule's "+u.Part+" cannot be expressed in Outlook or is malformed ("+u.Reason+").").
+				WithField(f("recurrenceRule")).WithExtra("part", u.Part)
+		}
+		e.Recurrence = &r
+	}
 	return e, nil
 }
 
@@ -203,7 +224,11 @@ func Validate(in Input, prefix string) (Entry, error) {
 // decide which fields changed since calsync's last write).
 func (e Entry) View() Event {
 	v := Event{Subject: e.Subject, Body: strings.TrimSpace(e.Body), Location: e.Location, TimeZone: e.Zone.String(), IsAllDay: e.IsAllDay,
-		ShowAs: enumOut(e.ShowAs), Sensitivity: enumOut(e.Sensitivity), Categories: e.Categories, ReminderMinutes: e.ReminderMinutes}
+		ShowAs: enumOut(e.ShowAs), Sensitivity: enumOut(e.Sensitivity), Categories: e.Categories, ReminderMinutes: e.ReminderMinutes,
+		Type: SingleInstance}
+	if e.Recurrence != nil {
+		v.Type, v.RecurrenceRule = SeriesMaster, e.Recurrence.RRULE(e.Zone)
+	}
 	if e.IsAllDay {
 		v.Start, v.End = e.Start.Format(dateLayout), e.End.Format(dateLayout)
 	} else {

@@ -121,7 +121,7 @@ func (e Entry) outlook(txn string) outlook.Event {
 	return outlook.Event{
 		Subject: e.Subject, Body: e.Body, Location: e.Location, Start: e.Start, End: e.End, TimeZone: windowsName(e.Zone),
 		IsAllDay: e.IsAllDay, ShowAs: e.ShowAs, Sensitivity: e.Sensitivity, Categories: e.Categories, ReminderMinutes: e.ReminderMinutes,
-		ExtendedProperties: map[string]string{ExternalIDProperty: e.ExternalID}, TransactionID: txn,
+		ExtendedProperties: map[string]string{ExternalIDProperty: e.ExternalID}, TransactionID: txn, Recurrence: e.Recurrence,
 	}
 }
 
@@ -132,19 +132,29 @@ func windowsName(loc *time.Location) string {
 	return w
 }
 
-// graphFields maps the host's changed fields to Graph's PATCH fields.
-func graphFields(changed []string) []string {
+// graphFields maps the host's changed fields to Graph's PATCH fields. A
+// series' range starts on the date of its start, so moving a series sends
+// its recurrence again.
+func graphFields(changed []string, series bool) []string {
 	var out []string
 	seen := map[string]bool{}
-	for _, c := range changed {
-		g := c
-		switch c {
-		case "start", "end", "timeZone", "isAllDay":
-			g = "start"
-		}
+	add := func(g string) {
 		if !seen[g] {
 			seen[g] = true
 			out = append(out, g)
+		}
+	}
+	for _, c := range changed {
+		switch c {
+		case "start", "end", "timeZone", "isAllDay":
+			add("start")
+			if series {
+				add("recurrence")
+			}
+		case "recurrenceRule":
+			add("recurrence")
+		default:
+			add(c)
 		}
 	}
 	return out
@@ -159,6 +169,10 @@ type plan struct {
 	ifMatch string
 	noop    bool
 	gen     int
+	// recreate: a series becomes a single event, which Graph's PATCH
+	// cannot say (clearing recurrence needs a null the SDK does not
+	// send): the series is deleted and the entry created again.
+	recreate bool
 }
 
 // Upsert creates or updates one entry in the user's Outlook calendar.
@@ -182,10 +196,24 @@ func (s *Service) Upsert(ctx context.Context, companyID, userID string, in Input
 	if p.noop {
 		return s.pushed(t, p.el)
 	}
+	return s.execute(ctx, companyID, t, p)
+}
+
+// execute carries out a plan that is not a no-op, one Graph call at a time.
+func (s *Service) execute(ctx context.Context, companyID string, t *target, p *plan) (*Pushed, error) {
 	var ev outlook.Event
-	if p.create {
+	var err error
+	e := p.entry
+	switch {
+	case p.recreate:
+		if err = t.sess.DeleteEvent(ctx, t.mailbox, p.el.OutlookEventID); err != nil && outlook.KindOf(err) != outlook.KindNotFound {
+			return nil, s.pushError(ctx, companyID, t, p, err)
+		}
+		p.create, p.gen = true, int(p.el.UpdatedAt.UnixMilli()%1_000_000_000)+1
 		ev, err = s.createWithRetry(ctx, t, p)
-	} else {
+	case p.create:
+		ev, err = s.createWithRetry(ctx, t, p)
+	default:
 		ev, err = t.sess.UpdateEvent(ctx, t.mailbox, p.el.OutlookEventID, e.outlook(""), p.fields, p.ifMatch)
 		if outlook.KindOf(err) == outlook.KindNotFound {
 			// Deleted in Outlook meanwhile: the host's entry wins, make it again.
@@ -305,7 +333,11 @@ func (s *Service) plan(ctx context.Context, companyID string, t *target, e Entry
 		p.noop = true
 		return p, nil
 	}
-	p.fields = graphFields(changed)
+	if before.RecurrenceRule != "" && want.RecurrenceRule == "" {
+		p.recreate = true
+		return p, nil
+	}
+	p.fields = graphFields(changed, e.Recurrence != nil)
 	if !e.Force {
 		p.ifMatch = deref(el.KnownChangeKey)
 	}

@@ -162,6 +162,7 @@ func (s *Syncer) round(ctx context.Context, tx bun.Tx, link *db.CalendarLink, fr
 		return Result{}, fmt.Errorf("checking removed events of link %d: %w", link.ID, err)
 	}
 	changed = append(changed, moved...)
+	sc := &seriesCache{sess: sess, mailbox: mailbox, link: link, byID: map[string]*series{}}
 	res := Result{Full: full}
 	if len(changed) > 0 || len(gone) > 0 || full {
 		if err := db.LockFeed(ctx, tx); err != nil {
@@ -169,7 +170,7 @@ func (s *Syncer) round(ctx context.Context, tx bun.Tx, link *db.CalendarLink, fr
 		}
 	}
 	for _, ev := range changed {
-		n, echo, err := s.applyChanged(ctx, tx, link, ev, fresh)
+		n, echo, err := s.applyChanged(ctx, tx, link, ev, sc)
 		if err != nil {
 			return res, err
 		}
@@ -177,6 +178,9 @@ func (s *Syncer) round(ctx context.Context, tx bun.Tx, link *db.CalendarLink, fr
 		if echo {
 			res.Echoes++
 		}
+	}
+	if err := sc.saveMasters(ctx, tx); err != nil {
+		return res, err
 	}
 	for _, id := range gone {
 		n, err := s.applyRemoved(ctx, tx, link, id)
@@ -219,6 +223,12 @@ func (s *Syncer) resolveRemoved(ctx context.Context, tx bun.Tx, sess *outlook.Se
 		if el == nil || el.Deleted {
 			continue
 		}
+		if removed, err := seriesRemovedByHost(ctx, tx, link, el); err != nil {
+			return nil, nil, err
+		} else if removed {
+			gone = append(gone, id) // no look-up: the host removed the whole series
+			continue
+		}
 		ev, err := sess.GetEvent(ctx, mailbox, id, "")
 		switch {
 		case err == nil:
@@ -258,8 +268,8 @@ func (s *Syncer) fetch(ctx context.Context, sess *outlook.Session, mailbox strin
 
 func inWindow(el db.EventLink, st *db.DeltaState) bool {
 	var v calendar.Event
-	if json.Unmarshal(el.LastKnown, &v) != nil {
-		return false
+	if json.Unmarshal(el.LastKnown, &v) != nil || v.Type == calendar.SeriesMaster {
+		return false // a series master is never in a calendar view: its instances are
 	}
 	start, err1 := time.Parse(time.RFC3339, v.Start)
 	if err1 != nil {
@@ -273,8 +283,11 @@ func inWindow(el db.EventLink, st *db.DeltaState) bool {
 }
 
 // applyChanged records one changed event unless it is calsync's own write
-// or a replay; it returns how many change rows it appended.
-func (s *Syncer) applyChanged(ctx context.Context, tx bun.Tx, link *db.CalendarLink, ev outlook.Event, initial bool) (int, bool, error) {
+// or a replay; it returns how many change rows it appended. An instance of
+// a recurring series is reported with its series (seriesId, the series'
+// rule, and the externalId of a series the host pushed); an occurrence of
+// a host-pushed series that shows just what the series says is no news.
+func (s *Syncer) applyChanged(ctx context.Context, tx bun.Tx, link *db.CalendarLink, ev outlook.Event, sc *seriesCache) (int, bool, error) {
 	el, err := db.EventLinkByOutlookID(ctx, tx, link.CompanyID, link.UserID, ev.ID)
 	if err != nil {
 		return 0, false, err
@@ -295,7 +308,20 @@ func (s *Syncer) applyChanged(ctx context.Context, tx bun.Tx, link *db.CalendarL
 	if el != nil {
 		ext = el.ExternalID
 	}
+	var ser *series
+	if ev.SeriesMasterID != "" {
+		if ser, err = sc.get(ctx, tx, ev.SeriesMasterID); err != nil {
+			return 0, false, err
+		}
+		if ser.gone {
+			return 0, false, nil // the series went meanwhile: the next round reports its instances removed
+		}
+		ext = ser.externalID
+	}
 	view := calendar.FromOutlook(ev, ext)
+	if ser != nil {
+		view.RecurrenceRule = ser.rule
+	}
 	raw, _ := json.Marshal(view)
 	changeType, fields := Created, calendar.ChangedFields(calendar.Event{}, view)
 	if el != nil && !el.Deleted {
@@ -316,12 +342,96 @@ func (s *Syncer) applyChanged(ctx context.Context, tx bun.Tx, link *db.CalendarL
 	if changeType == Updated && len(fields) == 0 {
 		return 0, false, nil // a changeKey bump with nothing the host sees
 	}
+	if ser != nil && ser.hostView != nil && ev.Type == outlook.TypeOccurrence && calendar.SameAsSeries(*ser.hostView, view) {
+		return 0, true, nil // the host's own series, as the host wrote it
+	}
 	c := &db.Change{CompanyID: link.CompanyID, UserID: link.UserID, LinkID: &link.ID, ExternalID: ext,
 		OutlookEventID: ev.ID, ChangeType: changeType, ChangedFields: fields, Event: raw}
 	if err := db.InsertChange(ctx, tx, c); err != nil {
 		return 0, false, err
 	}
 	return 1, false, nil
+}
+
+// series is what a round knows of one recurring series its instances
+// belong to: looked up once per round (one GET of the master).
+type series struct {
+	gone       bool
+	rule       string
+	externalID *string         // of a series the host pushed
+	hostView   *calendar.Event // the series as calsync last wrote or knew it
+	master     *db.EventLink
+	changeKey  string
+}
+
+// seriesCache looks up series masters for one round.
+type seriesCache struct {
+	sess    *outlook.Session
+	mailbox string
+	link    *db.CalendarLink
+	byID    map[string]*series
+}
+
+func (c *seriesCache) get(ctx context.Context, tx bun.Tx, masterID string) (*series, error) {
+	if s := c.byID[masterID]; s != nil {
+		return s, nil
+	}
+	s := &series{}
+	m, err := c.sess.GetEvent(ctx, c.mailbox, masterID, "")
+	switch {
+	case outlook.KindOf(err) == outlook.KindNotFound:
+		s.gone = true
+	case err != nil:
+		return nil, fmt.Errorf("reading series %s: %w", masterID, err)
+	default:
+		s.rule, s.changeKey = calendar.FromOutlook(m, nil).RecurrenceRule, m.ChangeKey
+	}
+	el, err := db.EventLinkByOutlookID(ctx, tx, c.link.CompanyID, c.link.UserID, masterID)
+	if err != nil {
+		return nil, err
+	}
+	if el != nil && !el.Deleted && el.ExternalID != nil {
+		var v calendar.Event
+		_ = json.Unmarshal(el.LastKnown, &v)
+		s.externalID, s.hostView, s.master = el.ExternalID, &v, el
+	}
+	c.byID[masterID] = s
+	return s, nil
+}
+
+// saveMasters records, for each series the host pushed, the master's
+// changeKey when Outlook changed it (an instance edited, cancelled, or the
+// series edited there): the host's next push of it is then checked against
+// that version, as for any Outlook-side edit.
+func (c *seriesCache) saveMasters(ctx context.Context, tx bun.Tx) error {
+	for _, s := range c.byID {
+		el := s.master
+		if el == nil || s.gone || s.changeKey == "" || deref(el.KnownChangeKey) == s.changeKey {
+			continue
+		}
+		ck := s.changeKey
+		el.KnownChangeKey = &ck
+		s.hostView.Version = ck
+		el.LastKnown, _ = json.Marshal(s.hostView)
+		if err := db.SaveEventLink(ctx, tx, el); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// seriesRemovedByHost says whether el is an instance of a series the host
+// pushed and then deleted or replaced: its removal is the host's own doing.
+func seriesRemovedByHost(ctx context.Context, tx bun.Tx, link *db.CalendarLink, el *db.EventLink) (bool, error) {
+	var v calendar.Event
+	if json.Unmarshal(el.LastKnown, &v) != nil || !v.IsInstance() || v.ExternalID == nil {
+		return false, nil
+	}
+	master, err := db.EventLinkByOutlookID(ctx, tx, link.CompanyID, link.UserID, v.SeriesID)
+	if err != nil {
+		return false, err
+	}
+	return master == nil || master.Deleted, nil
 }
 
 func (s *Syncer) applyRemoved(ctx context.Context, tx bun.Tx, link *db.CalendarLink, id string) (int, error) {
@@ -333,7 +443,17 @@ func (s *Syncer) applyRemoved(ctx context.Context, tx bun.Tx, link *db.CalendarL
 	if err := db.SaveEventLink(ctx, tx, el); err != nil {
 		return 0, err
 	}
-	c := &db.Change{CompanyID: link.CompanyID, UserID: link.UserID, LinkID: &link.ID, ExternalID: el.ExternalID,
+	ext := el.ExternalID
+	var v calendar.Event
+	if json.Unmarshal(el.LastKnown, &v) == nil && v.IsInstance() {
+		// One instance of a series: reported with the series' externalId,
+		// unless the host removed or replaced the whole series itself.
+		if byHost, err := seriesRemovedByHost(ctx, tx, link, el); err != nil || byHost {
+			return 0, err
+		}
+		ext = v.ExternalID
+	}
+	c := &db.Change{CompanyID: link.CompanyID, UserID: link.UserID, LinkID: &link.ID, ExternalID: ext,
 		OutlookEventID: id, ChangeType: Deleted, ChangedFields: []string{"deleted"}}
 	if err := db.InsertChange(ctx, tx, c); err != nil {
 		return 0, err

@@ -82,12 +82,15 @@ type ComplexityRoot struct {
 		LastSyncedAt               func(childComplexity int) int
 		Location                   func(childComplexity int) int
 		OutlookEventID             func(childComplexity int) int
+		RecurrenceRule             func(childComplexity int) int
 		ReminderMinutesBeforeStart func(childComplexity int) int
 		Sensitivity                func(childComplexity int) int
+		SeriesID                   func(childComplexity int) int
 		ShowAs                     func(childComplexity int) int
 		Start                      func(childComplexity int) int
 		Subject                    func(childComplexity int) int
 		TimeZone                   func(childComplexity int) int
+		Type                       func(childComplexity int) int
 		Version                    func(childComplexity int) int
 		WebLink                    func(childComplexity int) int
 	}
@@ -391,6 +394,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CalendarEvent.OutlookEventID(childComplexity), true
+	case "CalendarEvent.recurrenceRule":
+		if e.ComplexityRoot.CalendarEvent.RecurrenceRule == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CalendarEvent.RecurrenceRule(childComplexity), true
 	case "CalendarEvent.reminderMinutesBeforeStart":
 		if e.ComplexityRoot.CalendarEvent.ReminderMinutesBeforeStart == nil {
 			break
@@ -403,6 +412,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CalendarEvent.Sensitivity(childComplexity), true
+	case "CalendarEvent.seriesId":
+		if e.ComplexityRoot.CalendarEvent.SeriesID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CalendarEvent.SeriesID(childComplexity), true
 	case "CalendarEvent.showAs":
 		if e.ComplexityRoot.CalendarEvent.ShowAs == nil {
 			break
@@ -427,6 +442,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CalendarEvent.TimeZone(childComplexity), true
+	case "CalendarEvent.type":
+		if e.ComplexityRoot.CalendarEvent.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CalendarEvent.Type(childComplexity), true
 	case "CalendarEvent.version":
 		if e.ComplexityRoot.CalendarEvent.Version == nil {
 			break
@@ -977,6 +998,12 @@ func (ec *executionContext) childFields_CalendarEvent(ctx context.Context, field
 		return ec.fieldContext_CalendarEvent_webLink(ctx, field)
 	case "lastSyncedAt":
 		return ec.fieldContext_CalendarEvent_lastSyncedAt(ctx, field)
+	case "type":
+		return ec.fieldContext_CalendarEvent_type(ctx, field)
+	case "seriesId":
+		return ec.fieldContext_CalendarEvent_seriesId(ctx, field)
+	case "recurrenceRule":
+		return ec.fieldContext_CalendarEvent_recurrenceRule(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CalendarEvent", field.Name)
 }
@@ -2435,6 +2462,75 @@ func (ec *executionContext) _CalendarEvent_lastSyncedAt(ctx context.Context, fie
 }
 func (ec *executionContext) fieldContext_CalendarEvent_lastSyncedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CalendarEvent", field, false, false, "Time")
+}
+
+func (ec *executionContext) _CalendarEvent_type(ctx context.Context, field graphql.CollectedField, obj *model.CalendarEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CalendarEvent_type(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Type, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.EventType) graphql.Marshaler {
+			return ec.marshalNEventType2githubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐEventType(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CalendarEvent_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CalendarEvent", field, false, false, "EventType")
+}
+
+func (ec *executionContext) _CalendarEvent_seriesId(ctx context.Context, field graphql.CollectedField, obj *model.CalendarEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CalendarEvent_seriesId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SeriesID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CalendarEvent_seriesId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CalendarEvent", field, false, false, "ID")
+}
+
+func (ec *executionContext) _CalendarEvent_recurrenceRule(ctx context.Context, field graphql.CollectedField, obj *model.CalendarEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CalendarEvent_recurrenceRule(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RecurrenceRule, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CalendarEvent_recurrenceRule(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CalendarEvent", field, false, false, "String")
 }
 
 func (ec *executionContext) _CalendarEventResult_externalId(ctx context.Context, field graphql.CollectedField, obj *model.CalendarEventResult) (ret graphql.Marshaler) {
@@ -4904,7 +5000,7 @@ func (ec *executionContext) unmarshalInputCalendarEventInput(ctx context.Context
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"externalId", "subject", "body", "location", "start", "end", "timeZone", "isAllDay", "showAs", "categories", "reminderMinutesBeforeStart", "sensitivity", "baseVersion", "force"}
+	fieldsInOrder := [...]string{"externalId", "subject", "body", "location", "start", "end", "timeZone", "isAllDay", "showAs", "categories", "reminderMinutesBeforeStart", "sensitivity", "baseVersion", "force", "recurrenceRule"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -5009,6 +5105,13 @@ func (ec *executionContext) unmarshalInputCalendarEventInput(ctx context.Context
 				return it, err
 			}
 			it.Force = data
+		case "recurrenceRule":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("recurrenceRule"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RecurrenceRule = data
 		}
 	}
 	return it, nil
@@ -5449,6 +5552,21 @@ func (ec *executionContext) _CalendarEvent(ctx context.Context, sel ast.Selectio
 			}
 		case "lastSyncedAt":
 			out.Values[i] = ec._CalendarEvent_lastSyncedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "type":
+			out.Values[i] = ec._CalendarEvent_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "seriesId":
+			out.Values[i] = ec._CalendarEvent_seriesId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "recurrenceRule":
+			out.Values[i] = ec._CalendarEvent_recurrenceRule(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
@@ -6498,6 +6616,16 @@ func (ec *executionContext) unmarshalNChangeType2githubᚗcomᚋtehaishokuninᚋ
 }
 
 func (ec *executionContext) marshalNChangeType2githubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐChangeType(ctx context.Context, sel ast.SelectionSet, v model.ChangeType) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNEventType2githubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐEventType(ctx context.Context, v any) (model.EventType, error) {
+	var res model.EventType
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNEventType2githubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐEventType(ctx context.Context, sel ast.SelectionSet, v model.EventType) graphql.Marshaler {
 	return v
 }
 

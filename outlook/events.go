@@ -8,6 +8,8 @@ import (
 
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
+
+	"github.com/tehaishokunin/calsync/internal/recur"
 )
 
 // Event is the subset of a Graph event calsync reads and writes.
@@ -37,6 +39,15 @@ type Event struct {
 	LastModified       time.Time
 	TransactionID      string
 	WebLink            string
+
+	// Recurring series: Type is one of the Type* constants; an instance
+	// (occurrence or exception) names its SeriesMasterID and
+	// OriginalStart; a series master carries its Recurrence, which is also
+	// what a create or a "recurrence" PATCH sends.
+	Type           string
+	SeriesMasterID string
+	OriginalStart  time.Time
+	Recurrence     *recur.Rule
 }
 
 const graphDateTime = "2006-01-02T15:04:05.0000000"
@@ -145,6 +156,13 @@ func (e Event) toModel(fields []string) (models.Eventable, error) {
 		}
 		m.SetSingleValueExtendedProperties(props)
 	}
+	if has("recurrence") && e.Recurrence != nil {
+		r, err := recurrenceModel(e.Recurrence)
+		if err != nil {
+			return nil, err
+		}
+		m.SetRecurrence(r)
+	}
 	if e.TransactionID != "" && fields == nil {
 		m.SetTransactionId(ptr(e.TransactionID))
 	}
@@ -166,17 +184,26 @@ func parseGraphTime(d models.DateTimeTimeZoneable) time.Time {
 
 func fromModel(m models.Eventable) Event {
 	e := Event{
-		ID:            deref(m.GetId()),
-		ChangeKey:     deref(m.GetChangeKey()),
-		ICalUID:       deref(m.GetICalUId()),
-		Subject:       deref(m.GetSubject()),
-		Start:         parseGraphTime(m.GetStart()),
-		End:           parseGraphTime(m.GetEnd()),
-		TimeZone:      deref(m.GetOriginalStartTimeZone()),
-		IsAllDay:      deref(m.GetIsAllDay()),
-		Categories:    m.GetCategories(),
-		TransactionID: deref(m.GetTransactionId()),
-		WebLink:       deref(m.GetWebLink()),
+		ID:             deref(m.GetId()),
+		ChangeKey:      deref(m.GetChangeKey()),
+		ICalUID:        deref(m.GetICalUId()),
+		Subject:        deref(m.GetSubject()),
+		Start:          parseGraphTime(m.GetStart()),
+		End:            parseGraphTime(m.GetEnd()),
+		TimeZone:       deref(m.GetOriginalStartTimeZone()),
+		IsAllDay:       deref(m.GetIsAllDay()),
+		Categories:     m.GetCategories(),
+		TransactionID:  deref(m.GetTransactionId()),
+		WebLink:        deref(m.GetWebLink()),
+		Type:           TypeSingleInstance,
+		SeriesMasterID: deref(m.GetSeriesMasterId()),
+		Recurrence:     fromRecurrenceModel(m.GetRecurrence()),
+	}
+	if t := m.GetTypeEscaped(); t != nil {
+		e.Type = t.String()
+	}
+	if v := m.GetOriginalStart(); v != nil {
+		e.OriginalStart = v.UTC()
 	}
 	if b := m.GetBody(); b != nil {
 		e.Body = deref(b.GetContent())

@@ -74,7 +74,7 @@ func eventModel(e calendar.Event) *model.CalendarEvent {
 	m := &model.CalendarEvent{
 		ExternalID: e.ExternalID, OutlookEventID: e.OutlookEventID, Subject: e.Subject, Start: e.Start, End: e.End,
 		TimeZone: e.TimeZone, IsAllDay: e.IsAllDay, Categories: e.Categories, ReminderMinutesBeforeStart: e.ReminderMinutes,
-		LastModifiedAt: e.LastModifiedAt,
+		LastModifiedAt: e.LastModifiedAt, Type: model.EventType(e.EventType()),
 	}
 	if m.Categories == nil {
 		m.Categories = []string{}
@@ -86,6 +86,7 @@ func eventModel(e calendar.Event) *model.CalendarEvent {
 		return &s
 	}
 	m.ICalUID, m.Body, m.Location, m.Version = opt(e.ICalUID), opt(e.Body), opt(e.Location), opt(e.Version)
+	m.SeriesID, m.RecurrenceRule = opt(e.SeriesID), opt(e.RecurrenceRule)
 	if e.ShowAs != "" {
 		v := model.ShowAs(e.ShowAs)
 		m.ShowAs = &v
@@ -113,7 +114,7 @@ func eventInput(in *model.CalendarEventInput) calendar.Input {
 	out := calendar.Input{
 		ExternalID: in.ExternalID, Subject: in.Subject, Body: in.Body, Location: in.Location, Start: in.Start, End: in.End,
 		TimeZone: in.TimeZone, IsAllDay: in.IsAllDay, Categories: in.Categories, ReminderMinutes: in.ReminderMinutesBeforeStart,
-		BaseVersion: in.BaseVersion, Force: in.Force != nil && *in.Force,
+		BaseVersion: in.BaseVersion, Force: in.Force != nil && *in.Force, RecurrenceRule: in.RecurrenceRule,
 	}
 	if in.ShowAs != nil {
 		s := string(*in.ShowAs)

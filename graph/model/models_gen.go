@@ -75,6 +75,12 @@ type CalendarEvent struct {
 	WebLink *string `json:"webLink,omitempty"`
 	// When calsync last read the user's calendar from Outlook.
 	LastSyncedAt *time.Time `json:"lastSyncedAt,omitempty"`
+	// SINGLE_INSTANCE, a recurring entry the host pushed (SERIES_MASTER), or one instance of a series.
+	Type EventType `json:"type"`
+	// For an OCCURRENCE or EXCEPTION: the Outlook id of its series.
+	SeriesID *string `json:"seriesId,omitempty"`
+	// The series' rule as an RFC 5545 RRULE, on a SERIES_MASTER and on each of its instances.
+	RecurrenceRule *string `json:"recurrenceRule,omitempty"`
 }
 
 type CalendarEventInput struct {
@@ -99,6 +105,13 @@ type CalendarEventInput struct {
 	BaseVersion *string `json:"baseVersion,omitempty"`
 	// Overwrite an Outlook-side edit the host has not seen.
 	Force *bool `json:"force,omitempty"`
+	// Makes the entry a recurring series: an RFC 5545 RRULE such as
+	// "FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10" (FREQ DAILY/WEEKLY/MONTHLY/YEARLY,
+	// INTERVAL, BYDAY incl. 2TU / -1FR, BYMONTHDAY, BYMONTH, BYSETPOS, WKST,
+	// COUNT, UNTIL). start is the first instance and must fit the rule. What
+	// Outlook cannot express (FREQ=HOURLY, BYHOUR, several BYSETPOS values, ...)
+	// is INVALID_INPUT naming the part. Omit it, or send null, for a single event.
+	RecurrenceRule *string `json:"recurrenceRule,omitempty"`
 }
 
 type CalendarEventResult struct {
@@ -339,6 +352,68 @@ func (e *ChangeType) UnmarshalJSON(b []byte) error {
 }
 
 func (e ChangeType) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type EventType string
+
+const (
+	EventTypeSingleInstance EventType = "SINGLE_INSTANCE"
+	// A recurring series as a whole: what an upsert with recurrenceRule returns.
+	EventTypeSeriesMaster EventType = "SERIES_MASTER"
+	// One instance of a series, as the series says.
+	EventTypeOccurrence EventType = "OCCURRENCE"
+	// One instance of a series, edited on its own in Outlook.
+	EventTypeException EventType = "EXCEPTION"
+)
+
+var AllEventType = []EventType{
+	EventTypeSingleInstance,
+	EventTypeSeriesMaster,
+	EventTypeOccurrence,
+	EventTypeException,
+}
+
+func (e EventType) IsValid() bool {
+	switch e {
+	case EventTypeSingleInstance, EventTypeSeriesMaster, EventTypeOccurrence, EventTypeException:
+		return true
+	}
+	return false
+}
+
+func (e EventType) String() string {
+	return string(e)
+}
+
+func (e *EventType) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = EventType(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid EventType", str)
+	}
+	return nil
+}
+
+func (e EventType) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *EventType) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e EventType) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
