@@ -2,6 +2,7 @@ package calendar_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/tehaishokunin/calsync/apperr"
 	"github.com/tehaishokunin/calsync/calendar"
+	"github.com/tehaishokunin/calsync/credentials"
 	"github.com/tehaishokunin/calsync/graphemu"
 	"github.com/tehaishokunin/calsync/internal/testenv"
 )
@@ -439,5 +441,36 @@ func TestBulkRetriesOnlyThrottledSteps(t *testing.T) {
 	batches := e.Requests(since, func(r graphemu.RequestRecord) bool { return r.Path == "/v1.0/$batch" })
 	if throttled != 3 || creates != 23 || batches != 2 {
 		t.Errorf("%d steps throttled, %d create steps, %d batch calls; want 3, 23 (20 + the 3 again), 2", throttled, creates, batches)
+	}
+}
+
+// TestConsentWithdrawnShowsConsentMissing: when the tenant's admin removes
+// the app's Calendars permission, the next token has no roles and Graph
+// answers 401 NoPermissionsInAccessToken; the push answers CONSENT_MISSING
+// (with the hint) and the company's credentials show CONSENT_MISSING.
+// Tokens here last two minutes, so the SDK fetches a fresh one for each
+// call, as it does an hour after the permission changed.
+func TestConsentWithdrawnShowsConsentMissing(t *testing.T) {
+	t.Parallel()
+	e := testenv.NewWith(t, graphemu.Options{TokenLifetime: 2 * time.Minute, Unruly: true})
+	ctx := context.Background()
+	e.Link(t, "u1", e.Mailbox)
+	if _, err := e.Calendar.Upsert(ctx, co, "u1", entry("job-consent")); err != nil {
+		t.Fatal(err)
+	}
+	e.Control(t, "PATCH", "/_emulator/tenants/"+testenv.TenantID+"/apps/"+testenv.ClientID, map[string]any{"roles": []string{}}, nil)
+	in := entry("job-consent")
+	in.Subject = "現場A 設備点検 (変更)"
+	_, err := e.Calendar.Upsert(ctx, co, "u1", in)
+	var ae *apperr.Error
+	if !errors.As(err, &ae) || ae.Code != apperr.ConsentMissing || ae.Hint == nil {
+		t.Fatalf("push after consent was withdrawn: %v", err)
+	}
+	s, err := e.Creds.Settings(ctx, co)
+	if err != nil || s == nil || s.Status != credentials.StatusConsentMissing {
+		t.Fatalf("credentials after consent was withdrawn: %+v %v", s, err)
+	}
+	if got := stored(t, e, e.Mailbox, "job-consent"); len(got) != 1 || got[0]["subject"] != "現場A 設備点検" {
+		t.Errorf("Outlook changed although the push was refused: %v", got)
 	}
 }

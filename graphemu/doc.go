@@ -25,10 +25,16 @@
 //	GET    /users/{id}/calendar                              needs Calendars.Read[Write]
 //	GET    /users/{id}/events, /users/{id}/calendar/events   $filter on singleValueExtendedProperties, $expand, $top
 //	POST   same                                              transactionId makes a repeated create return the first event
-//	GET    PATCH DELETE /users/{id}/events/{eventId}         If-Match with a stale changeKey -> 412
+//	GET    PATCH DELETE /users/{id}/events/{eventId}         If-Match with a stale changeKey -> 412; an instance id: PATCH makes an exception, DELETE cancels it
+//	GET    /users/{id}/events/{eventId}/instances?startDateTime&endDateTime   a series' occurrences and exceptions
+//	GET    /users/{id}/calendarView?startDateTime&endDateTime                  single events and series instances, $top/$skip
 //	GET    /users/{id}/calendarView/delta?startDateTime&endDateTime   nextLink/deltaLink, Prefer: odata.maxpagesize, @removed
 //	POST   /subscriptions, GET/PATCH/DELETE /subscriptions/{id}, POST /subscriptions/{id}/reauthorize
 //	POST   /$batch                                           at most 20 requests, each throttled on its own
+//
+// Events may recur (event.recurrence, a patternedRecurrence: recurrence.go
+// says which Microsoft pages it follows); /events lists masters, calendar
+// views list instances.
 //
 // Honoured headers: Prefer: IdType="ImmutableId", Prefer: outlook.timezone,
 // Prefer: odata.maxpagesize, If-Match, Content-Encoding: gzip (the SDK

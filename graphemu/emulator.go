@@ -40,6 +40,11 @@ type Options struct {
 	// reauthorized, and hold its change notifications until the app
 	// reauthorizes or renews it. Zero: only when asked (control API).
 	ReauthorizeAfter time.Duration
+	// TokenLifetime is how long issued access tokens last (Entra ID's
+	// default is about an hour, and so is zero here). A short one makes
+	// clients fetch a fresh token — with the app's current roles — on
+	// nearly every call, as they do an hour after a permission changed.
+	TokenLifetime time.Duration
 }
 
 // Emulator holds all emulated state. It is safe for concurrent use.
@@ -102,6 +107,9 @@ func New(opts Options) *Emulator {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.TokenLifetime <= 0 {
+		opts.TokenLifetime = time.Hour
 	}
 	if opts.RetryBase == 0 {
 		opts.RetryBase = time.Second

@@ -166,8 +166,8 @@ func (e *Emulator) token(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"token_type":     "Bearer",
-		"expires_in":     3599,
-		"ext_expires_in": 3599,
+		"expires_in":     int(e.opts.TokenLifetime.Seconds()) - 1,
+		"ext_expires_in": int(e.opts.TokenLifetime.Seconds()) - 1,
 		"access_token":   tok,
 	})
 }
@@ -178,7 +178,7 @@ func (e *Emulator) issueToken(t *tenant, a *app, now time.Time) (string, error) 
 		Issuer("https://sts.windows.net/"+t.id+"/").
 		IssuedAt(now).
 		NotBefore(now.Add(-5*time.Minute)).
-		Expiration(now.Add(time.Hour)).
+		Expiration(now.Add(e.opts.TokenLifetime)).
 		Subject(a.clientID).
 		Claim("tid", t.id).
 		Claim("appid", a.clientID).

@@ -81,6 +81,24 @@ func TestHostileIdsAndText(t *testing.T) {
 	if r := push(map[string]any{"body": "一行目\r\n\t二行目"}); r.code() != "NOT_LINKED" {
 		t.Errorf("a body with tab and line breaks: %+v", r.Errors)
 	}
+	// Recurrence rules: an oversized one, extra lines and what Outlook
+	// cannot express are refused naming the field and the part, before
+	// anything else happens.
+	for rule, part := range map[string]string{
+		"FREQ=DAILY;" + strings.Repeat("INTERVAL=1;", 10_000):   "RRULE",
+		"FREQ=DAILY\nEXDATE:20261202T000000Z":                   "RRULE",
+		"DTSTART=20261201T000000Z;FREQ=DAILY":                   "DTSTART",
+		"FREQ=SECONDLY;COUNT=100000000":                         "FREQ=SECONDLY",
+		"FREQ=MONTHLY;BYDAY=TU;BYSETPOS=1,2,3,4,-1,-2,-3,-4,-5": "BYSETPOS",
+	} {
+		r := push(map[string]any{"recurrenceRule": rule})
+		if r.code() != "INVALID_INPUT" || r.Errors[0].Extensions["field"] != "input.recurrenceRule" || r.Errors[0].Extensions["part"] != part {
+			t.Errorf("recurrenceRule %.40q: %+v", rule, r.Errors)
+		}
+	}
+	if r := push(map[string]any{"recurrenceRule": "FREQ=WEEKLY;BYDAY=TU;COUNT=4"}); r.code() != "NOT_LINKED" {
+		t.Errorf("a valid recurrence rule: %+v", r.Errors)
+	}
 	// Nothing reached the database as an error, and the huge id never
 	// reached a log line.
 	if strings.Contains(a.logs.String(), "level=ERROR") || strings.Contains(a.logs.String(), huge[:1000]) {
