@@ -110,8 +110,15 @@ func (s *Service) UpsertMany(ctx context.Context, companyID, userID string, ins 
 						out[i].Pushed, err = s.pushed(t, el)
 					}
 					out[i].Err = err
-				case outlook.KindOf(r.Err) == outlook.KindDuplicateTransaction && p.create:
-					ev, err := s.recoverDuplicate(ctx, t, p)
+				case (outlook.KindOf(r.Err) == outlook.KindDuplicateTransaction && p.create) ||
+					(outlook.KindOf(r.Err) == outlook.KindConflict && !p.create && !p.entry.Force):
+					// A reused transactionId, or an Outlook-side edit since
+					// the base version: settled one at a time.
+					settle := s.recoverDuplicate
+					if !p.create {
+						settle = s.merge
+					}
+					ev, err := settle(ctx, t, p)
 					if err == nil {
 						el, rerr := s.record(ctx, t, p, ev)
 						if err = rerr; err == nil {

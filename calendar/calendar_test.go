@@ -474,3 +474,61 @@ func TestConsentWithdrawnShowsConsentMissing(t *testing.T) {
 		t.Errorf("Outlook changed although the push was refused: %v", got)
 	}
 }
+
+// TestOutlookSideEditsMergeThreeWay (issue 16 §1): a craftsman switching a
+// reminder off or dismissing it changes the event's changeKey but no field
+// the host owns, so the dispatcher's next push goes through and keeps the
+// craftsman's reminder; an Outlook edit of another field is kept beside the
+// host's; only the same field changed on both sides is a CONFLICT, naming it.
+func TestOutlookSideEditsMergeThreeWay(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	ctx := context.Background()
+	e.Link(t, "u1", e.Mailbox)
+	in := entry("job-r")
+	in.ReminderMinutes = ptr(30)
+	p, err := e.Calendar.Upsert(ctx, co, "u1", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := p.Event.OutlookEventID
+	outlookNow := func() map[string]any { return stored(t, e, e.Mailbox, "job-r")[0] }
+
+	e.Control(t, "PATCH", "/_emulator/users/"+e.Mailbox+"/events/"+id, map[string]any{"isReminderOn": false}, nil)
+	in.Subject = "現場A 設備点検 (午後に変更)"
+	if _, err := e.Calendar.Upsert(ctx, co, "u1", in); err != nil {
+		t.Fatalf("push after the reminder was switched off: %v", err)
+	}
+	if ev := outlookNow(); ev["subject"] != in.Subject || ev["isReminderOn"] != false {
+		t.Fatalf("after the push: subject %v, reminder on %v", ev["subject"], ev["isReminderOn"])
+	}
+
+	e.Control(t, "POST", "/_emulator/users/"+e.Mailbox+"/events/"+id+"/dismissReminder", nil, nil)
+	in.Location = ptr("東京都港区芝公園4-2-8 B棟")
+	if _, err := e.Calendar.Upsert(ctx, co, "u1", in); err != nil {
+		t.Fatalf("push after the reminder was dismissed: %v", err)
+	}
+
+	// The craftsman retitles it; the dispatcher changes only the body.
+	e.Control(t, "PATCH", "/_emulator/users/"+e.Mailbox+"/events/"+id, map[string]any{"subject": "点検（鍵は管理室）"}, nil)
+	in.Body = ptr("脚立と延長コードを持参")
+	if _, err := e.Calendar.Upsert(ctx, co, "u1", in); err != nil {
+		t.Fatalf("push changing another field than Outlook did: %v", err)
+	}
+	ev := outlookNow()
+	if ev["subject"] != "点検（鍵は管理室）" || ev["body"].(map[string]any)["content"] != "脚立と延長コードを持参" {
+		t.Fatalf("merge lost a side: subject %v, body %v", ev["subject"], ev["body"])
+	}
+
+	// Both change the location: CONFLICT naming it, Outlook untouched.
+	e.Control(t, "PATCH", "/_emulator/users/"+e.Mailbox+"/events/"+id, map[string]any{"location": map[string]any{"displayName": "本社"}}, nil)
+	in.Location = ptr("大阪支店")
+	_, err = e.Calendar.Upsert(ctx, co, "u1", in)
+	ae := apperr.As(err)
+	if ae == nil || ae.Code != apperr.Conflict || fmt.Sprint(ae.Extra["conflictingFields"]) != "[location]" {
+		t.Fatalf("same field on both sides: %v %+v", err, ae)
+	}
+	if ev := outlookNow(); ev["location"].(map[string]any)["displayName"] != "本社" {
+		t.Fatalf("a conflicting push changed Outlook: %v", ev["location"])
+	}
+}

@@ -121,8 +121,11 @@ func enumIn(v string) string {
 	return strings.Join(parts, "")
 }
 
-// ChangedFields lists the fields that differ between two views of an
-// event, in a stable order.
+// ChangedFields lists the host's fields that differ between two views of
+// an event, in a stable order. The reminder is not among them: it is the
+// user's own once the event exists (the host's value sets it at creation),
+// so a craftsman switching it off is neither a change reported to the host
+// nor something a push undoes.
 func ChangedFields(before, after Event) []string {
 	var out []string
 	add := func(name string, differ bool) {
@@ -140,7 +143,6 @@ func ChangedFields(before, after Event) []string {
 	add("body", before.Body != after.Body)
 	add("sensitivity", before.Sensitivity != after.Sensitivity)
 	add("categories", !slices.Equal(before.Categories, after.Categories))
-	add("reminderMinutesBeforeStart", !equalPtr(before.ReminderMinutes, after.ReminderMinutes))
 	add("recurrenceRule", before.RecurrenceRule != after.RecurrenceRule)
 	return out
 }

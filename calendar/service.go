@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tehaishokunin/calsync/apperr"
@@ -169,6 +171,10 @@ type plan struct {
 	ifMatch string
 	noop    bool
 	gen     int
+	// merged: the update was merged with an Outlook-side edit calsync had
+	// not seen (knownBefore is the version it had).
+	merged      bool
+	knownBefore *string
 	// recreate: a series becomes a single event, which Graph's PATCH
 	// cannot say (clearing recurrence needs a null the SDK does not
 	// send): the series is deleted and the entry created again.
@@ -215,6 +221,9 @@ func (s *Service) execute(ctx context.Context, companyID string, t *target, p *p
 		ev, err = s.createWithRetry(ctx, t, p)
 	default:
 		ev, err = t.sess.UpdateEvent(ctx, t.mailbox, p.el.OutlookEventID, e.outlook(""), p.fields, p.ifMatch)
+		if outlook.KindOf(err) == outlook.KindConflict && !e.Force {
+			ev, err = s.merge(ctx, t, p)
+		}
 		if outlook.KindOf(err) == outlook.KindNotFound {
 			// Deleted in Outlook meanwhile: the host's entry wins, make it again.
 			p.create, p.gen = true, p.gen+1
@@ -318,16 +327,13 @@ func (s *Service) plan(ctx context.Context, companyID string, t *target, e Entry
 		}
 		return p, nil
 	}
+	// Three-way: base is what calsync last wrote or reported (LastKnown),
+	// ours the host's input; only the host's fields it changed are sent,
+	// with If-Match on the base version. Outlook-side edits since then
+	// surface as a 412, and merge decides (see merge).
 	var before Event
 	_ = json.Unmarshal(el.LastKnown, &before)
 	want := e.View()
-	if e.ReminderMinutes == nil {
-		want.ReminderMinutes = before.ReminderMinutes
-	}
-	outlookEdited := el.KnownChangeKey != nil && el.WrittenChangeKey != nil && *el.KnownChangeKey != *el.WrittenChangeKey
-	if outlookEdited && !e.Force && e.BaseVersion != deref(el.KnownChangeKey) {
-		return nil, conflict(before, deref(el.KnownChangeKey))
-	}
 	changed := ChangedFields(before, want)
 	if len(changed) == 0 {
 		p.noop = true
@@ -344,20 +350,87 @@ func (s *Service) plan(ctx context.Context, companyID string, t *target, e Entry
 	return p, nil
 }
 
-func conflict(outlookVersion Event, version string) error {
+func conflict(outlookVersion Event, version string, fields []string) error {
 	return apperr.New(apperr.Conflict,
-		"Outlook 側で予定が変更されています。最新の内容を確認してから baseVersion を指定して再送するか、force: true で上書きしてください。",
-		"The event was changed in Outlook. Review the current version and resend with baseVersion, or overwrite with force: true.").
-		WithField("input.baseVersion").WithExtra("outlookVersion", version).WithExtra("outlookEvent", outlookVersion)
+		"Outlook 側で同じ項目（"+strings.Join(fields, ", ")+"）が変更されています。最新の内容を確認してから baseVersion を指定して再送するか、force: true で上書きしてください。",
+		"The same fields ("+strings.Join(fields, ", ")+") were changed in Outlook. Review the current version and resend with baseVersion, or overwrite with force: true.").
+		WithField("input.baseVersion").WithExtra("outlookVersion", version).WithExtra("outlookEvent", outlookVersion).
+		WithExtra("conflictingFields", fields)
+}
+
+// fieldGroups are the host's fields as Outlook changes them together: a
+// start, end, zone or all-day change is one change of the event's time
+// (Graph takes start and end together).
+var fieldGroups = [][]string{{"start", "end", "timeZone", "isAllDay"}, {"subject"}, {"body"}, {"location"},
+	{"showAs"}, {"sensitivity"}, {"categories"}, {"recurrenceRule"}}
+
+// Conflicting lists the host's changed fields (base -> ours) whose group
+// Outlook also changed (base -> theirs) to something else than ours.
+func Conflicting(base, ours, theirs Event) []string {
+	host, outl, differ := ChangedFields(base, ours), ChangedFields(base, theirs), ChangedFields(theirs, ours)
+	var out []string
+	for _, g := range fieldGroups {
+		in := func(list []string) bool {
+			return slices.ContainsFunc(g, func(f string) bool { return slices.Contains(list, f) })
+		}
+		if in(host) && in(outl) && in(differ) {
+			for _, f := range g {
+				if slices.Contains(host, f) {
+					out = append(out, f)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// merge handles an update Graph refused with 412: Outlook changed the event
+// since the version calsync last wrote or reported. It reads Outlook's
+// version (theirs) and decides per field, three-way: CONFLICT only when a
+// field the host is changing was also changed in Outlook to something else
+// (unless the host's baseVersion is that version); otherwise it PATCHes
+// only the host's changed fields that Outlook does not already hold, and
+// Outlook keeps its own edits.
+func (s *Service) merge(ctx context.Context, t *target, p *plan) (outlook.Event, error) {
+	var base Event
+	_ = json.Unmarshal(p.el.LastKnown, &base)
+	ours := p.entry.View()
+	p.merged, p.knownBefore = true, p.el.KnownChangeKey
+	for attempt := 0; ; attempt++ {
+		cur, err := t.sess.GetEvent(ctx, t.mailbox, p.el.OutlookEventID, "")
+		if err != nil {
+			return outlook.Event{}, err
+		}
+		theirs := FromOutlook(cur, p.el.ExternalID)
+		b := base
+		if p.entry.BaseVersion == cur.ChangeKey {
+			b = theirs // the host has seen this version: its input wins
+		}
+		if fields := Conflicting(b, ours, theirs); len(fields) > 0 {
+			return outlook.Event{}, conflict(theirs, cur.ChangeKey, fields)
+		}
+		var send []string
+		for _, f := range ChangedFields(b, ours) {
+			if slices.Contains(ChangedFields(theirs, ours), f) {
+				send = append(send, f)
+			}
+		}
+		if len(send) == 0 {
+			return cur, nil // Outlook already holds the host's fields
+		}
+		p.fields, p.ifMatch = graphFields(send, p.entry.Recurrence != nil), cur.ChangeKey
+		ev, err := t.sess.UpdateEvent(ctx, t.mailbox, p.el.OutlookEventID, p.entry.outlook(""), p.fields, p.ifMatch)
+		if outlook.KindOf(err) != outlook.KindConflict || attempt == 2 {
+			return ev, err
+		}
+	}
 }
 
 // record stores what calsync wrote: the desired view and the changeKey
 // Graph returned, so the echo of this write is recognised.
 func (s *Service) record(ctx context.Context, t *target, p *plan, ev outlook.Event) (*db.EventLink, error) {
 	view := p.entry.View()
-	if p.entry.ReminderMinutes == nil {
-		view.ReminderMinutes = ev.ReminderMinutes
-	}
+	view.ReminderMinutes = ev.ReminderMinutes // the user's own after creation: as Outlook has it
 	view.ExternalID, view.OutlookEventID, view.ICalUID, view.Version = &p.entry.ExternalID, ev.ID, ev.ICalUID, ev.ChangeKey
 	if !ev.LastModified.IsZero() {
 		lm := ev.LastModified
@@ -380,6 +453,14 @@ func (s *Service) record(ctx context.Context, t *target, p *plan, ev outlook.Eve
 	el.ExternalID = &p.entry.ExternalID
 	el.LinkID, el.OutlookEventID, el.Deleted = &t.link.ID, ev.ID, false
 	el.WrittenChangeKey, el.KnownChangeKey, el.LastKnown = &ev.ChangeKey, &ev.ChangeKey, raw
+	if p.merged {
+		// Outlook now holds the host's fields over an Outlook-side edit
+		// calsync has not reported yet. The stored view is the host's;
+		// neither changeKey is Outlook's, so sync-back compares Outlook's
+		// version with it and reports the user's edit, and the next push
+		// merges again.
+		el.WrittenChangeKey, el.KnownChangeKey = nil, p.knownBefore
+	}
 	if ev.ICalUID != "" {
 		el.ICalUID = &ev.ICalUID
 	}
@@ -410,13 +491,10 @@ func webLink(id string) string {
 // CONFLICT answer.
 func (s *Service) pushError(ctx context.Context, companyID string, t *target, p *plan, err error) error {
 	if outlook.KindOf(err) == outlook.KindConflict && p.el != nil {
+		// Still changing under three merge attempts.
 		cur, gerr := t.sess.GetEvent(ctx, t.mailbox, p.el.OutlookEventID, "")
 		if gerr == nil {
-			view := FromOutlook(cur, p.el.ExternalID)
-			raw, _ := json.Marshal(view)
-			p.el.KnownChangeKey, p.el.LastKnown = &cur.ChangeKey, raw
-			_ = s.store.SaveEventLink(ctx, p.el)
-			return conflict(view, cur.ChangeKey)
+			return conflict(FromOutlook(cur, p.el.ExternalID), cur.ChangeKey, p.fields)
 		}
 	}
 	return s.graphError(ctx, companyID, err)

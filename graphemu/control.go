@@ -15,6 +15,7 @@ func (e *Emulator) routeControl(mux *http.ServeMux) {
 	mux.HandleFunc("POST /_emulator/users/{uid}/events", e.ctlCreateEvent)
 	mux.HandleFunc("PATCH /_emulator/users/{uid}/events/{eid}", e.ctlUpdateEvent)
 	mux.HandleFunc("DELETE /_emulator/users/{uid}/events/{eid}", e.ctlDeleteEvent)
+	mux.HandleFunc("POST /_emulator/users/{uid}/events/{eid}/dismissReminder", e.ctlDismissReminder)
 	mux.HandleFunc("GET /_emulator/users/{uid}/events", e.ctlListEvents)
 	mux.HandleFunc("PATCH /_emulator/tenants/{tid}/apps/{cid}", e.ctlPatchApp)
 	mux.HandleFunc("GET /_emulator/subscriptions", e.ctlSubscriptions)
@@ -229,6 +230,20 @@ func (e *Emulator) ctlDeleteEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !e.deleteEventFor(u, r.PathValue("eid")) {
+		ctlError(w, http.StatusNotFound, "no event %s", r.PathValue("eid"))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// ctlDismissReminder dismisses the event's reminder as its owner would in
+// Outlook: a new changeKey, nothing visible changed.
+func (e *Emulator) ctlDismissReminder(w http.ResponseWriter, r *http.Request) {
+	u := e.ctlUser(w, r)
+	if u == nil {
+		return
+	}
+	if !e.dismissReminderFor(u, r.PathValue("eid")) {
 		ctlError(w, http.StatusNotFound, "no event %s", r.PathValue("eid"))
 		return
 	}

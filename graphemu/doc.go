@@ -27,6 +27,7 @@
 //	POST   same                                              transactionId makes a repeated create return the first event
 //	GET    PATCH DELETE /users/{id}/events/{eventId}         If-Match with a stale changeKey -> 412; an instance id: PATCH makes an exception, DELETE cancels it
 //	GET    /users/{id}/events/{eventId}/instances?startDateTime&endDateTime   a series' occurrences and exceptions
+//	POST   /users/{id}/events/{eventId}/dismissReminder      200; a new changeKey, nothing visible changed
 //	GET    /users/{id}/calendarView?startDateTime&endDateTime                  single events and series instances, $top/$skip
 //	GET    /users/{id}/calendarView/delta?startDateTime&endDateTime   nextLink/deltaLink, Prefer: odata.maxpagesize, @removed
 //	POST   /subscriptions, GET/PATCH/DELETE /subscriptions/{id}, POST /subscriptions/{id}/reauthorize
@@ -62,6 +63,7 @@
 //	POST   /_emulator/users/{idOrMail}/events        create as the owner would in Outlook (Graph event JSON) -> 201 event; notifies
 //	PATCH  /_emulator/users/{idOrMail}/events/{id}   edit as the owner -> 200 event; notifies
 //	DELETE /_emulator/users/{idOrMail}/events/{id}   delete as the owner -> 204; notifies
+//	POST   /_emulator/users/{idOrMail}/events/{id}/dismissReminder   dismiss its reminder as the owner -> 204; new changeKey, notifies
 //	GET    /_emulator/users/{idOrMail}/events        {"value":[…]} every stored event with its extended properties
 //	PATCH  /_emulator/tenants/{tid}/apps/{cid}       {"roles":[…]} grant or revoke permissions; losing Calendars.* removes the app's subscriptions (subscriptionRemoved)
 //	GET    /_emulator/subscriptions                  {"value":[…]} live subscriptions

@@ -36,6 +36,7 @@ func (e *Emulator) routeGraph(mux *http.ServeMux) {
 		h("PATCH "+base+"/{eid}", e.updateEvent)
 		h("DELETE "+base+"/{eid}", e.deleteEvent)
 		h("GET "+base+"/{eid}/instances", e.listInstances)
+		h("POST "+base+"/{eid}/dismissReminder", e.dismissReminder)
 	}
 	for _, p := range []string{"calendarView", "calendarview", "calendar/calendarView"} {
 		h("GET /v1.0/users/{uid}/"+p, e.calendarView)
@@ -611,4 +612,37 @@ func bodyHash(body map[string]any) string {
 	b, _ := json.Marshal(body)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// dismissReminder is event: dismissReminder (api-reference/v1.0/api/
+// event-dismissreminder.md, listed under the event resource's methods): it
+// answers 200 with no body. Exchange records the dismissal on the item, so
+// its changeKey changes while no property the API shows does — the case a
+// sync must not take for a user's edit.
+func (e *Emulator) dismissReminder(w http.ResponseWriter, r *http.Request, p principal) {
+	u, release, ok := e.mailbox(w, r, p, true)
+	if !ok {
+		return
+	}
+	defer release()
+	if !e.dismissReminderFor(u, r.PathValue("eid")) {
+		notFoundEvent(w, r)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (e *Emulator) dismissReminderFor(u *user, id string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ev := lookupEventLocked(u, id)
+	if ev == nil {
+		return false
+	}
+	next := ev.clone()
+	e.seq++
+	next.seq, next.changeKey, next.modified = e.seq, newChangeKey(), e.now()
+	u.events[ev.id] = next
+	e.notifyLocked(u, next, "updated")
+	return true
 }

@@ -95,15 +95,18 @@ type CalendarEventInput struct {
 	// RFC 3339 with offset; when isAllDay, the date after the last day (exclusive, as in iCalendar).
 	End string `json:"end"`
 	// IANA time zone; default Asia/Tokyo.
-	TimeZone                   *string      `json:"timeZone,omitempty"`
-	IsAllDay                   *bool        `json:"isAllDay,omitempty"`
-	ShowAs                     *ShowAs      `json:"showAs,omitempty"`
-	Categories                 []string     `json:"categories,omitempty"`
+	TimeZone   *string  `json:"timeZone,omitempty"`
+	IsAllDay   *bool    `json:"isAllDay,omitempty"`
+	ShowAs     *ShowAs  `json:"showAs,omitempty"`
+	Categories []string `json:"categories,omitempty"`
+	// The reminder set when the event is created; afterwards it is the user's own in Outlook (README: Conflicts).
 	ReminderMinutesBeforeStart *int         `json:"reminderMinutesBeforeStart,omitempty"`
 	Sensitivity                *Sensitivity `json:"sensitivity,omitempty"`
-	// The version (changeKey) this edit is based on; CONFLICT when Outlook holds a newer one.
+	// Outlook's version (changeKey) the host has seen and overrides: fields changed in
+	// Outlook up to that version do not make a CONFLICT. Without it, only a field the host
+	// changes that Outlook also changed to something else is a CONFLICT (README: Conflicts).
 	BaseVersion *string `json:"baseVersion,omitempty"`
-	// Overwrite an Outlook-side edit the host has not seen.
+	// Overwrite the host's fields even where Outlook changed them.
 	Force *bool `json:"force,omitempty"`
 	// Makes the entry a recurring series: an RFC 5545 RRULE such as
 	// "FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10" (FREQ DAILY/WEEKLY/MONTHLY/YEARLY,

@@ -1,0 +1,66 @@
+package changes_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/tehaishokunin/calsync/calendar"
+	"github.com/tehaishokunin/calsync/graphemu"
+	"github.com/tehaishokunin/calsync/internal/testenv"
+)
+
+// TestReminderAndMergedEditsReport (issue 16 §1): a reminder switched off
+// or dismissed in Outlook is not a change the host hears of; an Outlook
+// edit merged under a push the host made before sync-back saw it is still
+// reported — that field only, once.
+func TestReminderAndMergedEditsReport(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	ctx := context.Background()
+	e.Link(t, "u1", e.Mailbox)
+	drain(t, e)
+	in := calendar.Input{ExternalID: "job-m", Subject: "現場B", Start: "2026-12-02T09:00:00+09:00", End: "2026-12-02T12:00:00+09:00", ReminderMinutes: func() *int { v := 30; return &v }()}
+	p, err := e.Calendar.Upsert(ctx, co, "u1", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := p.Event.OutlookEventID
+	ownerEdit(t, e, "PATCH", "/"+id, map[string]any{"isReminderOn": false})
+	e.Control(t, "POST", "/_emulator/users/"+e.Mailbox+"/events/"+id+"/dismissReminder", nil, nil)
+	drain(t, e)
+	if cs := allChanges(t, e); len(cs) != 0 {
+		t.Fatalf("reminder switched off and dismissed were reported: %+v", cs)
+	}
+
+	// The craftsman retitles it; before sync-back runs, the dispatcher
+	// changes the location. Both stay; the retitle is reported, alone.
+	ownerEdit(t, e, "PATCH", "/"+id, map[string]any{"subject": "現場B（裏口から）"})
+	loc := "横浜市西区みなとみらい2-2-1"
+	in.Location = &loc
+	if _, err := e.Calendar.Upsert(ctx, co, "u1", in); err != nil {
+		t.Fatalf("push over an unseen Outlook edit of another field: %v", err)
+	}
+	drain(t, e)
+	cs := allChanges(t, e)
+	if len(cs) != 1 || cs[0].ChangeType != "UPDATED" || !slices.Equal(cs[0].ChangedFields, []string{"subject"}) || cs[0].ExternalID == nil || *cs[0].ExternalID != "job-m" {
+		t.Fatalf("after the merged push: %+v", cs)
+	}
+	if v := eventOf(t, cs[0]); v.Subject != "現場B（裏口から）" || v.Location != loc {
+		t.Fatalf("reported event %+v", v)
+	}
+	// The host takes the reported title; pushing the entry again is then a
+	// no-op: no write reaches Graph, nothing is reported.
+	in.Subject = "現場B（裏口から）"
+	since := e.Requests(0, func(graphemu.RequestRecord) bool { return true })
+	if _, err := e.Calendar.Upsert(ctx, co, "u1", in); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.Requests(0, func(graphemu.RequestRecord) bool { return true }); n != since {
+		t.Errorf("a re-push of what Outlook holds made %d Graph calls", n-since)
+	}
+	drain(t, e)
+	if n := len(allChanges(t, e)); n != 1 {
+		t.Fatalf("a re-push produced changes: %d", n)
+	}
+}
