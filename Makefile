@@ -27,6 +27,7 @@ fuzz-smoke:
 	go test -run '^$$' -fuzz FuzzParsePayload -fuzztime 5s ./webhooks
 	go test -run '^$$' -fuzz FuzzValidate -fuzztime 5s ./calendar
 	go test -run '^$$' -fuzz FuzzParse -fuzztime 5s ./internal/recur
+	go test -run '^$$' -fuzz FuzzRoundTrip -fuzztime 5s ./internal/htmltext
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

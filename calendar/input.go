@@ -10,6 +10,7 @@ import (
 
 	"github.com/tehaishokunin/calsync/apperr"
 	"github.com/tehaishokunin/calsync/internal/hostid"
+	"github.com/tehaishokunin/calsync/internal/htmltext"
 	"github.com/tehaishokunin/calsync/internal/recur"
 )
 
@@ -107,7 +108,9 @@ func Validate(in Input, prefix string) (Entry, error) {
 		return Entry{}, err
 	}
 	if in.Body != nil {
-		e.Body = *in.Body
+		// One spelling of a line break and of a space, as Outlook gives
+		// them back, so an unchanged note never reads as changed.
+		e.Body = strings.ReplaceAll(htmltext.NormalizeNewlines(*in.Body), "\u00a0", " ")
 		if err := checkText(f("body"), e.Body, MaxBody, "本文", "\t\r\n"); err != nil {
 			return Entry{}, err
 		}

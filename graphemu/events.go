@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"html"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -287,9 +289,12 @@ func (ev *event) render(o renderOpts) map[string]any {
 	if categories == nil {
 		categories = []string{}
 	}
-	preview := ev.body
-	if len(preview) > 255 {
-		preview = preview[:255]
+	content, preview := ev.body, ev.body
+	if ev.bodyType == "html" {
+		content, preview = exchangeDocument(ev.body), htmlPreview(ev.body)
+	}
+	if r := []rune(preview); len(r) > 255 {
+		preview = string(r[:255])
 	}
 	m := map[string]any{
 		"@odata.etag":                fmt.Sprintf("W/\"%s\"", ev.changeKey),
@@ -329,7 +334,7 @@ func (ev *event) render(o renderOpts) map[string]any {
 		"onlineMeeting":              nil,
 		"occurrenceId":               nil,
 		"responseStatus":             map[string]any{"response": "organizer", "time": "0001-01-01T00:00:00Z"},
-		"body":                       map[string]any{"contentType": ev.bodyType, "content": ev.body},
+		"body":                       map[string]any{"contentType": ev.bodyType, "content": content},
 		"start":                      map[string]any{"dateTime": ev.start.In(zone).Format(graphDateTime), "timeZone": zoneName},
 		"end":                        map[string]any{"dateTime": ev.end.In(zone).Format(graphDateTime), "timeZone": zoneName},
 		"location": map[string]any{
@@ -366,6 +371,25 @@ func (ev *event) render(o renderOpts) map[string]any {
 		m["singleValueExtendedProperties"] = props
 	}
 	return m
+}
+
+// exchangeDocument wraps an HTML body as Exchange answers it: a whole
+// document, whatever fragment was sent (api-reference/v1.0/api/event-get.md
+// shows the shape).
+func exchangeDocument(fragment string) string {
+	if strings.Contains(strings.ToLower(fragment), "<html") {
+		return fragment
+	}
+	return "<html>\r\n<head>\r\n<meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\">\r\n</head>\r\n<body>\r\n" +
+		fragment + "\r\n</body>\r\n</html>\r\n"
+}
+
+var tags = regexp.MustCompile(`<[^>]*>`)
+
+// htmlPreview is bodyPreview of an HTML body: its text, tags dropped.
+func htmlPreview(s string) string {
+	s = tags.ReplaceAllString(strings.ReplaceAll(s, "<br>", " "), "")
+	return strings.Join(strings.Fields(html.UnescapeString(s)), " ")
 }
 
 func nullable(s string) any {

@@ -9,6 +9,7 @@ import (
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
 
+	"github.com/tehaishokunin/calsync/internal/htmltext"
 	"github.com/tehaishokunin/calsync/internal/recur"
 )
 
@@ -19,7 +20,7 @@ type Event struct {
 	ICalUID   string
 
 	Subject  string
-	Body     string // plain text
+	Body     string // plain text (sent as HTML, read back from HTML)
 	Location string
 	// Start and End carry the wall time in their own location; TimeZone is
 	// the zone name sent to Graph (a Windows name such as "Tokyo Standard
@@ -105,10 +106,12 @@ func (e Event) toModel(fields []string) (models.Eventable, error) {
 		m.SetSubject(ptr(e.Subject))
 	}
 	if has("body") {
+		// HTML, so the note's line breaks show in Outlook on the web
+		// (a text body is shown as one run of text).
 		b := models.NewItemBody()
-		ct := models.TEXT_BODYTYPE
+		ct := models.HTML_BODYTYPE
 		b.SetContentType(&ct)
-		b.SetContent(ptr(e.Body))
+		b.SetContent(ptr(htmltext.FromText(e.Body)))
 		m.SetBody(b)
 	}
 	if has("location") {
@@ -206,7 +209,10 @@ func fromModel(m models.Eventable) Event {
 		e.OriginalStart = v.UTC()
 	}
 	if b := m.GetBody(); b != nil {
-		e.Body = deref(b.GetContent())
+		e.Body = htmltext.NormalizeNewlines(deref(b.GetContent()))
+		if ct := b.GetContentType(); ct != nil && *ct == models.HTML_BODYTYPE {
+			e.Body = htmltext.ToText(e.Body)
+		}
 	}
 	if l := m.GetLocation(); l != nil {
 		e.Location = deref(l.GetDisplayName())
