@@ -23,6 +23,7 @@ const (
 	CredentialsRejected  Code = "CREDENTIALS_REJECTED"
 	ConsentMissing       Code = "CONSENT_MISSING"
 	MailboxNotFound      Code = "MAILBOX_NOT_FOUND"
+	MailboxNotEnabled    Code = "MAILBOX_NOT_ENABLED"
 	MailboxAccessDenied  Code = "MAILBOX_ACCESS_DENIED"
 	NotLinked            Code = "NOT_LINKED"
 	NotFound             Code = "NOT_FOUND"

@@ -530,6 +530,11 @@ func (s *Service) graphError(ctx context.Context, companyID string, err error) e
 			WithHint("管理者の同意とアプリケーション アクセス ポリシーを確認してください。", "Check admin consent and application access policies.").Wrap(err)
 	case outlook.KindNotFound:
 		return apperr.New(apperr.MailboxNotFound, "メールボックスが見つかりません。カレンダー連携を確認してください。", "The mailbox was not found; check the calendar link.").Wrap(err)
+	case outlook.KindMailboxNotEnabled:
+		return apperr.New(apperr.MailboxNotEnabled, "このユーザーには Exchange Online のメールボックスがありません。", "This user has no Exchange Online mailbox.").
+			WithHint("Exchange Online を含むライセンスを割り当ててください。", "Assign a licence that includes Exchange Online.").Wrap(err)
+	case outlook.KindMailboxNotReady:
+		return apperr.New(apperr.Unavailable, "このユーザーのメールボックスは準備中です。しばらくしてから再送してください。", "This user's mailbox is still being provisioned; retry later.").Wrap(err)
 	case outlook.KindBadRequest:
 		msg := "Outlook が予定を受け付けませんでした。"
 		if errors.As(err, &oe) {

@@ -91,7 +91,7 @@ func (s *Store) SetCompanyLinksStatus(ctx context.Context, companyID, status str
 // transaction).
 func MarkSynced(ctx context.Context, q bun.IDB, linkID int64, at time.Time) error {
 	_, err := q.NewUpdate().Model((*CalendarLink)(nil)).Set("last_synced_at = ?", at).
-		Set("status = ?", LinkActive).Set("last_error = NULL").Set("updated_at = now()").
+		Set("status = ?", LinkActive).Set("last_error = NULL").Set("next_attempt_at = NULL").Set("attempts = 0").Set("updated_at = now()").
 		Where("id = ? AND provider <> ?", linkID, ProviderNone).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("marking link %d synced: %w", linkID, err)
@@ -231,6 +231,42 @@ func (s *Store) ClaimDueSubscriptions(ctx context.Context, now time.Time, lease 
 		return err
 	})
 	return out, err
+}
+
+// ClaimDuePendingLinks claims PENDING links whose next activation attempt
+// is due, pushing that attempt lease into the future so no other replica
+// takes them meanwhile (SKIP LOCKED).
+func (s *Store) ClaimDuePendingLinks(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]CalendarLink, error) {
+	var out []CalendarLink
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if err := tx.NewSelect().Model(&out).Where("status = ? AND provider <> ? AND next_attempt_at <= ?", LinkPending, ProviderNone, now).
+			Order("next_attempt_at").Limit(int64(limit)).For("UPDATE SKIP LOCKED").Scan(ctx); err != nil {
+			return fmt.Errorf("claiming pending links: %w", err)
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		ids := make([]int64, len(out))
+		for i := range out {
+			ids[i] = out[i].ID
+		}
+		_, err := tx.NewUpdate().Model((*CalendarLink)(nil)).Set("next_attempt_at = ?", now.Add(lease)).
+			Where("id IN (?)", bun.In(ids)).Exec(ctx)
+		return err
+	})
+	return out, err
+}
+
+// ScheduleLinkAttempt keeps a link PENDING with the reason, and says when
+// to try to activate it again (nil: not again; the admin must act).
+func (s *Store) ScheduleLinkAttempt(ctx context.Context, linkID int64, status string, next *time.Time, reason string) error {
+	_, err := s.db.NewUpdate().Model((*CalendarLink)(nil)).Set("status = ?", status).Set("last_error = ?", reason).
+		Set("next_attempt_at = ?", next).Set("attempts = attempts + 1").Set("updated_at = now()").
+		Where("id = ? AND provider <> ?", linkID, ProviderNone).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("scheduling link %d: %w", linkID, err)
+	}
+	return nil
 }
 
 // NextExpiry is the earliest expiration among active subscriptions.

@@ -54,8 +54,12 @@ type CalendarLink struct {
 	Status       string     `bun:"status,notnull"`
 	LastError    *string    `bun:"last_error"`
 	LastSyncedAt *time.Time `bun:"last_synced_at"`
-	CreatedAt    time.Time  `bun:"created_at,notnull,default:current_timestamp"`
-	UpdatedAt    time.Time  `bun:"updated_at,notnull,default:current_timestamp"`
+	// NextAttemptAt and Attempts: a PENDING link waiting for its mailbox
+	// is activated again then (nil: not waiting).
+	NextAttemptAt *time.Time `bun:"next_attempt_at"`
+	Attempts      int        `bun:"attempts,notnull"`
+	CreatedAt     time.Time  `bun:"created_at,notnull,default:current_timestamp"`
+	UpdatedAt     time.Time  `bun:"updated_at,notnull,default:current_timestamp"`
 }
 
 // GraphSubscription is a live Graph subscription on a link's mailbox.

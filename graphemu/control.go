@@ -3,6 +3,7 @@ package graphemu
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -18,6 +19,7 @@ func (e *Emulator) routeControl(mux *http.ServeMux) {
 	mux.HandleFunc("POST /_emulator/users/{uid}/events/{eid}/dismissReminder", e.ctlDismissReminder)
 	mux.HandleFunc("GET /_emulator/users/{uid}/events", e.ctlListEvents)
 	mux.HandleFunc("PATCH /_emulator/tenants/{tid}/apps/{cid}", e.ctlPatchApp)
+	mux.HandleFunc("PATCH /_emulator/users/{uid}", e.ctlPatchUser)
 	mux.HandleFunc("GET /_emulator/subscriptions", e.ctlSubscriptions)
 	mux.HandleFunc("POST /_emulator/subscriptions/{sid}/lifecycle", e.ctlLifecycle)
 	mux.HandleFunc("POST /_emulator/faults", e.ctlAddFault)
@@ -91,6 +93,12 @@ type UserSpec struct {
 	ID          string `json:"id,omitempty"`
 	Mail        string `json:"mail"`
 	DisplayName string `json:"displayName"`
+	// Mailbox false: a user without an Exchange Online mailbox (a licence
+	// without Exchange, a guest, a mailbox on-premises).
+	Mailbox *bool `json:"mailbox,omitempty"`
+	// MailboxReadyAfterSeconds: a new hire whose mailbox is still being
+	// provisioned; calendar calls fail until that long after creation.
+	MailboxReadyAfterSeconds int `json:"mailboxReadyAfterSeconds,omitempty"`
 }
 
 // AddTenant creates (or extends) a tenant; it returns the users with their
@@ -124,8 +132,11 @@ func (e *Emulator) AddTenant(spec TenantSpec) ([]UserSpec, error) {
 		if e.userIdx[strings.ToLower(us.Mail)] != nil || e.userIdx[strings.ToLower(us.ID)] != nil {
 			return nil, fmt.Errorf("user %s already exists", us.Mail)
 		}
-		u := &user{tenant: t, id: us.ID, mail: us.Mail, displayName: us.DisplayName,
+		u := &user{tenant: t, id: us.ID, mail: us.Mail, displayName: us.DisplayName, noMailbox: us.Mailbox != nil && !*us.Mailbox,
 			events: map[string]*event{}, restIDs: map[string]string{}, txn: map[string]string{}, txnBody: map[string]string{}}
+		if us.MailboxReadyAfterSeconds > 0 {
+			u.mailboxReadyAt = e.now().Add(time.Duration(us.MailboxReadyAfterSeconds) * time.Second)
+		}
 		e.users[u.id] = u
 		e.userIdx[strings.ToLower(u.id)] = u
 		e.userIdx[strings.ToLower(u.mail)] = u
@@ -247,6 +258,27 @@ func (e *Emulator) ctlDismissReminder(w http.ResponseWriter, r *http.Request) {
 		ctlError(w, http.StatusNotFound, "no event %s", r.PathValue("eid"))
 		return
 	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// ctlPatchUser changes a user's mailbox: {"mailbox": true} gives a user an
+// Exchange Online mailbox now (a licence assigned, provisioning done),
+// false takes it away.
+func (e *Emulator) ctlPatchUser(w http.ResponseWriter, r *http.Request) {
+	u := e.ctlUser(w, r)
+	if u == nil {
+		return
+	}
+	var body struct {
+		Mailbox *bool `json:"mailbox"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&body); err != nil || body.Mailbox == nil {
+		ctlError(w, http.StatusBadRequest, "body must be {\"mailbox\": true|false}")
+		return
+	}
+	e.mu.Lock()
+	u.noMailbox, u.mailboxReadyAt = !*body.Mailbox, time.Time{}
+	e.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -65,6 +65,9 @@
 //	DELETE /_emulator/users/{idOrMail}/events/{id}   delete as the owner -> 204; notifies
 //	POST   /_emulator/users/{idOrMail}/events/{id}/dismissReminder   dismiss its reminder as the owner -> 204; new changeKey, notifies
 //	GET    /_emulator/users/{idOrMail}/events        {"value":[…]} every stored event with its extended properties
+//	PATCH  /_emulator/users/{idOrMail}                {"mailbox": true|false} give or take the user's Exchange Online mailbox
+//	       (a user spec may say "mailbox": false — calendar calls answer 404 MailboxNotEnabledForRESTAPI — or
+//	       "mailboxReadyAfterSeconds": N — 404 ResourceNotFound until provisioning ends)
 //	PATCH  /_emulator/tenants/{tid}/apps/{cid}       {"roles":[…]} grant or revoke permissions; losing Calendars.* removes the app's subscriptions (subscriptionRemoved)
 //	GET    /_emulator/subscriptions                  {"value":[…]} live subscriptions
 //	POST   /_emulator/subscriptions/{id}/lifecycle   {"lifecycleEvent":"missed"|"subscriptionRemoved"|"reauthorizationRequired"} -> 202

@@ -95,6 +95,10 @@ type user struct {
 	restIDs     map[string]string // rest id -> immutable id
 	txn         map[string]string // transactionId -> immutable id
 	txnBody     map[string]string // transactionId -> hash of the create body it came with
+	// noMailbox: no Exchange Online mailbox; mailboxReadyAt: provisioning
+	// ends then (zero: ready).
+	noMailbox      bool
+	mailboxReadyAt time.Time
 }
 
 // New returns an empty emulator.

@@ -86,6 +86,23 @@ func (e *Emulator) mailbox(w http.ResponseWriter, r *http.Request, p principal, 
 		writeGraphError(w, r, http.StatusForbidden, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
 		return nil, nil, false
 	}
+	// A user without a usable mailbox: the answers users report from
+	// Graph (no Exchange Online licence, a guest, on-premises:
+	// MailboxNotEnabledForRESTAPI — MicrosoftDocs/azure-docs#85666,
+	// microsoft-graph-docs#8520, #6519; a mailbox that does not exist
+	// yet: ResourceNotFound, "Resource could not be discovered" —
+	// microsoft-graph-docs#5143, answered by Microsoft).
+	e.mu.Lock()
+	noMailbox, readyAt := u.noMailbox, u.mailboxReadyAt
+	e.mu.Unlock()
+	if noMailbox {
+		writeGraphError(w, r, http.StatusNotFound, "MailboxNotEnabledForRESTAPI", "REST API is not yet supported for this mailbox.")
+		return nil, nil, false
+	}
+	if !readyAt.IsZero() && e.now().Before(readyAt) {
+		writeGraphError(w, r, http.StatusNotFound, "ResourceNotFound", "Resource could not be discovered.")
+		return nil, nil, false
+	}
 	if p.app.allowed != nil && !p.app.allowed[u.id] {
 		writeGraphError(w, r, http.StatusForbidden, "ErrorAccessDenied", "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly AccessPolicy settings.")
 		return nil, nil, false

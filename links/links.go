@@ -204,6 +204,10 @@ func (s *Service) link(ctx context.Context, companyID, actor string, in Input) (
 		return nil, mailboxError(err, addr)
 	}
 	graphID, err := s.resolve(ctx, sess, addr)
+	notReady := outlook.KindOf(err) == outlook.KindMailboxNotReady
+	if notReady {
+		graphID, err = addr, nil // the user exists; the mailbox is on its way
+	}
 	if err != nil {
 		s.creds.ReportRejected(ctx, companyID, err)
 		return nil, mailboxError(err, addr)
@@ -220,7 +224,16 @@ func (s *Service) link(ctx context.Context, companyID, actor string, in Input) (
 			return nil, err
 		}
 	}
-	if _, err := s.subs.Subscribe(ctx, row); err != nil {
+	if !notReady {
+		_, err = s.subs.Subscribe(ctx, row)
+		notReady = outlook.KindOf(err) == outlook.KindMailboxNotReady
+	}
+	if notReady {
+		// A new hire's mailbox still being provisioned: the link is kept
+		// PENDING and activated on its own once the mailbox exists.
+		return s.waitForMailbox(ctx, companyID, actor, in.UserID, addr, prev, row, oldSubs)
+	}
+	if err != nil {
 		if prev == nil {
 			// No half-made link: remove the row we just made.
 			_ = s.store.DeleteLink(context.WithoutCancel(ctx), row.ID)
@@ -238,12 +251,35 @@ func (s *Service) link(ctx context.Context, companyID, actor string, in Input) (
 	}
 	if err := s.sync.Initial(ctx, row.ID); err != nil {
 		msg := "初回同期に失敗しました（自動で再試行します） / the first sync failed and will be retried: " + err.Error()
-		_ = s.store.SetLinkStatus(ctx, row.ID, db.LinkPending, &msg)
+		next := time.Now().Add(subscriptions.MailboxWait(0)) // ActivatePending tries again
+		_ = s.store.ScheduleLinkAttempt(ctx, row.ID, db.LinkPending, &next, msg)
 		s.log.WarnContext(ctx, "initial sync failed", slog.Int64("link", row.ID), slog.String("error", err.Error()))
 	}
 	s.audit(ctx, companyID, actor, "link.set", map[string]any{"user_id": in.UserID, "calendar_id": addr, "previous": prevAddress(prev)})
 	s.log.InfoContext(ctx, "user linked", slog.String("company", companyID), slog.String("user", in.UserID), slog.Int64("link", row.ID))
 	return s.Get(ctx, companyID, in.UserID)
+}
+
+// waitForMailbox keeps a link whose mailbox does not exist yet: PENDING,
+// with the reason, the first retry scheduled; the previous mailbox's
+// subscriptions go, since the link now names another address.
+func (s *Service) waitForMailbox(ctx context.Context, companyID, actor, userID, addr string, prev, row *db.CalendarLink, oldSubs []db.GraphSubscription) (*Link, error) {
+	for _, old := range oldSubs {
+		_ = s.subs.Unsubscribe(ctx, old)
+	}
+	if err := s.store.SaveLink(ctx, row); err != nil {
+		return nil, err
+	}
+	if prev == nil || deref(prev.CalendarID) != addr {
+		_ = s.store.DeleteDelta(ctx, row.ID)
+	}
+	row.Attempts = 0
+	if err := s.subs.WaitForMailbox(ctx, row, time.Now(), &outlook.Error{Op: "linking", Kind: outlook.KindMailboxNotReady}); err != nil {
+		return nil, err
+	}
+	s.audit(ctx, companyID, actor, "link.set", map[string]any{"user_id": userID, "calendar_id": addr, "previous": prevAddress(prev), "pending": "mailbox not ready"})
+	s.log.InfoContext(ctx, "user linked; mailbox not ready yet", slog.String("company", companyID), slog.String("user", userID), slog.Int64("link", row.ID))
+	return s.Get(ctx, companyID, userID)
 }
 
 func prevAddress(p *db.CalendarLink) any {
@@ -346,7 +382,15 @@ func mailboxError(err error, addr string) error {
 	case outlook.KindNotFound:
 		return apperr.New(apperr.MailboxNotFound,
 			"メールボックス "+addr+" が見つかりません。カレンダーID（メールアドレス）を確認してください。",
-			"The mailbox "+addr+" was not found; check the calendar ID (mail address).").WithField("calendarId").Wrap(err)
+			"The mailbox "+addr+" was not found; check the calendar ID (mail address).").WithField("calendarId").
+			WithHint("このテナントのユーザーの職場のメールアドレスを指定してください。ゲスト ユーザーや他社のアドレスには、このテナントのメールボックスがありません。",
+				"Use the work address of a user in this tenant; guests and other companies' addresses have no mailbox here.").Wrap(err)
+	case outlook.KindMailboxNotEnabled:
+		return apperr.New(apperr.MailboxNotEnabled,
+			addr+" には Exchange Online のメールボックスがないため、予定表を連携できません。",
+			addr+" has no Exchange Online mailbox, so its calendar cannot be linked.").WithField("calendarId").
+			WithHint("Exchange Online を含むライセンス（例: Microsoft 365 F3、Business Basic 以上、Exchange Online Kiosk）をこのユーザーに割り当ててください。Exchange を含まない F1 などのライセンス、ゲスト、オンプレミスのメールボックスは使えません。",
+				"Assign the user a licence that includes Exchange Online (e.g. Microsoft 365 F3, Business Basic or higher, Exchange Online Kiosk). Licences without Exchange (such as some F1 plans), guests and on-premises mailboxes cannot be used.").Wrap(err)
 	case outlook.KindAccessDenied:
 		return apperr.New(apperr.MailboxAccessDenied,
 			"メールボックス "+addr+" へのアクセスが拒否されました。",

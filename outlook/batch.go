@@ -131,6 +131,6 @@ func stepError(status int, h msgraphcore.RequestHeader, body msgraphcore.Request
 			e.RetryAfter = time.Duration(n) * time.Second
 		}
 	}
-	e.Kind = graphKind(status, e.Code)
+	e.Kind = graphKind(status, e.Code, e.Message)
 	return e
 }

@@ -36,7 +36,14 @@ const (
 	// carries no application permission at all (no admin consent).
 	KindNoPermissions Kind = "no_permissions"
 	KindNotFound      Kind = "not_found" // 404
-	KindConflict      Kind = "conflict"  // 409, 412: changeKey mismatch
+	// KindMailboxNotEnabled: the user has no Exchange Online mailbox
+	// Graph can reach (no Exchange licence, a guest, on-premises): 404
+	// MailboxNotEnabledForRESTAPI.
+	KindMailboxNotEnabled Kind = "mailbox_not_enabled"
+	// KindMailboxNotReady: the user exists but the mailbox does not yet
+	// (still being provisioned): 404 ResourceNotFound.
+	KindMailboxNotReady Kind = "mailbox_not_ready"
+	KindConflict        Kind = "conflict" // 409, 412: changeKey mismatch
 	// KindDuplicateTransaction: a create's transactionId was already used
 	// with another body (400 ErrorDuplicateTransactionId): the event exists.
 	KindDuplicateTransaction Kind = "duplicate_transaction"
@@ -201,18 +208,26 @@ func classify(op string, err error) error {
 		}
 		return out
 	}
-	out.Kind = graphKind(out.Status, out.Code)
+	out.Kind = graphKind(out.Status, out.Code, out.Message)
 	return out
 }
 
-// graphKind classifies a Graph answer by its status and error code, for a
-// direct call and a $batch step alike.
-func graphKind(status int, code string) Kind {
+// graphKind classifies a Graph answer by its status, error code and (where
+// the code alone is ambiguous) message, for a direct call and a $batch
+// step alike.
+func graphKind(status int, code, message string) Kind {
 	switch {
 	case strings.EqualFold(code, "NoPermissionsInAccessToken"):
 		return KindNoPermissions
 	case strings.EqualFold(code, "ErrorDuplicateTransactionId"):
 		return KindDuplicateTransaction
+	case strings.EqualFold(code, "MailboxNotEnabledForRESTAPI") || strings.EqualFold(code, "MailboxNotSupportedForRESTAPI"):
+		return KindMailboxNotEnabled
+	case status == 404 && strings.EqualFold(code, "ResourceNotFound") && strings.Contains(strings.ToLower(message), "could not be discovered"):
+		// "Resource could not be discovered": a mailbox that does not
+		// exist (yet). The same code with "The object was not found." is
+		// an ordinary missing object, such as a subscription.
+		return KindMailboxNotReady
 	case status == 410 || strings.EqualFold(code, "syncStateNotFound") || strings.EqualFold(code, "resyncRequired"):
 		return KindSyncReset
 	case status == 401:

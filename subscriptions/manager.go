@@ -245,6 +245,84 @@ func (m *Manager) recreate(ctx context.Context, link *db.CalendarLink) error {
 	return nil
 }
 
+// Mailbox waits: a mailbox that does not exist yet (a new hire's, still
+// being provisioned) is tried again after 1 minute, doubling up to an hour.
+const (
+	firstMailboxWait = time.Minute
+	maxMailboxWait   = time.Hour
+)
+
+// MailboxWait is how long to wait before activation attempt n+1.
+func MailboxWait(attempts int) time.Duration {
+	d := firstMailboxWait
+	for i := 0; i < attempts && d < maxMailboxWait; i++ {
+		d *= 2
+	}
+	return min(d, maxMailboxWait)
+}
+
+// WaitForMailbox records a link whose mailbox could not be subscribed:
+// one not provisioned yet stays PENDING and is tried again on a backoff
+// (ActivatePending); one without an Exchange Online mailbox is ERROR and
+// waits for the admin; anything else (an outage) is tried again too.
+func (m *Manager) WaitForMailbox(ctx context.Context, link *db.CalendarLink, now time.Time, cause error) error {
+	switch outlook.KindOf(cause) {
+	case outlook.KindMailboxNotEnabled:
+		return m.store.ScheduleLinkAttempt(ctx, link.ID, db.LinkError, nil,
+			"Exchange Online のメールボックスがありません（ライセンス未割り当て、ゲスト、オンプレミスなど） / the user has no Exchange Online mailbox (no licence with Exchange, a guest, or on-premises)")
+	case outlook.KindMailboxNotReady:
+		next := now.Add(MailboxWait(link.Attempts))
+		return m.store.ScheduleLinkAttempt(ctx, link.ID, db.LinkPending, &next,
+			"メールボックスの準備中です（新しいユーザーは作成に時間がかかります）。自動で再試行します / the mailbox is still being provisioned; calsync retries on its own")
+	default:
+		next := now.Add(MailboxWait(link.Attempts))
+		return m.store.ScheduleLinkAttempt(ctx, link.ID, db.LinkPending, &next,
+			"購読を作成できません。自動で再試行します / cannot create the Graph subscription yet; calsync retries on its own: "+cause.Error())
+	}
+}
+
+// ActivatePending tries again every PENDING link whose next attempt is due
+// at now (claimed with SKIP LOCKED, so each replica takes its own): it
+// subscribes the mailbox and runs the first sync, which makes the link
+// ACTIVE without the admin doing anything; a mailbox still not ready waits
+// longer. It returns how many links it tried.
+func (m *Manager) ActivatePending(ctx context.Context, now time.Time) int {
+	due, err := m.store.ClaimDuePendingLinks(ctx, now, 2*time.Minute, 50)
+	if err != nil {
+		m.log.WarnContext(ctx, "claiming pending links failed", slog.String("error", err.Error()))
+		return 0
+	}
+	for i := range due {
+		l := &due[i]
+		created, err := m.Subscribe(ctx, l)
+		if err != nil {
+			if werr := m.WaitForMailbox(ctx, l, now, err); werr != nil {
+				m.log.WarnContext(ctx, "recording a pending link failed", slog.Int64("link", l.ID), slog.String("error", werr.Error()))
+			}
+			m.log.InfoContext(ctx, "mailbox still not ready", slog.Int64("link", l.ID), slog.String("kind", string(outlook.KindOf(err))))
+			continue
+		}
+		if all, err := m.store.SubscriptionsOfLink(ctx, l.ID); err == nil {
+			for _, s := range all {
+				if s.ID != created.ID {
+					_ = m.Unsubscribe(ctx, s)
+				}
+			}
+		}
+		if m.resync != nil {
+			if err := m.resync.Resync(ctx, l.ID); err != nil {
+				next := now.Add(MailboxWait(l.Attempts))
+				_ = m.store.ScheduleLinkAttempt(ctx, l.ID, db.LinkPending, &next, "初回同期に失敗しました（自動で再試行します） / the first sync failed and will be retried: "+err.Error())
+				continue
+			}
+		} else if err := m.store.SetLinkStatus(ctx, l.ID, db.LinkActive, nil); err != nil {
+			m.log.WarnContext(ctx, "activating link failed", slog.Int64("link", l.ID), slog.String("error", err.Error()))
+		}
+		m.log.InfoContext(ctx, "pending link activated", slog.Int64("link", l.ID))
+	}
+	return len(due)
+}
+
 func (m *Manager) markLink(ctx context.Context, linkID int64, reason string) {
 	if err := m.store.SetLinkStatus(ctx, linkID, db.LinkError, &reason); err != nil {
 		m.log.WarnContext(ctx, "marking link failed", slog.Int64("link", linkID), slog.String("error", err.Error()))

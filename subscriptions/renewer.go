@@ -72,10 +72,11 @@ func (r *Renewer) Stop() {
 	r.cancel = nil
 }
 
-// RunOnce renews every subscription due now and returns how many it
+// RunOnce activates the pending links that are due (mailboxes that were not
+// ready), renews every subscription due now, and returns how many it
 // attempted.
 func (r *Renewer) RunOnce(ctx context.Context) int {
-	attempted := 0
+	attempted := r.m.ActivatePending(ctx, r.m.cfg.Now())
 	for ctx.Err() == nil {
 		due, err := r.m.store.ClaimDueSubscriptions(ctx, r.m.cfg.Now(), r.lease, r.batch)
 		if err != nil {
