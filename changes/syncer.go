@@ -46,13 +46,17 @@ type Syncer struct {
 	// old), and events that only aged out of it are not reported.
 	Past, Future time.Duration
 	PageSize     int
+	// ResyncInterval is the longest a link goes without a round: each
+	// round schedules the next poll that far ahead (Poller runs it unless
+	// a notification brings one sooner).
+	ResyncInterval time.Duration
 }
 
 // NewSyncer builds a syncer; notify (may be nil) is called after changes
 // are committed.
 func NewSyncer(store *db.Store, creds Credentials, graph *outlook.Client, notify func(companyID string), log *slog.Logger) *Syncer {
 	return &Syncer{store: store, creds: creds, graph: graph, log: log, now: time.Now, notify: notify,
-		Past: 30 * 24 * time.Hour, Future: 365 * 24 * time.Hour, PageSize: 100}
+		Past: 30 * 24 * time.Hour, Future: 365 * 24 * time.Hour, PageSize: 100, ResyncInterval: DefaultResyncInterval}
 }
 
 // SetNotify sets the listener told about new changes.
@@ -193,7 +197,7 @@ func (s *Syncer) round(ctx context.Context, tx bun.Tx, link *db.CalendarLink, fr
 	if err := db.SaveDelta(ctx, tx, state); err != nil {
 		return res, err
 	}
-	if err := db.MarkSynced(ctx, tx, link.ID, now); err != nil {
+	if err := db.MarkSynced(ctx, tx, link.ID, now, now.Add(s.ResyncInterval)); err != nil {
 		return res, err
 	}
 	return res, nil

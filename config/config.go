@@ -56,6 +56,9 @@ type Config struct {
 	GraphTimeout time.Duration
 	// InboxRetention is how long processed notifications are kept.
 	InboxRetention time.Duration
+	// ResyncInterval is the longest a linked calendar goes without a delta
+	// round when no notification brings one.
+	ResyncInterval time.Duration
 	LogLevel       string
 
 	// Playground and Introspection default to on only with the emulator.
@@ -117,6 +120,7 @@ func Load(getenv func(string) string) (Config, error) {
 		ShutdownTimeout:       p.duration("CALSYNC_SHUTDOWN_TIMEOUT", 10*time.Second),
 		GraphTimeout:          p.duration("CALSYNC_GRAPH_TIMEOUT", 60*time.Second),
 		InboxRetention:        p.duration("CALSYNC_INBOX_RETENTION", 24*time.Hour),
+		ResyncInterval:        p.duration("CALSYNC_RESYNC_INTERVAL", 30*time.Minute),
 		LogLevel:              p.str("CALSYNC_LOG_LEVEL", "info"),
 	}
 	// The emulator hands system_admin tokens out on the Playground page:
@@ -213,6 +217,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.MaxBodyBytes < 1024 {
 		p.fail("CALSYNC_MAX_BODY_BYTES", "must be at least 1024")
+	}
+	if c.ResyncInterval < time.Minute || c.ResyncInterval > 24*time.Hour {
+		p.fail("CALSYNC_RESYNC_INTERVAL", "must be between 1m and 24h (each linked calendar costs one Graph request per interval when idle), got %s", c.ResyncInterval)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -2,6 +2,7 @@ package db_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -132,5 +133,81 @@ func TestClaimsFoldAcrossCallers(t *testing.T) {
 	}
 	if n, err := store.PruneClaims(ctx, time.Now().Add(time.Hour)); err != nil || n != 1 {
 		t.Fatalf("pruned %d, %v", n, err)
+	}
+}
+
+// TestPollsSpreadAndClaimOnce: links without a next poll get one spread
+// evenly over the interval (no bucket of a tenth of it holds more than
+// twice its share), and two replicas claiming at once never take the same
+// link.
+func TestPollsSpreadAndClaimOnce(t *testing.T) {
+	t.Parallel()
+	store := db.NewStore(dbtest.New(t))
+	ctx := context.Background()
+	const n = 300
+	for i := 0; i < n; i++ {
+		addr := fmt.Sprintf("u%d@example.co.jp", i)
+		if err := store.SaveLink(ctx, &db.CalendarLink{CompanyID: "acme", UserID: fmt.Sprint("u", i), Provider: db.ProviderOutlook,
+			CalendarID: &addr, Status: db.LinkActive}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now().Truncate(time.Second)
+	interval := 30 * time.Minute
+	if err := store.SpreadPolls(ctx, now, interval); err != nil {
+		t.Fatal(err)
+	}
+	buckets := make([]int, 10)
+	var all []db.CalendarLink
+	for i := 0; i < n; i++ {
+		l, err := store.Link(ctx, "acme", fmt.Sprint("u", i))
+		if err != nil || l.NextPollAt == nil {
+			t.Fatalf("link %d: %+v %v", i, l, err)
+		}
+		off := l.NextPollAt.Sub(now)
+		if off < 0 || off >= interval {
+			t.Fatalf("next poll %s outside the interval", off)
+		}
+		buckets[int(off/(interval/10))]++
+		all = append(all, *l)
+	}
+	for i, b := range buckets {
+		if b < n/10/2 || b > n/10*2 {
+			t.Errorf("bucket %d holds %d of %d links: %v", i, b, n, buckets)
+		}
+	}
+	// Half the interval later about half are due; two claimers split them.
+	var mu sync.Mutex
+	seen := map[int64]int{}
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				due, err := store.ClaimDuePolls(ctx, now.Add(interval/2), time.Minute, 7)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(due) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, l := range due {
+					seen[l.ID]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for id, c := range seen {
+		if c != 1 {
+			t.Errorf("link %d claimed %d times", id, c)
+		}
+	}
+	if len(seen) < n*4/10 || len(seen) > n*6/10 {
+		t.Errorf("%d of %d links due half an interval in", len(seen), n)
 	}
 }

@@ -15,6 +15,9 @@ const (
 	LinkActive  = "ACTIVE"
 	LinkPending = "PENDING"
 	LinkError   = "ERROR"
+	// LinkPolling: usable without a Graph subscription (none could be
+	// made); read every resync interval while the subscription is retried.
+	LinkPolling = "POLLING"
 
 	ProviderNone    = "NONE"
 	ProviderOutlook = "OFFICE365_OUTLOOK"
@@ -89,14 +92,69 @@ func (s *Store) SetCompanyLinksStatus(ctx context.Context, companyID, status str
 
 // MarkSynced stamps a link as synced at `at` and ACTIVE (q may be a
 // transaction).
-func MarkSynced(ctx context.Context, q bun.IDB, linkID int64, at time.Time) error {
-	_, err := q.NewUpdate().Model((*CalendarLink)(nil)).Set("last_synced_at = ?", at).
-		Set("status = ?", LinkActive).Set("last_error = NULL").Set("next_attempt_at = NULL").Set("attempts = 0").Set("updated_at = now()").
+func MarkSynced(ctx context.Context, q bun.IDB, linkID int64, at, nextPoll time.Time) error {
+	// A POLLING link stays POLLING (and keeps saying why) until its
+	// subscription is made; any other becomes ACTIVE.
+	_, err := q.NewUpdate().Model((*CalendarLink)(nil)).Set("last_synced_at = ?", at).Set("next_poll_at = ?", nextPoll).
+		Set("status = CASE WHEN status = ? THEN status ELSE ? END", LinkPolling, LinkActive).
+		Set("last_error = CASE WHEN status = ? THEN last_error END", LinkPolling).
+		Set("next_attempt_at = CASE WHEN status = ? THEN next_attempt_at END", LinkPolling).
+		Set("attempts = CASE WHEN status = ? THEN attempts ELSE 0 END", LinkPolling).Set("updated_at = now()").
 		Where("id = ? AND provider <> ?", linkID, ProviderNone).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("marking link %d synced: %w", linkID, err)
 	}
 	return nil
+}
+
+// ActivateLink makes a link ACTIVE once its subscription exists: no error,
+// no retry pending.
+func (s *Store) ActivateLink(ctx context.Context, linkID int64) error {
+	_, err := s.db.NewUpdate().Model((*CalendarLink)(nil)).Set("status = ?", LinkActive).Set("last_error = NULL").
+		Set("next_attempt_at = NULL").Set("attempts = 0").Set("updated_at = now()").
+		Where("id = ? AND provider <> ?", linkID, ProviderNone).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("activating link %d: %w", linkID, err)
+	}
+	return nil
+}
+
+// SpreadPolls gives every link without a next poll one within the next
+// interval, spread evenly (the fractional part of id × the golden ratio
+// scatters consecutive ids across the interval), so links made or
+// migrated together are not all polled at once.
+func (s *Store) SpreadPolls(ctx context.Context, now time.Time, interval time.Duration) error {
+	_, err := s.db.NewUpdate().Model((*CalendarLink)(nil)).
+		Set("next_poll_at = ?::timestamptz + ((id * 0.6180339887498949) - floor(id * 0.6180339887498949)) * ? * interval '1 second'", now, interval.Seconds()).
+		Where("next_poll_at IS NULL AND provider <> ?", ProviderNone).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("spreading polls: %w", err)
+	}
+	return nil
+}
+
+// ClaimDuePolls claims ACTIVE and POLLING links whose resync round is due,
+// pushing their next poll a lease ahead so no other replica takes them
+// meanwhile (SKIP LOCKED); the round itself moves it a whole interval.
+func (s *Store) ClaimDuePolls(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]CalendarLink, error) {
+	var out []CalendarLink
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if err := tx.NewSelect().Model(&out).Where("provider <> ? AND status IN (?) AND next_poll_at <= ?", ProviderNone, bun.In([]string{LinkActive, LinkPolling}), now).
+			Order("next_poll_at").Limit(int64(limit)).For("UPDATE SKIP LOCKED").Scan(ctx); err != nil {
+			return fmt.Errorf("claiming due polls: %w", err)
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		ids := make([]int64, len(out))
+		for i := range out {
+			ids[i] = out[i].ID
+		}
+		_, err := tx.NewUpdate().Model((*CalendarLink)(nil)).Set("next_poll_at = ?", now.Add(lease)).
+			Where("id IN (?)", bun.In(ids)).Exec(ctx)
+		return err
+	})
+	return out, err
 }
 
 // LinkPage is one page of a company's links.
@@ -233,13 +291,14 @@ func (s *Store) ClaimDueSubscriptions(ctx context.Context, now time.Time, lease 
 	return out, err
 }
 
-// ClaimDuePendingLinks claims PENDING links whose next activation attempt
+// ClaimDuePendingLinks claims PENDING links (and POLLING ones, whose
+// subscription is retried the same way) whose next activation attempt
 // is due, pushing that attempt lease into the future so no other replica
 // takes them meanwhile (SKIP LOCKED).
 func (s *Store) ClaimDuePendingLinks(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]CalendarLink, error) {
 	var out []CalendarLink
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if err := tx.NewSelect().Model(&out).Where("status = ? AND provider <> ? AND next_attempt_at <= ?", LinkPending, ProviderNone, now).
+		if err := tx.NewSelect().Model(&out).Where("status IN (?) AND provider <> ? AND next_attempt_at <= ?", bun.In([]string{LinkPending, LinkPolling}), ProviderNone, now).
 			Order("next_attempt_at").Limit(int64(limit)).For("UPDATE SKIP LOCKED").Scan(ctx); err != nil {
 			return fmt.Errorf("claiming pending links: %w", err)
 		}

@@ -58,8 +58,10 @@ type CalendarLink struct {
 	// is activated again then (nil: not waiting).
 	NextAttemptAt *time.Time `bun:"next_attempt_at"`
 	Attempts      int        `bun:"attempts,notnull"`
-	CreatedAt     time.Time  `bun:"created_at,notnull,default:current_timestamp"`
-	UpdatedAt     time.Time  `bun:"updated_at,notnull,default:current_timestamp"`
+	// NextPollAt is when the next resync round is due (see ClaimDuePolls).
+	NextPollAt *time.Time `bun:"next_poll_at"`
+	CreatedAt  time.Time  `bun:"created_at,notnull,default:current_timestamp"`
+	UpdatedAt  time.Time  `bun:"updated_at,notnull,default:current_timestamp"`
 }
 
 // GraphSubscription is a live Graph subscription on a link's mailbox.

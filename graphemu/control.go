@@ -345,6 +345,10 @@ type Fault struct {
 	// the initial query; "syncStateNotFound" or "resyncRequired" 400 with
 	// that code; "unknown" the tokens are forgotten (400, invalid token).
 	Form string `json:"form,omitempty"`
+	// Silent makes dropNotifications drop without the "missed" lifecycle
+	// notification: Graph does not promise either (users report lost and
+	// day-late notifications with no word of it).
+	Silent bool `json:"silent,omitempty"`
 }
 
 // AddFault arms a fault, for in-process callers.
@@ -381,6 +385,7 @@ func (e *Emulator) AddFault(f Fault) error {
 		e.faults.mailbox[u.id] = mf
 	case "dropNotifications":
 		e.faults.dropNotifications += count
+		e.faults.dropSilently = f.Silent
 	case "delayNotifications":
 		e.faults.delayCount, e.faults.delayBy = count, time.Duration(f.MS)*time.Millisecond
 	case "failHandshake":

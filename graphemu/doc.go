@@ -77,7 +77,7 @@
 //	         {"kind":"slow","mailbox","count","ms"}        (answered after ms; the call is made even if the caller gave up)
 //	         {"kind":"dropConnection","mailbox","count"}   (cut before serving: no answer, nothing changed)
 //	         (these four count the next calls to the mailbox; "method":"POST" etc. counts only calls with that method)
-//	         {"kind":"dropNotifications","count"}
+//	         {"kind":"dropNotifications","count","silent"?}  (silent: no "missed" lifecycle notification either)
 //	         {"kind":"delayNotifications","ms","count"}
 //	         {"kind":"failHandshake","count"}
 //	         {"kind":"staleDeltaTokens","form"?}  ("" 410 syncStateNotFound; "gone" 410 + Location; "syncStateNotFound"/"resyncRequired" 400; "unknown" tokens forgotten)

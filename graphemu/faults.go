@@ -6,6 +6,7 @@ import "time"
 type faults struct {
 	mailbox           map[string]*mailboxFault // by mailbox id
 	dropNotifications int
+	dropSilently      bool
 	delayCount        int
 	delayBy           time.Duration
 	failHandshake     int

@@ -346,7 +346,9 @@ func (e *Emulator) notifyLocked(u *user, ev *event, changeType string) {
 			// "missed" lifecycle notification
 			// (concepts/change-notifications-lifecycle-events.md).
 			e.faults.dropNotifications--
-			e.sendLifecycleLocked(s, "missed")
+			if !e.faults.dropSilently {
+				e.sendLifecycleLocked(s, "missed")
+			}
 			continue
 		}
 		var delay time.Duration

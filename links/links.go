@@ -231,7 +231,15 @@ func (s *Service) link(ctx context.Context, companyID, actor string, in Input) (
 	if notReady {
 		// A new hire's mailbox still being provisioned: the link is kept
 		// PENDING and activated on its own once the mailbox exists.
-		return s.waitForMailbox(ctx, companyID, actor, in.UserID, addr, prev, row, oldSubs)
+		return s.keepWaiting(ctx, companyID, actor, in.UserID, addr, prev, row, oldSubs, db.LinkPending,
+			&outlook.Error{Op: "linking", Kind: outlook.KindMailboxNotReady})
+	}
+	if err != nil && pollable(err) {
+		// No subscription can be made (Graph's validation request never
+		// reached calsync, or the tenant refuses subscriptions): the link
+		// works without notifications, read every resync interval, and
+		// the subscription is retried on a backoff.
+		return s.keepWaiting(ctx, companyID, actor, in.UserID, addr, prev, row, oldSubs, db.LinkPolling, err)
 	}
 	if err != nil {
 		if prev == nil {
@@ -260,26 +268,47 @@ func (s *Service) link(ctx context.Context, companyID, actor string, in Input) (
 	return s.Get(ctx, companyID, in.UserID)
 }
 
-// waitForMailbox keeps a link whose mailbox does not exist yet: PENDING,
-// with the reason, the first retry scheduled; the previous mailbox's
-// subscriptions go, since the link now names another address.
-func (s *Service) waitForMailbox(ctx context.Context, companyID, actor, userID, addr string, prev, row *db.CalendarLink, oldSubs []db.GraphSubscription) (*Link, error) {
+// keepWaiting keeps a link that cannot be subscribed yet, in status
+// (PENDING: its mailbox does not exist yet; POLLING: usable, read every
+// resync interval, so it gets its first sync now), with the reason and
+// the next attempt scheduled; the previous mailbox's subscriptions go,
+// since the link now names this address.
+func (s *Service) keepWaiting(ctx context.Context, companyID, actor, userID, addr string, prev, row *db.CalendarLink,
+	oldSubs []db.GraphSubscription, status string, cause error) (*Link, error) {
 	for _, old := range oldSubs {
 		_ = s.subs.Unsubscribe(ctx, old)
 	}
+	row.Status, row.Attempts = status, 0
 	if err := s.store.SaveLink(ctx, row); err != nil {
 		return nil, err
 	}
 	if prev == nil || deref(prev.CalendarID) != addr {
 		_ = s.store.DeleteDelta(ctx, row.ID)
 	}
-	row.Attempts = 0
-	if err := s.subs.WaitForMailbox(ctx, row, time.Now(), &outlook.Error{Op: "linking", Kind: outlook.KindMailboxNotReady}); err != nil {
+	if err := s.subs.WaitForMailbox(ctx, row, time.Now(), cause); err != nil {
 		return nil, err
 	}
-	s.audit(ctx, companyID, actor, "link.set", map[string]any{"user_id": userID, "calendar_id": addr, "previous": prevAddress(prev), "pending": "mailbox not ready"})
-	s.log.InfoContext(ctx, "user linked; mailbox not ready yet", slog.String("company", companyID), slog.String("user", userID), slog.Int64("link", row.ID))
+	if status == db.LinkPolling {
+		if err := s.sync.Initial(ctx, row.ID); err != nil {
+			s.log.WarnContext(ctx, "initial sync of a polling link failed", slog.Int64("link", row.ID), slog.String("error", err.Error()))
+		}
+	}
+	s.audit(ctx, companyID, actor, "link.set", map[string]any{"user_id": userID, "calendar_id": addr, "previous": prevAddress(prev), "status": status})
+	s.log.InfoContext(ctx, "user linked without a subscription yet", slog.String("company", companyID), slog.String("user", userID),
+		slog.Int64("link", row.ID), slog.String("status", status), slog.String("kind", string(outlook.KindOf(cause))))
 	return s.Get(ctx, companyID, userID)
+}
+
+// pollable says whether a failed subscription leaves the mailbox usable:
+// Graph's validation request did not reach calsync, or Graph refused the
+// subscription itself (not the mailbox).
+func pollable(err error) bool {
+	var oe *outlook.Error
+	if !errors.As(err, &oe) {
+		return false
+	}
+	return (oe.Kind == outlook.KindBadRequest && strings.Contains(strings.ToLower(oe.Message), "validation")) ||
+		(oe.Kind == outlook.KindAccessDenied && strings.EqualFold(oe.Code, "ExtensionError"))
 }
 
 func prevAddress(p *db.CalendarLink) any {

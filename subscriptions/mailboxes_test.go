@@ -124,3 +124,46 @@ func subsOfLink(t *testing.T, e *testenv.Env, linkID int64) []db.GraphSubscripti
 	}
 	return subs
 }
+
+// TestPollingUntilASubscriptionCanBeMade (issue 16 §3): when Graph's
+// validation request cannot reach calsync, the link is usable in POLLING
+// mode (its first sync done, the reason shown), resync rounds keep it, and
+// the subscription is retried on a backoff until it is made: then ACTIVE.
+func TestPollingUntilASubscriptionCanBeMade(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	ctx := context.Background()
+	e.Control(t, "POST", "/_emulator/users/"+e.Mailbox+"/events", map[string]any{"subject": "既存の予定",
+		"start": map[string]any{"dateTime": time.Now().Add(48 * time.Hour).UTC().Format("2006-01-02T15:04:05"), "timeZone": "UTC"},
+		"end":   map[string]any{"dateTime": time.Now().Add(49 * time.Hour).UTC().Format("2006-01-02T15:04:05"), "timeZone": "UTC"}}, nil)
+	if err := e.Emu.AddFault(graphemu.Fault{Kind: "failHandshake", Count: 100}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := e.Links.Set(ctx, company, "admin", links.Input{UserID: "u1", Provider: db.ProviderOutlook, CalendarID: e.Mailbox})
+	if err != nil {
+		t.Fatalf("linking while Graph cannot validate: %v", err)
+	}
+	if l.Status == nil || *l.Status != db.LinkPolling || l.LastError == nil || !strings.Contains(*l.LastError, "no change notifications") {
+		t.Fatalf("link %+v", l)
+	}
+	row, _ := e.Store.Link(ctx, company, "u1")
+	if row.LastSyncedAt == nil || row.NextPollAt == nil || row.NextAttemptAt == nil || len(subsOfLink(t, e, row.ID)) != 0 {
+		t.Fatalf("polling row %+v", row)
+	}
+	if cs, _, _ := e.Store.Changes(ctx, company, 0, "", 10); len(cs) != 1 {
+		t.Fatalf("first sync of a polling link reported %d events, want 1", len(cs))
+	}
+	// Still failing: still POLLING, tried later.
+	now := time.Now()
+	if n := e.Subs.ActivatePending(ctx, now.Add(2*time.Minute)); n != 1 {
+		t.Fatalf("tried %d links", n)
+	}
+	if row, _ = e.Store.Link(ctx, company, "u1"); row.Status != db.LinkPolling || row.Attempts != 2 {
+		t.Fatalf("after a failed retry: %+v", row)
+	}
+	e.Emu.ClearFaults()
+	e.Subs.ActivatePending(ctx, now.Add(time.Hour))
+	if row, _ = e.Store.Link(ctx, company, "u1"); row.Status != db.LinkActive || row.LastError != nil || row.NextAttemptAt != nil || len(subsOfLink(t, e, row.ID)) != 1 {
+		t.Fatalf("after the subscription was made: %+v", row)
+	}
+}

@@ -266,18 +266,25 @@ func MailboxWait(attempts int) time.Duration {
 // (ActivatePending); one without an Exchange Online mailbox is ERROR and
 // waits for the admin; anything else (an outage) is tried again too.
 func (m *Manager) WaitForMailbox(ctx context.Context, link *db.CalendarLink, now time.Time, cause error) error {
+	waiting := db.LinkPending
+	if link.Status == db.LinkPolling {
+		waiting = db.LinkPolling // usable meanwhile; only the subscription is retried
+	}
 	switch outlook.KindOf(cause) {
 	case outlook.KindMailboxNotEnabled:
 		return m.store.ScheduleLinkAttempt(ctx, link.ID, db.LinkError, nil,
 			"Exchange Online のメールボックスがありません（ライセンス未割り当て、ゲスト、オンプレミスなど） / the user has no Exchange Online mailbox (no licence with Exchange, a guest, or on-premises)")
 	case outlook.KindMailboxNotReady:
 		next := now.Add(MailboxWait(link.Attempts))
-		return m.store.ScheduleLinkAttempt(ctx, link.ID, db.LinkPending, &next,
+		return m.store.ScheduleLinkAttempt(ctx, link.ID, waiting, &next,
 			"メールボックスの準備中です（新しいユーザーは作成に時間がかかります）。自動で再試行します / the mailbox is still being provisioned; calsync retries on its own")
 	default:
 		next := now.Add(MailboxWait(link.Attempts))
-		return m.store.ScheduleLinkAttempt(ctx, link.ID, db.LinkPending, &next,
-			"購読を作成できません。自動で再試行します / cannot create the Graph subscription yet; calsync retries on its own: "+cause.Error())
+		reason := "購読を作成できません。自動で再試行します / cannot create the Graph subscription yet; calsync retries on its own: "
+		if waiting == db.LinkPolling {
+			reason = "変更通知を受け取れないため、定期的に予定表を読み込んでいます（購読は自動で再試行します） / no change notifications: calsync reads the calendar every resync interval and retries the subscription: "
+		}
+		return m.store.ScheduleLinkAttempt(ctx, link.ID, waiting, &next, reason+cause.Error())
 	}
 }
 
@@ -309,14 +316,16 @@ func (m *Manager) ActivatePending(ctx context.Context, now time.Time) int {
 				}
 			}
 		}
+		if err := m.store.ActivateLink(ctx, l.ID); err != nil {
+			m.log.WarnContext(ctx, "activating link failed", slog.Int64("link", l.ID), slog.String("error", err.Error()))
+			continue
+		}
 		if m.resync != nil {
 			if err := m.resync.Resync(ctx, l.ID); err != nil {
 				next := now.Add(MailboxWait(l.Attempts))
 				_ = m.store.ScheduleLinkAttempt(ctx, l.ID, db.LinkPending, &next, "初回同期に失敗しました（自動で再試行します） / the first sync failed and will be retried: "+err.Error())
 				continue
 			}
-		} else if err := m.store.SetLinkStatus(ctx, l.ID, db.LinkActive, nil); err != nil {
-			m.log.WarnContext(ctx, "activating link failed", slog.Int64("link", l.ID), slog.String("error", err.Error()))
 		}
 		m.log.InfoContext(ctx, "pending link activated", slog.Int64("link", l.ID))
 	}

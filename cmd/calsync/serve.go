@@ -94,6 +94,7 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 			host.Wake()
 		}
 	}, log)
+	syncer.ResyncInterval = cfg.ResyncInterval
 	subs.SetResyncer(syncer)
 	worker := changes.NewWorker(store, syncer, subs, time.Second, log)
 	worker.KeepProcessed(cfg.InboxRetention)
@@ -132,6 +133,7 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 	services := []service{
 		feed,
 		worker,
+		changes.NewPoller(store, syncer, cfg.ResyncInterval, log),
 		subscriptions.NewRenewer(subs, 30*time.Second, log),
 		credentials.NewChecker(creds, time.Hour, 24*time.Hour, log),
 	}

@@ -5,4 +5,4 @@ ALTER TABLE calendar_links
     ADD COLUMN next_attempt_at timestamptz,
     ADD COLUMN attempts integer NOT NULL DEFAULT 0;
 CREATE INDEX calendar_links_pending_due ON calendar_links (next_attempt_at)
-    WHERE status = 'PENDING' AND next_attempt_at IS NOT NULL;
+    WHERE status IN ('PENDING', 'POLLING') AND next_attempt_at IS NOT NULL;

@@ -425,20 +425,24 @@ func (e EventType) MarshalJSON() ([]byte, error) {
 type LinkStatus string
 
 const (
-	LinkStatusActive  LinkStatus = "ACTIVE"
+	LinkStatusActive LinkStatus = "ACTIVE"
+	// Not usable yet: the mailbox is still being provisioned (or the first sync failed); calsync retries on its own. lastError says why.
 	LinkStatusPending LinkStatus = "PENDING"
 	LinkStatusError   LinkStatus = "ERROR"
+	// Usable, but Graph would not take a change-notification subscription: calsync reads the calendar every CALSYNC_RESYNC_INTERVAL and retries the subscription. lastError says why.
+	LinkStatusPolling LinkStatus = "POLLING"
 )
 
 var AllLinkStatus = []LinkStatus{
 	LinkStatusActive,
 	LinkStatusPending,
 	LinkStatusError,
+	LinkStatusPolling,
 }
 
 func (e LinkStatus) IsValid() bool {
 	switch e {
-	case LinkStatusActive, LinkStatusPending, LinkStatusError:
+	case LinkStatusActive, LinkStatusPending, LinkStatusError, LinkStatusPolling:
 		return true
 	}
 	return false
