@@ -346,6 +346,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		{"push", push},
 		{"sync-back latency", syncBack},
 		{"renewal", renewal},
+		{"idle resync", idleResync},
 		{"footprint", func(ctx context.Context, e *env, r *Report) error { return footprint(ctx, e, r, idle) }},
 		// Last: the attacks' garbage must not count in the footprint.
 		{"hostile input", hostile},

@@ -33,7 +33,7 @@ func TestSmoke(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want := []string{"1. Webhook ingest", "2. Sync back", "3. Renewal", "4. Push", "5. Footprint"}
+	want := []string{"1. Webhook ingest", "2. Sync back", "3. Renewal", "4. Push", "5. Footprint", "7. Resync safety net"}
 	seen := map[string]int{}
 	for _, r := range rep.Rows {
 		seen[r.Section]++

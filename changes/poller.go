@@ -42,7 +42,10 @@ func NewPoller(store *db.Store, syncer *Syncer, interval time.Duration, log *slo
 	if interval <= 0 {
 		interval = DefaultResyncInterval
 	}
-	return &Poller{store: store, syncer: syncer, log: log, interval: interval, lease: 2 * time.Minute, batch: 100, concurrency: 4}
+	// The claim moves a link's next poll a whole interval ahead: a round
+	// that fails (a mailbox gone, Graph down) is tried again then, not
+	// every few minutes; one that succeeds moves it from its own end.
+	return &Poller{store: store, syncer: syncer, log: log, interval: interval, lease: interval, batch: 100, concurrency: 4}
 }
 
 // tick is how often the poller looks for due links: often enough that a
@@ -119,7 +122,7 @@ func (p *Poller) RunOnce(ctx context.Context, now time.Time) int {
 				rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 				defer cancel()
 				if _, err := p.syncer.Sync(rctx, id, false); err != nil {
-					// Its next poll stays a lease ahead: tried again then.
+					// Its next poll stays an interval ahead: tried again then.
 					p.log.WarnContext(ctx, "resync round failed", slog.Int64("link", id), slog.String("error", err.Error()))
 				}
 			}(l.ID)
