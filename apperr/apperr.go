@@ -35,6 +35,7 @@ const (
 	CredentialsMissing   Code = "CREDENTIALS_MISSING"
 	EncryptionKeyMissing Code = "ENCRYPTION_KEY_MISSING"
 	QueryTooComplex      Code = "QUERY_TOO_COMPLEX"
+	CursorExpired        Code = "CURSOR_EXPIRED"
 )
 
 // Text is one sentence in both languages calsync speaks.

@@ -139,6 +139,25 @@ func (f *Feed) ParseCursor(companyID, s string) (int64, error) {
 	return f.cursors.Decode("chg", companyID, s)
 }
 
+// ErrCursorExpired answers a cursor older than the feed keeps: changes
+// after it were pruned (CALSYNC_FEED_RETENTION).
+var ErrCursorExpired = apperr.New(apperr.CursorExpired,
+	"この cursor は保持期間を過ぎたため、変更を取りこぼさずに続きを読めません。",
+	"This cursor is older than the change feed keeps; following on from it would miss changes.").WithField("after").
+	WithHint("calendarChangesHead で最新の cursor を控え、予定を読み直してから（calendarEvent など）、その cursor から calendarChanges を読み進めてください。",
+		"Take calendarChangesHead, re-read the events you need (calendarEvent, and calendarEvents once available), then follow calendarChanges from that head.")
+
+// Head is the newest position of the company's feed ("" when it is
+// empty): a host takes it, reads what it needs, then follows from it and
+// misses nothing in between.
+func (f *Feed) Head(ctx context.Context, companyID string) (string, error) {
+	n, err := f.store.LatestCursor(ctx, companyID)
+	if err != nil || n == 0 {
+		return "", err
+	}
+	return f.cursors.Encode("chg", companyID, n), nil
+}
+
 // Page is one page of the feed.
 type Page struct {
 	Changes []db.Change
@@ -163,6 +182,13 @@ func (f *Feed) Page(ctx context.Context, companyID, after string, first int, use
 		var err error
 		if from, err = f.ParseCursor(companyID, after); err != nil {
 			return nil, err
+		}
+		horizon, err := f.store.FeedHorizon(ctx, companyID)
+		if err != nil {
+			return nil, err
+		}
+		if from < horizon {
+			return nil, ErrCursorExpired
 		}
 	}
 	cs, more, err := f.store.Changes(ctx, companyID, from, userID, first)

@@ -30,6 +30,8 @@ type Worker struct {
 	concurrency int
 	wake        chan struct{}
 	retention   time.Duration
+	// feedRetention is how long the change feed keeps changes (0: for ever).
+	feedRetention time.Duration
 
 	// processed counts rows finished since the last vacuum (see vacuum).
 	processed  atomic.Int64
@@ -53,11 +55,20 @@ const DefaultInboxRetention = 24 * time.Hour
 // before Prune deletes them (set it before Start).
 func (w *Worker) KeepProcessed(d time.Duration) { w.retention = d }
 
-// pruneEvery is how often the running worker prunes the inbox.
+// KeepChanges sets how long changes stay in the feed before Prune deletes
+// them (set it before Start; 0 keeps them for ever).
+func (w *Worker) KeepChanges(d time.Duration) { w.feedRetention = d }
+
+// DefaultFeedRetention is how long the change feed keeps changes
+// (CALSYNC_FEED_RETENTION).
+const DefaultFeedRetention = 30 * 24 * time.Hour
+
+// pruneEvery is how often the running worker prunes the inbox and the feed.
 const pruneEvery = 10 * time.Minute
 
-// Prune deletes the notifications processed longer ago than the retention,
-// in batches, and returns how many went. Replicas may prune at once.
+// Prune deletes the notifications processed longer ago than the retention
+// and the changes older than the feed's retention, in batches, and returns
+// how many rows went. Replicas may prune at once.
 func (w *Worker) Prune(ctx context.Context) (int, error) {
 	before := time.Now().Add(-w.retention)
 	// Lapsed claims (folded lifecycle events, recreations) go with them.
@@ -67,6 +78,20 @@ func (w *Worker) Prune(ctx context.Context) (int, error) {
 	total := 0
 	for ctx.Err() == nil {
 		n, err := w.store.PruneInbox(ctx, before, 5000)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n < 5000 {
+			break
+		}
+	}
+	if w.feedRetention <= 0 {
+		return total, ctx.Err()
+	}
+	oldest := time.Now().Add(-w.feedRetention)
+	for ctx.Err() == nil {
+		n, err := w.store.PruneChanges(ctx, oldest, 5000)
 		total += n
 		if err != nil || n < 5000 {
 			return total, err

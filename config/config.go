@@ -59,7 +59,9 @@ type Config struct {
 	// ResyncInterval is the longest a linked calendar goes without a delta
 	// round when no notification brings one.
 	ResyncInterval time.Duration
-	LogLevel       string
+	// FeedRetention is how long the change feed keeps changes.
+	FeedRetention time.Duration
+	LogLevel      string
 
 	// Playground and Introspection default to on only with the emulator.
 	Playground    bool
@@ -121,6 +123,7 @@ func Load(getenv func(string) string) (Config, error) {
 		GraphTimeout:          p.duration("CALSYNC_GRAPH_TIMEOUT", 60*time.Second),
 		InboxRetention:        p.duration("CALSYNC_INBOX_RETENTION", 24*time.Hour),
 		ResyncInterval:        p.duration("CALSYNC_RESYNC_INTERVAL", 30*time.Minute),
+		FeedRetention:         p.duration("CALSYNC_FEED_RETENTION", 720*time.Hour),
 		LogLevel:              p.str("CALSYNC_LOG_LEVEL", "info"),
 	}
 	// The emulator hands system_admin tokens out on the Playground page:
@@ -217,6 +220,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.MaxBodyBytes < 1024 {
 		p.fail("CALSYNC_MAX_BODY_BYTES", "must be at least 1024")
+	}
+	if c.FeedRetention < time.Hour {
+		p.fail("CALSYNC_FEED_RETENTION", "must be at least 1h (hosts follow the feed with cursors; older ones answer CURSOR_EXPIRED), got %s", c.FeedRetention)
 	}
 	if c.ResyncInterval < time.Minute || c.ResyncInterval > 24*time.Hour {
 		p.fail("CALSYNC_RESYNC_INTERVAL", "must be between 1m and 24h (each linked calendar costs one Graph request per interval when idle), got %s", c.ResyncInterval)

@@ -87,3 +87,48 @@ func (s *Store) ChangesAfter(ctx context.Context, after int64, limit int) ([]Cha
 	}
 	return out, nil
 }
+
+// PruneChanges deletes up to limit changes recorded before before, oldest
+// first, and moves each company's horizon to the newest cursor it lost; it
+// returns how many went. Replicas may prune at once.
+func (s *Store) PruneChanges(ctx context.Context, before time.Time, limit int) (int, error) {
+	n := 0
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var gone []struct {
+			CompanyID string `bun:"company_id"`
+			Cursor    int64  `bun:"cursor"`
+		}
+		if err := tx.NewRaw(`DELETE FROM changes WHERE cursor IN (
+			SELECT cursor FROM changes WHERE occurred_at < ? ORDER BY cursor LIMIT ? FOR UPDATE SKIP LOCKED)
+			RETURNING company_id, cursor`, before, limit).Scan(ctx, &gone); err != nil {
+			return fmt.Errorf("pruning changes: %w", err)
+		}
+		n = len(gone)
+		newest := map[string]int64{}
+		for _, g := range gone {
+			newest[g.CompanyID] = max(newest[g.CompanyID], g.Cursor)
+		}
+		for company, cursor := range newest {
+			if _, err := tx.NewRaw(`INSERT INTO feed_horizon (company_id, pruned_through) VALUES (?, ?)
+				ON CONFLICT (company_id) DO UPDATE SET pruned_through = greatest(feed_horizon.pruned_through, excluded.pruned_through)`,
+				company, cursor).Exec(ctx); err != nil {
+				return fmt.Errorf("moving the feed horizon: %w", err)
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// FeedHorizon is the newest cursor of the company's feed that was pruned
+// (0 when none was): following the feed from before it would miss changes.
+func (s *Store) FeedHorizon(ctx context.Context, companyID string) (int64, error) {
+	var h []int64
+	if err := s.db.NewRaw(`SELECT pruned_through FROM feed_horizon WHERE company_id = ?`, companyID).Scan(ctx, &h); err != nil {
+		return 0, fmt.Errorf("reading the feed horizon: %w", err)
+	}
+	if len(h) == 0 {
+		return 0, nil
+	}
+	return h[0], nil
+}

@@ -129,6 +129,7 @@ type ComplexityRoot struct {
 	Query struct {
 		CalendarAuthSettings func(childComplexity int) int
 		CalendarChanges      func(childComplexity int, after *string, first *int, userID *string) int
+		CalendarChangesHead  func(childComplexity int) int
 		CalendarEvent        func(childComplexity int, userID string, externalID string) int
 		UserCalendarLink     func(childComplexity int, userID string) int
 		UserCalendarLinks    func(childComplexity int, first *int, after *string, status *model.LinkStatus) int
@@ -187,6 +188,7 @@ type QueryResolver interface {
 	UserCalendarLinks(ctx context.Context, first *int, after *string, status *model.LinkStatus) (*model.UserCalendarLinkConnection, error)
 	CalendarEvent(ctx context.Context, userID string, externalID string) (*model.CalendarEvent, error)
 	CalendarChanges(ctx context.Context, after *string, first *int, userID *string) (*model.CalendarChangeConnection, error)
+	CalendarChangesHead(ctx context.Context) (*string, error)
 }
 type SubscriptionResolver interface {
 	CalendarChanged(ctx context.Context, userID *string) (<-chan *model.CalendarChange, error)
@@ -636,6 +638,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.CalendarChanges(childComplexity, args["after"].(*string), args["first"].(*int), args["userId"].(*string)), true
+	case "Query.calendarChangesHead":
+		if e.ComplexityRoot.Query.CalendarChangesHead == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.CalendarChangesHead(childComplexity), true
 	case "Query.calendarEvent":
 		if e.ComplexityRoot.Query.CalendarEvent == nil {
 			break
@@ -3373,6 +3381,29 @@ func (ec *executionContext) fieldContext_Query_calendarChanges(ctx context.Conte
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_calendarChangesHead(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_calendarChangesHead(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().CalendarChangesHead(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_calendarChangesHead(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Query", field, true, true, "String")
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5870,6 +5901,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_calendarChanges(ctx, field)
+				})
+		case "calendarChangesHead":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_calendarChangesHead(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {

@@ -268,6 +268,19 @@ func (r *queryResolver) CalendarChanges(ctx context.Context, after *string, firs
 	return conn, nil
 }
 
+// CalendarChangesHead is the resolver for the calendarChangesHead field.
+func (r *queryResolver) CalendarChangesHead(ctx context.Context) (*string, error) {
+	caller, err := auth.Require(ctx, auth.Service, auth.SystemAdmin, auth.UserAdmin, auth.Member)
+	if err != nil {
+		return nil, err
+	}
+	head, err := r.Feed.Head(ctx, caller.CompanyID)
+	if err != nil || head == "" {
+		return nil, err
+	}
+	return &head, nil
+}
+
 // CalendarChanged is the resolver for the calendarChanged field.
 func (r *subscriptionResolver) CalendarChanged(ctx context.Context, userID *string) (<-chan *model.CalendarChange, error) {
 	caller, err := auth.Require(ctx, auth.Service, auth.SystemAdmin, auth.UserAdmin, auth.Member)

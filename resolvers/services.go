@@ -42,4 +42,6 @@ type FeedService interface {
 	Stream(ctx context.Context, companyID, userID string) (<-chan db.Change, error)
 	// Cursor is a change's position, sealed for its company.
 	Cursor(c db.Change) string
+	// Head is the newest position of the company's feed ("" when empty).
+	Head(ctx context.Context, companyID string) (string, error)
 }

@@ -34,6 +34,7 @@ var authz = map[string]rule{
 	"Query.userCalendarLinks":         {query: `{ userCalendarLinks { edges { cursor } } }`, allowed: pushers},
 	"Query.calendarEvent":             {query: `query($u: ID!) { calendarEvent(userId: $u, externalId: "e1") { subject } }`, allowed: pushers, memberOwn: true},
 	"Query.calendarChanges":           {query: `query($u: ID) { calendarChanges(userId: $u) { edges { cursor } } }`, allowed: pushers, memberOwn: true},
+	"Query.calendarChangesHead":       {query: `{ calendarChangesHead }`, allowed: append([]string{"member"}, pushers...)},
 	"Mutation.uploadCalendarAuthFile": {allowed: []string{"system_admin"}},
 	"Mutation.setCalendarAuth": {query: `mutation { setCalendarAuth(input: {tenantId: "x", clientId: "y", clientSecret: "z"}) { status } }`,
 		allowed: []string{"system_admin"}},

@@ -98,6 +98,7 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 	subs.SetResyncer(syncer)
 	worker := changes.NewWorker(store, syncer, subs, time.Second, log)
 	worker.KeepProcessed(cfg.InboxRetention)
+	worker.KeepChanges(cfg.FeedRetention)
 	hooks := webhooks.New(store, reg, worker.Wake, log)
 
 	res := &resolvers.Resolver{

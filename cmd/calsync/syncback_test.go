@@ -167,6 +167,9 @@ func TestSyncBackEndToEnd(t *testing.T) {
 	if len(changes) != 1 || changes[0]["outlookEventId"] != id || changes[0]["cursor"] != live["cursor"] {
 		t.Fatalf("pull %v vs websocket %v", changes, live)
 	}
+	if h := a.gql(t, svc, `{ calendarChangesHead }`, nil); string(h.Data["calendarChangesHead"]) != `"`+changes[0]["cursor"].(string)+`"` {
+		t.Fatalf("calendarChangesHead %s, want the newest cursor %v", h.Data["calendarChangesHead"], changes[0]["cursor"])
+	}
 	// A member sees only their own changes.
 	if own := pull(t, a, token(t, "acme", "u-taro", "member")); len(own) != 1 {
 		t.Fatalf("member u-taro sees %d", len(own))
