@@ -25,7 +25,7 @@ test: postgres chromium vet check-generated
 fuzz-smoke:
 	go test -run '^$$' -fuzz FuzzParse -fuzztime 5s ./authfile
 	go test -run '^$$' -fuzz FuzzParsePayload -fuzztime 5s ./webhooks
-	go test -run '^$$' -fuzz FuzzValidate -fuzztime 5s ./calendar
+	go test -run '^$$' -fuzz FuzzValidate -fuzztime 5s ./internal/schedule
 	go test -run '^$$' -fuzz FuzzParse -fuzztime 5s ./internal/recur
 	go test -run '^$$' -fuzz FuzzRoundTrip -fuzztime 5s ./internal/htmltext
 
@@ -37,7 +37,7 @@ vet:
 ## generate: regenerate graph/ and resolver stubs from graph/*.graphqls, and the time zone maps from internal/zonedata (CLDR)
 generate:
 	go tool gqlgen generate
-	go generate ./calendar ./graphemu
+	go generate ./internal/schedule ./graphemu
 
 check-generated:
 	scripts/check-generated.sh

@@ -89,9 +89,9 @@ func (s *Service) UpsertMany(ctx context.Context, companyID, userID string, ins 
 			for j, i := range chunk {
 				p := plans[i]
 				if p.create {
-					ops[j] = outlook.Op{Create: true, Event: p.entry.outlook(transactionID(companyID, p.entry.ExternalID, p.gen))}
+					ops[j] = outlook.Op{Create: true, Event: outlookEvent(p.entry, transactionID(companyID, p.entry.ExternalID, p.gen))}
 				} else {
-					ops[j] = outlook.Op{ID: p.el.OutlookEventID, Event: p.entry.outlook(""), Fields: p.fields, IfMatch: p.ifMatch}
+					ops[j] = outlook.Op{ID: p.el.OutlookEventID, Event: outlookEvent(p.entry, ""), Fields: p.fields, IfMatch: p.ifMatch}
 				}
 			}
 			results, err := t.sess.Batch(ctx, t.mailbox, ops)

@@ -1,6 +1,3 @@
-// Package calendar is the host's view of Outlook events: the schedule
-// entries 手配職人 pushes (validated, mapped to Graph's shape and time
-// zones) and the events it reads back.
 package calendar
 
 import (
@@ -8,62 +5,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tehaishokunin/calsync/internal/schedule"
 	"github.com/tehaishokunin/calsync/outlook"
 )
-
-// Event is an Outlook event as the host sees it.
-type Event struct {
-	ExternalID      *string    `json:"externalId,omitempty"`
-	OutlookEventID  string     `json:"outlookEventId"`
-	ICalUID         string     `json:"iCalUId,omitempty"`
-	Subject         string     `json:"subject"`
-	Body            string     `json:"body,omitempty"`
-	Location        string     `json:"location,omitempty"`
-	Start           string     `json:"start"`
-	End             string     `json:"end"`
-	TimeZone        string     `json:"timeZone"`
-	IsAllDay        bool       `json:"isAllDay"`
-	ShowAs          string     `json:"showAs,omitempty"`
-	Sensitivity     string     `json:"sensitivity,omitempty"`
-	Categories      []string   `json:"categories"`
-	ReminderMinutes *int       `json:"reminderMinutesBeforeStart,omitempty"`
-	Version         string     `json:"version,omitempty"`
-	LastModifiedAt  *time.Time `json:"lastModifiedAt,omitempty"`
-	// Type is SINGLE_INSTANCE, SERIES_MASTER (a recurring entry the host
-	// pushed), OCCURRENCE or EXCEPTION (an instance of a series: SeriesID
-	// is its series' Outlook id). RecurrenceRule is the series' RRULE, on
-	// the master and on each instance.
-	Type           string `json:"type,omitempty"`
-	SeriesID       string `json:"seriesId,omitempty"`
-	RecurrenceRule string `json:"recurrenceRule,omitempty"`
-}
-
-// Event types as the host sees them.
-const (
-	SingleInstance = "SINGLE_INSTANCE"
-	SeriesMaster   = "SERIES_MASTER"
-	Occurrence     = "OCCURRENCE"
-	Exception      = "EXCEPTION"
-)
-
-// IsInstance says whether v is one instance of a recurring series.
-func (v Event) IsInstance() bool { return v.Type == Occurrence || v.Type == Exception }
-
-// EventType is v's type, SINGLE_INSTANCE for views stored before series
-// were known.
-func (v Event) EventType() string {
-	if v.Type == "" {
-		return SingleInstance
-	}
-	return v.Type
-}
-
-const dateLayout = "2006-01-02"
 
 // FromOutlook converts an event read from Graph (UTC times, original zone
 // name) into the host's view in the event's own zone.
 func FromOutlook(e outlook.Event, externalID *string) Event {
-	loc, ok := IANAZone(e.TimeZone)
+	loc, ok := schedule.IANAZone(e.TimeZone)
 	zone := "UTC"
 	if ok {
 		zone = loc.String()
@@ -72,12 +21,12 @@ func FromOutlook(e outlook.Event, externalID *string) Event {
 	}
 	out := Event{
 		ExternalID: externalID, OutlookEventID: e.ID, ICalUID: e.ICalUID, Subject: e.Subject, Body: strings.TrimSpace(e.Body),
-		Location: e.Location, TimeZone: zone, IsAllDay: e.IsAllDay, ShowAs: enumOut(e.ShowAs), Sensitivity: enumOut(e.Sensitivity),
+		Location: e.Location, TimeZone: zone, IsAllDay: e.IsAllDay, ShowAs: schedule.EnumName(e.ShowAs), Sensitivity: schedule.EnumName(e.Sensitivity),
 		Categories: slices.Clone(e.Categories), ReminderMinutes: e.ReminderMinutes, Version: e.ChangeKey,
-		Type: enumOut(e.Type), SeriesID: e.SeriesMasterID,
+		Type: schedule.EnumName(e.Type), SeriesID: e.SeriesMasterID,
 	}
 	if e.Type == "" {
-		out.Type = SingleInstance
+		out.Type = schedule.SingleInstance
 	}
 	if e.Recurrence != nil {
 		out.RecurrenceRule = e.Recurrence.RRULE(loc)
@@ -90,95 +39,9 @@ func FromOutlook(e outlook.Event, externalID *string) Event {
 		out.LastModifiedAt = &t
 	}
 	if e.IsAllDay {
-		out.Start, out.End = e.Start.In(loc).Format(dateLayout), e.End.In(loc).Format(dateLayout)
+		out.Start, out.End = e.Start.In(loc).Format(schedule.DateLayout), e.End.In(loc).Format(schedule.DateLayout)
 	} else {
 		out.Start, out.End = e.Start.In(loc).Format(time.RFC3339), e.End.In(loc).Format(time.RFC3339)
 	}
 	return out
-}
-
-// enumOut turns Graph's camelCase enum value into the GraphQL enum name
-// (workingElsewhere -> WORKING_ELSEWHERE).
-func enumOut(v string) string {
-	var b strings.Builder
-	for i, r := range v {
-		if i > 0 && r >= 'A' && r <= 'Z' {
-			b.WriteByte('_')
-		}
-		b.WriteRune(r)
-	}
-	return strings.ToUpper(b.String())
-}
-
-// enumIn is the reverse of enumOut.
-func enumIn(v string) string {
-	parts := strings.Split(strings.ToLower(v), "_")
-	for i := 1; i < len(parts); i++ {
-		if parts[i] != "" {
-			parts[i] = strings.ToUpper(parts[i][:1]) + parts[i][1:]
-		}
-	}
-	return strings.Join(parts, "")
-}
-
-// ChangedFields lists the host's fields that differ between two views of
-// an event, in a stable order. The reminder is not among them: it is the
-// user's own once the event exists (the host's value sets it at creation),
-// so a craftsman switching it off is neither a change reported to the host
-// nor something a push undoes.
-func ChangedFields(before, after Event) []string {
-	var out []string
-	add := func(name string, differ bool) {
-		if differ {
-			out = append(out, name)
-		}
-	}
-	add("subject", before.Subject != after.Subject)
-	add("start", before.Start != after.Start)
-	add("end", before.End != after.End)
-	add("timeZone", before.TimeZone != after.TimeZone)
-	add("location", before.Location != after.Location)
-	add("isAllDay", before.IsAllDay != after.IsAllDay)
-	add("showAs", before.ShowAs != after.ShowAs)
-	add("body", before.Body != after.Body)
-	add("sensitivity", before.Sensitivity != after.Sensitivity)
-	add("categories", !slices.Equal(before.Categories, after.Categories))
-	add("recurrenceRule", before.RecurrenceRule != after.RecurrenceRule)
-	return out
-}
-
-// SameAsSeries says whether an occurrence shows what its series master
-// (as calsync last wrote or knew it) says: the same fields, and the same
-// time of day and length in the same zone. An occurrence of a series the
-// host pushed that does is no news to the host.
-func SameAsSeries(master, occ Event) bool {
-	if master.Subject != occ.Subject || master.Body != occ.Body || master.Location != occ.Location ||
-		master.TimeZone != occ.TimeZone || master.IsAllDay != occ.IsAllDay || master.ShowAs != occ.ShowAs ||
-		master.Sensitivity != occ.Sensitivity || !slices.Equal(master.Categories, occ.Categories) {
-		return false
-	}
-	if master.IsAllDay {
-		ms, e1 := time.Parse(dateLayout, master.Start)
-		me, e2 := time.Parse(dateLayout, master.End)
-		ost, e3 := time.Parse(dateLayout, occ.Start)
-		oe, e4 := time.Parse(dateLayout, occ.End)
-		return e1 == nil && e2 == nil && e3 == nil && e4 == nil && me.Sub(ms) == oe.Sub(ost)
-	}
-	ms, e1 := time.Parse(time.RFC3339, master.Start)
-	me, e2 := time.Parse(time.RFC3339, master.End)
-	ost, e3 := time.Parse(time.RFC3339, occ.Start)
-	oe, e4 := time.Parse(time.RFC3339, occ.End)
-	if e1 != nil || e2 != nil || e3 != nil || e4 != nil {
-		return false
-	}
-	mh, mm, msec := ms.Clock()
-	oh, om, osec := ost.Clock()
-	return mh == oh && mm == om && msec == osec && me.Sub(ms) == oe.Sub(ost)
-}
-
-func equalPtr(a, b *int) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return *a == *b
 }

@@ -1,6 +1,10 @@
 package calendar
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/tehaishokunin/calsync/internal/zonedata"
+)
 
 // GoZonesForTest lists every zone in Go's time zone database.
-func GoZonesForTest(t *testing.T) []string { return goZones(t) }
+func GoZonesForTest(t *testing.T) []string { return zonedata.GoZones(t) }

@@ -119,7 +119,7 @@ func transactionID(companyID, externalID string, generation int) string {
 	return TransactionPrefix + hex.EncodeToString(h[:16])
 }
 
-func (e Entry) outlook(txn string) outlook.Event {
+func outlookEvent(e Entry, txn string) outlook.Event {
 	return outlook.Event{
 		Subject: e.Subject, Body: e.Body, Location: e.Location, Start: e.Start, End: e.End, TimeZone: windowsName(e.Zone),
 		IsAllDay: e.IsAllDay, ShowAs: e.ShowAs, Sensitivity: e.Sensitivity, Categories: e.Categories, ReminderMinutes: e.ReminderMinutes,
@@ -220,7 +220,7 @@ func (s *Service) execute(ctx context.Context, companyID string, t *target, p *p
 	case p.create:
 		ev, err = s.createWithRetry(ctx, t, p)
 	default:
-		ev, err = t.sess.UpdateEvent(ctx, t.mailbox, p.el.OutlookEventID, e.outlook(""), p.fields, p.ifMatch)
+		ev, err = t.sess.UpdateEvent(ctx, t.mailbox, p.el.OutlookEventID, outlookEvent(e, ""), p.fields, p.ifMatch)
 		if outlook.KindOf(err) == outlook.KindConflict && !e.Force {
 			ev, err = s.merge(ctx, t, p)
 		}
@@ -242,12 +242,12 @@ func (s *Service) execute(ctx context.Context, companyID string, t *target, p *p
 
 func (s *Service) createWithRetry(ctx context.Context, t *target, p *plan) (outlook.Event, error) {
 	txn := transactionID(t.link.CompanyID, p.entry.ExternalID, p.gen)
-	ev, err := t.sess.CreateEvent(ctx, t.mailbox, p.entry.outlook(txn))
+	ev, err := t.sess.CreateEvent(ctx, t.mailbox, outlookEvent(p.entry, txn))
 	for attempt := 0; attempt < 2 && err != nil && (outlook.KindOf(err) == outlook.KindUnreachable || outlook.KindOf(err) == outlook.KindUnavailable || outlook.KindOf(err) == outlook.KindUnknown); attempt++ {
 		// The response may be lost after Graph made the event; the same
 		// transactionId returns that event instead of a duplicate.
 		s.log.InfoContext(ctx, "retrying event create with the same transactionId", slog.String("error", err.Error()))
-		ev, err = t.sess.CreateEvent(ctx, t.mailbox, p.entry.outlook(txn))
+		ev, err = t.sess.CreateEvent(ctx, t.mailbox, outlookEvent(p.entry, txn))
 	}
 	if outlook.KindOf(err) == outlook.KindDuplicateTransaction {
 		return s.recoverDuplicate(ctx, t, p)
@@ -271,7 +271,7 @@ func (s *Service) recoverDuplicate(ctx context.Context, t *target, p *plan) (out
 	}
 	*p = *np
 	s.log.InfoContext(ctx, "create answered ErrorDuplicateTransactionId; updating the event it made", slog.String("event", p.el.OutlookEventID))
-	return t.sess.UpdateEvent(ctx, t.mailbox, p.el.OutlookEventID, p.entry.outlook(""), p.fields, p.ifMatch)
+	return t.sess.UpdateEvent(ctx, t.mailbox, p.el.OutlookEventID, outlookEvent(p.entry, ""), p.fields, p.ifMatch)
 }
 
 // plan decides between create, update and nothing, adopting a tagged event
@@ -419,7 +419,7 @@ func (s *Service) merge(ctx context.Context, t *target, p *plan) (outlook.Event,
 			return cur, nil // Outlook already holds the host's fields
 		}
 		p.fields, p.ifMatch = graphFields(send, p.entry.Recurrence != nil), cur.ChangeKey
-		ev, err := t.sess.UpdateEvent(ctx, t.mailbox, p.el.OutlookEventID, p.entry.outlook(""), p.fields, p.ifMatch)
+		ev, err := t.sess.UpdateEvent(ctx, t.mailbox, p.el.OutlookEventID, outlookEvent(p.entry, ""), p.fields, p.ifMatch)
 		if outlook.KindOf(err) != outlook.KindConflict || attempt == 2 {
 			return ev, err
 		}

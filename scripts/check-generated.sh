@@ -5,7 +5,7 @@
 # in place so `git diff` shows what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-files=(graph/generated.go graph/model/models_gen.go resolvers/schema.resolvers.go calendar/zones_gen.go graphemu/zones_gen.go)
+files=(graph/generated.go graph/model/models_gen.go resolvers/schema.resolvers.go internal/schedule/zones_gen.go graphemu/zones_gen.go)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for f in "${files[@]}"; do
@@ -13,7 +13,7 @@ for f in "${files[@]}"; do
   cp "$f" "$tmp/$f" 2>/dev/null || : > "$tmp/$f"
 done
 go tool gqlgen generate
-go generate ./calendar ./graphemu
+go generate ./internal/schedule ./graphemu
 stale=0
 for f in "${files[@]}"; do
   if ! diff -u "$tmp/$f" "$f" > "$tmp/diff" 2>&1; then

@@ -2,7 +2,7 @@
 // the npm package cldr-core, timezone.json from cldr-bcp47, both committed
 // beside this folder) into Go maps, so no zone table is written by hand.
 //
-//	go run ./internal/zonedata/gen -emit client -pkg calendar -out calendar/zones_gen.go
+//	go run ./internal/zonedata/gen -emit client -pkg schedule -out internal/schedule/zones_gen.go
 //	go run ./internal/zonedata/gen -emit emulator -pkg graphemu -out graphemu/zones_gen.go
 //
 // client: every IANA name CLDR knows (aliases included) → its Windows zone,

@@ -1,34 +1,15 @@
-package calendar
+package schedule
 
 import (
-	"archive/zip"
-	"path/filepath"
-	"runtime"
-	"sort"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/tehaishokunin/calsync/apperr"
+	"github.com/tehaishokunin/calsync/internal/zonedata"
 )
 
 // goZones lists every zone in Go's time zone database.
-func goZones(t *testing.T) []string {
-	t.Helper()
-	r, err := zip.OpenReader(filepath.Join(runtime.GOROOT(), "lib", "time", "zoneinfo.zip"))
-	if err != nil {
-		t.Skipf("no zoneinfo.zip in GOROOT: %v", err)
-	}
-	defer r.Close()
-	var out []string
-	for _, f := range r.File {
-		if !strings.HasSuffix(f.Name, "/") {
-			out = append(out, f.Name)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
+func goZones(t *testing.T) []string { return zonedata.GoZones(t) }
 
 // TestEveryZoneIsSentOrRefused: an entry in any zone Go knows is either
 // sent as a Windows zone that keeps its clock, or refused naming timeZone

@@ -1,11 +1,11 @@
-package calendar
+package schedule
 
 import (
 	"strings"
 	"time"
 )
 
-//go:generate go run ../internal/zonedata/gen -data ../internal/zonedata -emit client -pkg calendar -out zones_gen.go
+//go:generate go run ../zonedata/gen -data ../zonedata -emit client -pkg schedule -out zones_gen.go
 
 // WindowsZone returns the Windows zone name Outlook stores for an IANA
 // zone (CLDR windowsZones, aliases included), and false for the few zones
