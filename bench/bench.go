@@ -158,7 +158,9 @@ func start(ctx context.Context, o Options) (*env, error) {
 	bin := o.Binary
 	if bin == "" {
 		bin = filepath.Join(dir, "calsync")
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/calsync")
+		// As make build does: without the symbol table and DWARF (stack
+		// traces and pprof keep their names from pclntab).
+		build := exec.CommandContext(ctx, "go", "build", "-ldflags", "-s -w", "-o", bin, "./cmd/calsync")
 		build.Dir = moduleRoot()
 		build.Stderr = o.Log
 		if err := build.Run(); err != nil {
