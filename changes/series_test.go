@@ -102,6 +102,31 @@ func TestOutlookSeriesReachTheHostAsInstances(t *testing.T) {
 			t.Errorf("series edit change %+v", c)
 		}
 	}
+
+	// Deleting the series: one DELETED per instance still known (the
+	// cancelled one was reported already), settled by one look-up of the
+	// master rather than one per instance.
+	since := e.Emu.LastRequestSeq()
+	e.Control(t, "DELETE", "/_emulator/users/"+e.Mailbox+"/events/"+mid, nil, nil)
+	drain(t, e)
+	got = changesSince(t, e, 10)
+	if len(got) != 4 {
+		t.Fatalf("deleting the series reported %d changes, want 4: %+v", len(got), got)
+	}
+	for _, c := range got {
+		if c.ChangeType != "DELETED" || c.OutlookEventID == third || c.OutlookEventID == mid {
+			t.Errorf("series deletion change %+v", c)
+		}
+	}
+	gets := 0
+	for _, r := range e.Emu.Requests(since) {
+		if r.Method == "GET" && strings.Contains(r.Path, "/events/") {
+			gets++
+		}
+	}
+	if gets > 2 {
+		t.Errorf("%d event look-ups to settle a deleted series of 4 known instances, want at most 2", gets)
+	}
 }
 
 // TestDailySeriesWithoutEndIsBoundedByTheWindow: an endless daily series

@@ -215,6 +215,7 @@ const slideEvery = 24 * time.Hour
 // look-up.
 func (s *Syncer) resolveRemoved(ctx context.Context, tx bun.Tx, sess *outlook.Session, mailbox string, link *db.CalendarLink, ids []string) (moved []outlook.Event, gone []string, err error) {
 	done := map[string]bool{}
+	seriesGone := map[string]bool{} // series master id -> deleted in Outlook
 	for _, id := range ids {
 		if done[id] {
 			continue
@@ -232,6 +233,24 @@ func (s *Syncer) resolveRemoved(ctx context.Context, tx bun.Tx, sess *outlook.Se
 		} else if removed {
 			gone = append(gone, id) // no look-up: the host removed the whole series
 			continue
+		}
+		// An instance of a series deleted in Outlook: one look-up of the
+		// master settles every instance of it, not one GET each.
+		var v calendar.Event
+		if json.Unmarshal(el.LastKnown, &v) == nil && v.IsInstance() && v.SeriesID != "" {
+			g, known := seriesGone[v.SeriesID]
+			if !known {
+				_, err := sess.GetEvent(ctx, mailbox, v.SeriesID, "")
+				if err != nil && outlook.KindOf(err) != outlook.KindNotFound {
+					return nil, nil, err
+				}
+				g = err != nil
+				seriesGone[v.SeriesID] = g
+			}
+			if g {
+				gone = append(gone, id)
+				continue
+			}
 		}
 		ev, err := sess.GetEvent(ctx, mailbox, id, "")
 		switch {
