@@ -39,6 +39,7 @@ func Open(dsn string, opts Options) *bun.DB {
 		pgdriver.WithReadTimeout(30 * time.Second),
 		pgdriver.WithWriteTimeout(30 * time.Second),
 		pgdriver.WithApplicationName("calsync"),
+		pgdriver.WithResetSessionFunc(connAlive),
 	}
 	if opts.SearchPath != "" {
 		connOpts = append(connOpts, pgdriver.WithConnParams(map[string]any{"search_path": opts.SearchPath}))

@@ -211,3 +211,43 @@ func TestPollsSpreadAndClaimOnce(t *testing.T) {
 		t.Errorf("%d of %d links due half an interval in", len(seen), n)
 	}
 }
+
+// TestPooledConnectionClosedByPostgres: when Postgres ends a pooled
+// connection (a restart, a failover, pg_terminate_backend), the next query
+// takes a fresh connection instead of failing.
+func TestPooledConnectionClosedByPostgres(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := db.Open(dbtest.URL(), db.Options{MaxOpenConns: 1})
+	defer d.Close()
+	var pid int
+	if err := d.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	admin := db.Open(dbtest.URL(), db.Options{MaxOpenConns: 1})
+	defer admin.Close()
+	if _, err := admin.ExecContext(ctx, "SELECT pg_terminate_backend(?)", pid); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var n int
+		if err := admin.QueryRowContext(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = ?", pid).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the backend did not end")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var again int
+	if err := d.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&again); err != nil {
+		t.Fatalf("the first query after Postgres closed the pooled connection failed: %v", err)
+	}
+	if again == pid {
+		t.Fatalf("still on the terminated backend %d", pid)
+	}
+}
