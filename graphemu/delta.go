@@ -55,6 +55,14 @@ func (e *Emulator) delta(w http.ResponseWriter, r *http.Request, p principal) {
 		pageSize = 10
 	}
 
+	// A first round names its window; later ones carry it in their token.
+	var winStart, winEnd time.Time
+	if q.Get("$skiptoken") == "" && q.Get("$deltatoken") == "" {
+		if winStart, winEnd, ok = viewWindow(w, r); !ok {
+			return
+		}
+	}
+
 	e.mu.Lock()
 	var round *deltaRound
 	offset := 0
@@ -86,19 +94,7 @@ func (e *Emulator) delta(w http.ResponseWriter, r *http.Request, p principal) {
 		}
 		round = e.computeRoundLocked(u, from)
 	default:
-		start, err1 := parseWindow(q.Get("startDateTime"))
-		end, err2 := parseWindow(q.Get("endDateTime"))
-		if q.Get("startDateTime") == "" || q.Get("endDateTime") == "" {
-			e.mu.Unlock()
-			writeGraphError(w, r, http.StatusBadRequest, "ErrorInvalidParameter", "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.")
-			return
-		}
-		if err1 != nil || err2 != nil || !end.After(start) {
-			e.mu.Unlock()
-			writeGraphError(w, r, http.StatusBadRequest, "ErrorInvalidParameter", "The value of StartDateTime or EndDateTime is not valid.")
-			return
-		}
-		round = e.computeRoundLocked(u, &deltaState{user: u, start: start, end: end, known: map[string]string{}})
+		round = e.computeRoundLocked(u, &deltaState{user: u, start: winStart, end: winEnd, known: map[string]string{}})
 	}
 	if round.stale {
 		e.mu.Unlock()

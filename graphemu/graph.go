@@ -331,12 +331,7 @@ func viewWindow(w http.ResponseWriter, r *http.Request) (start, end time.Time, o
 func viewLocked(u *user, start, end time.Time) []*event {
 	var out []*event
 	for _, ev := range u.events {
-		switch {
-		case ev.recur != nil:
-			out = append(out, ev.instances(start, end)...)
-		case ev.overlaps(start, end):
-			out = append(out, ev.clone())
-		}
+		out = append(out, ev.inView(start, end)...)
 	}
 	slices.SortFunc(out, func(a, b *event) int { return a.start.Compare(b.start)*2 + strings.Compare(a.id, b.id)/2 })
 	return out
@@ -373,12 +368,8 @@ func (e *Emulator) listInstances(w http.ResponseWriter, r *http.Request, p princ
 	e.mu.Lock()
 	ev := lookupEventLocked(u, r.PathValue("eid"))
 	var evs []*event
-	switch {
-	case ev == nil:
-	case ev.recur != nil:
-		evs = ev.instances(start, end)
-	case ev.overlaps(start, end):
-		evs = []*event{ev.clone()}
+	if ev != nil {
+		evs = ev.inView(start, end)
 	}
 	e.mu.Unlock()
 	if ev == nil {

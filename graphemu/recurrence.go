@@ -370,8 +370,20 @@ func (ev *event) occurrenceAt(d time.Time) *event {
 	return occ
 }
 
-// instancesLocked lists the master's occurrences and exceptions that
-// overlap [from, to), in start order.
+// inView is what a calendar view of [from, to) shows of ev: a series'
+// occurrences and exceptions there, or a single event that overlaps it.
+func (ev *event) inView(from, to time.Time) []*event {
+	switch {
+	case ev.recur != nil:
+		return ev.instances(from, to)
+	case ev.overlaps(from, to):
+		return []*event{ev.clone()}
+	}
+	return nil
+}
+
+// instances lists the master's occurrences and exceptions that overlap
+// [from, to), in start order.
 func (ev *event) instances(from, to time.Time) []*event {
 	var out []*event
 	last := dateOf(to.In(ev.start.Location()))
@@ -419,7 +431,7 @@ func lookupInstanceLocked(u *user, id string) (master *event, d time.Time, ok bo
 	return master, d, true
 }
 
-// instanceLocked is the current instance of master on date d.
+// instanceOn is the current instance of the master on date d.
 func (ev *event) instanceOn(d time.Time) *event {
 	if x := ev.exceptions[instanceKey(d)]; x != nil {
 		return x
