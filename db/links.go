@@ -137,11 +137,19 @@ func (s *Store) SpreadPolls(ctx context.Context, now time.Time, interval time.Du
 // pushing their next poll a lease ahead so no other replica takes them
 // meanwhile (SKIP LOCKED); the round itself moves it a whole interval.
 func (s *Store) ClaimDuePolls(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]CalendarLink, error) {
+	return s.claimDueLinks(ctx, "next_poll_at", []string{LinkActive, LinkPolling}, now, lease, limit)
+}
+
+// claimDueLinks claims up to limit links in one of statuses whose time in
+// column (a "next ... at" timestamp) has come, oldest first, and moves that
+// time lease ahead in the same transaction (SKIP LOCKED: replicas take
+// different links). column is one of this file's constants, never input.
+func (s *Store) claimDueLinks(ctx context.Context, column string, statuses []string, now time.Time, lease time.Duration, limit int) ([]CalendarLink, error) {
 	var out []CalendarLink
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if err := tx.NewSelect().Model(&out).Where("provider <> ? AND status IN (?) AND next_poll_at <= ?", ProviderNone, bun.In([]string{LinkActive, LinkPolling}), now).
-			Order("next_poll_at").Limit(int64(limit)).For("UPDATE SKIP LOCKED").Scan(ctx); err != nil {
-			return fmt.Errorf("claiming due polls: %w", err)
+		if err := tx.NewSelect().Model(&out).Where("provider <> ? AND status IN (?) AND ? <= ?", ProviderNone, bun.In(statuses), bun.Ident(column), now).
+			OrderExpr("?", bun.Ident(column)).Limit(int64(limit)).For("UPDATE SKIP LOCKED").Scan(ctx); err != nil {
+			return fmt.Errorf("claiming links due by %s: %w", column, err)
 		}
 		if len(out) == 0 {
 			return nil
@@ -150,7 +158,7 @@ func (s *Store) ClaimDuePolls(ctx context.Context, now time.Time, lease time.Dur
 		for i := range out {
 			ids[i] = out[i].ID
 		}
-		_, err := tx.NewUpdate().Model((*CalendarLink)(nil)).Set("next_poll_at = ?", now.Add(lease)).
+		_, err := tx.NewUpdate().Model((*CalendarLink)(nil)).Set("? = ?", bun.Ident(column), now.Add(lease)).
 			Where("id IN (?)", bun.In(ids)).Exec(ctx)
 		return err
 	})
@@ -296,24 +304,7 @@ func (s *Store) ClaimDueSubscriptions(ctx context.Context, now time.Time, lease 
 // is due, pushing that attempt lease into the future so no other replica
 // takes them meanwhile (SKIP LOCKED).
 func (s *Store) ClaimDuePendingLinks(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]CalendarLink, error) {
-	var out []CalendarLink
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if err := tx.NewSelect().Model(&out).Where("status IN (?) AND provider <> ? AND next_attempt_at <= ?", bun.In([]string{LinkPending, LinkPolling}), ProviderNone, now).
-			Order("next_attempt_at").Limit(int64(limit)).For("UPDATE SKIP LOCKED").Scan(ctx); err != nil {
-			return fmt.Errorf("claiming pending links: %w", err)
-		}
-		if len(out) == 0 {
-			return nil
-		}
-		ids := make([]int64, len(out))
-		for i := range out {
-			ids[i] = out[i].ID
-		}
-		_, err := tx.NewUpdate().Model((*CalendarLink)(nil)).Set("next_attempt_at = ?", now.Add(lease)).
-			Where("id IN (?)", bun.In(ids)).Exec(ctx)
-		return err
-	})
-	return out, err
+	return s.claimDueLinks(ctx, "next_attempt_at", []string{LinkPending, LinkPolling}, now, lease, limit)
 }
 
 // ScheduleLinkAttempt keeps a link PENDING with the reason, and says when
