@@ -228,14 +228,8 @@ func (m *Manager) recreate(ctx context.Context, link *db.CalendarLink) error {
 		m.markLink(ctx, link.ID, "購読を作成できません / cannot create the Graph subscription: "+err.Error())
 		return err
 	}
-	all, err := m.store.SubscriptionsOfLink(ctx, link.ID)
-	if err != nil {
+	if err := m.supersede(ctx, link.ID, created.ID); err != nil {
 		return err
-	}
-	for _, s := range all {
-		if s.ID != created.ID {
-			_ = m.Unsubscribe(ctx, s)
-		}
 	}
 	if m.resync != nil {
 		if err := m.resync.Resync(ctx, link.ID); err != nil {
@@ -309,12 +303,8 @@ func (m *Manager) ActivatePending(ctx context.Context, now time.Time) int {
 			m.log.InfoContext(ctx, "mailbox still not ready", slog.Int64("link", l.ID), slog.String("kind", string(outlook.KindOf(err))))
 			continue
 		}
-		if all, err := m.store.SubscriptionsOfLink(ctx, l.ID); err == nil {
-			for _, s := range all {
-				if s.ID != created.ID {
-					_ = m.Unsubscribe(ctx, s)
-				}
-			}
+		if err := m.supersede(ctx, l.ID, created.ID); err != nil {
+			m.log.WarnContext(ctx, "removing superseded subscriptions failed", slog.Int64("link", l.ID), slog.String("error", err.Error()))
 		}
 		if err := m.store.ActivateLink(ctx, l.ID); err != nil {
 			m.log.WarnContext(ctx, "activating link failed", slog.Int64("link", l.ID), slog.String("error", err.Error()))
@@ -330,6 +320,21 @@ func (m *Manager) ActivatePending(ctx context.Context, now time.Time) int {
 		m.log.InfoContext(ctx, "pending link activated", slog.Int64("link", l.ID))
 	}
 	return len(due)
+}
+
+// supersede deletes every subscription of the link but keep, in Graph and
+// in calsync, whoever made them.
+func (m *Manager) supersede(ctx context.Context, linkID int64, keep string) error {
+	all, err := m.store.SubscriptionsOfLink(ctx, linkID)
+	if err != nil {
+		return err
+	}
+	for _, s := range all {
+		if s.ID != keep {
+			_ = m.Unsubscribe(ctx, s)
+		}
+	}
+	return nil
 }
 
 func (m *Manager) markLink(ctx context.Context, linkID int64, reason string) {
