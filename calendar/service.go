@@ -410,8 +410,9 @@ func (s *Service) merge(ctx context.Context, t *target, p *plan) (outlook.Event,
 			return outlook.Event{}, conflict(theirs, cur.ChangeKey, fields)
 		}
 		var send []string
+		outlookDiffers := ChangedFields(theirs, ours)
 		for _, f := range ChangedFields(b, ours) {
-			if slices.Contains(ChangedFields(theirs, ours), f) {
+			if slices.Contains(outlookDiffers, f) {
 				send = append(send, f)
 			}
 		}

@@ -161,12 +161,12 @@ func (s *Syncer) round(ctx context.Context, tx bun.Tx, link *db.CalendarLink, fr
 			}
 		}
 	}
-	moved, gone, err := s.resolveRemoved(ctx, tx, sess, mailbox, link, removed)
+	sc := &seriesCache{sess: sess, mailbox: mailbox, link: link, byID: map[string]*series{}}
+	moved, gone, err := s.resolveRemoved(ctx, tx, sess, mailbox, link, removed, sc)
 	if err != nil {
 		return Result{}, fmt.Errorf("checking removed events of link %d: %w", link.ID, err)
 	}
 	changed = append(changed, moved...)
-	sc := &seriesCache{sess: sess, mailbox: mailbox, link: link, byID: map[string]*series{}}
 	res := Result{Full: full}
 	if len(changed) > 0 || len(gone) > 0 || full {
 		if err := db.LockFeed(ctx, tx); err != nil {
@@ -213,9 +213,8 @@ const slideEvery = 24 * time.Hour
 // knows is looked up: still there is a move (reported as an update with its
 // new times), not found is a deletion. Ids calsync never reported need no
 // look-up.
-func (s *Syncer) resolveRemoved(ctx context.Context, tx bun.Tx, sess *outlook.Session, mailbox string, link *db.CalendarLink, ids []string) (moved []outlook.Event, gone []string, err error) {
+func (s *Syncer) resolveRemoved(ctx context.Context, tx bun.Tx, sess *outlook.Session, mailbox string, link *db.CalendarLink, ids []string, sc *seriesCache) (moved []outlook.Event, gone []string, err error) {
 	done := map[string]bool{}
-	seriesGone := map[string]bool{} // series master id -> deleted in Outlook
 	for _, id := range ids {
 		if done[id] {
 			continue
@@ -234,20 +233,16 @@ func (s *Syncer) resolveRemoved(ctx context.Context, tx bun.Tx, sess *outlook.Se
 			gone = append(gone, id) // no look-up: the host removed the whole series
 			continue
 		}
-		// An instance of a series deleted in Outlook: one look-up of the
-		// master settles every instance of it, not one GET each.
+		// An instance of a series deleted in Outlook: the round's one
+		// look-up of the master settles every instance of it, not one GET
+		// each.
 		var v calendar.Event
 		if json.Unmarshal(el.LastKnown, &v) == nil && v.IsInstance() && v.SeriesID != "" {
-			g, known := seriesGone[v.SeriesID]
-			if !known {
-				_, err := sess.GetEvent(ctx, mailbox, v.SeriesID, "")
-				if err != nil && outlook.KindOf(err) != outlook.KindNotFound {
-					return nil, nil, err
-				}
-				g = err != nil
-				seriesGone[v.SeriesID] = g
+			ser, err := sc.get(ctx, tx, v.SeriesID)
+			if err != nil {
+				return nil, nil, err
 			}
-			if g {
+			if ser.gone {
 				gone = append(gone, id)
 				continue
 			}
