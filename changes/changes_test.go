@@ -33,28 +33,7 @@ func allChanges(t *testing.T, e *testenv.Env) []db.Change {
 
 // drain processes the inbox until the emulator has nothing left to deliver
 // and the inbox is empty.
-func drain(t *testing.T, e *testenv.Env) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	quiet := 0
-	for quiet < 3 {
-		if time.Now().After(deadline) {
-			t.Fatal("inbox did not drain")
-		}
-		n := e.Worker.RunOnce(context.Background())
-		pending, _ := e.Store.PendingInbox(context.Background())
-		var st struct {
-			Pending int `json:"pendingNotifications"`
-		}
-		e.Control(t, "GET", "/_emulator/state", nil, &st)
-		if n == 0 && pending == 0 && st.Pending == 0 {
-			quiet++
-		} else {
-			quiet = 0
-		}
-		time.Sleep(30 * time.Millisecond)
-	}
-}
+func drain(t *testing.T, e *testenv.Env) { t.Helper(); e.Drain(t) }
 
 func ownerEdit(t *testing.T, e *testenv.Env, method, path string, body map[string]any) map[string]any {
 	t.Helper()

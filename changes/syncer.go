@@ -193,6 +193,17 @@ func (s *Syncer) round(ctx context.Context, tx bun.Tx, link *db.CalendarLink, fr
 		}
 		res.Changes += n
 	}
+	if full {
+		// A full round saw every event in the window: the link's mirror
+		// becomes exactly those (healing anything it missed).
+		ids := make([]string, len(changed))
+		for i, ev := range changed {
+			ids[i] = ev.ID
+		}
+		if err := db.RebuildMirror(ctx, tx, link, ids); err != nil {
+			return res, err
+		}
+	}
 	state.DeltaLink = &deltaLink
 	if err := db.SaveDelta(ctx, tx, state); err != nil {
 		return res, err

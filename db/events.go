@@ -42,7 +42,9 @@ func (s *Store) EventLinkByExternalID(ctx context.Context, companyID, externalID
 // can beat the create's answer), so an insert that meets an existing row
 // for the same Outlook event merges into it (bun aliases the table as
 // event_link): an externalId and calsync's
-// written changeKey are never lost to the other side's insert.
+// written changeKey are never lost to the other side's insert. The
+// event's mirror row is kept by the same call (run it in a transaction
+// when the two must change together).
 func SaveEventLink(ctx context.Context, q bun.IDB, e *EventLink) error {
 	var err error
 	if e.ID == 0 {
@@ -63,7 +65,7 @@ func SaveEventLink(ctx context.Context, q bun.IDB, e *EventLink) error {
 	if err != nil {
 		return fmt.Errorf("saving event link of %s: %w", e.OutlookEventID, err)
 	}
-	return nil
+	return keepMirror(ctx, q, e)
 }
 
 // SaveEventLink is SaveEventLink on the store's database.

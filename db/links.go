@@ -38,6 +38,19 @@ func (s *Store) Link(ctx context.Context, companyID, userID string) (*CalendarLi
 	return l, nil
 }
 
+// LinksOfUsers returns the company's links of these users (users never
+// linked have none).
+func (s *Store) LinksOfUsers(ctx context.Context, companyID string, userIDs []string) ([]CalendarLink, error) {
+	var out []CalendarLink
+	if len(userIDs) == 0 {
+		return out, nil
+	}
+	if err := s.db.NewSelect().Model(&out).Where("company_id = ? AND user_id IN (?)", companyID, bun.In(userIDs)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("reading links of %d users: %w", len(userIDs), err)
+	}
+	return out, nil
+}
+
 // LinkByID returns a link by id, or nil.
 func (s *Store) LinkByID(ctx context.Context, id int64) (*CalendarLink, error) {
 	l := new(CalendarLink)

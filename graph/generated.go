@@ -39,6 +39,12 @@ type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	BusyInterval struct {
+		End    func(childComplexity int) int
+		ShowAs func(childComplexity int) int
+		Start  func(childComplexity int) int
+	}
+
 	CalendarAuthSettings struct {
 		ClientID           func(childComplexity int) int
 		ClientSecretHint   func(childComplexity int) int
@@ -95,6 +101,16 @@ type ComplexityRoot struct {
 		WebLink                    func(childComplexity int) int
 	}
 
+	CalendarEventConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	CalendarEventEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	CalendarEventResult struct {
 		Error      func(childComplexity int) int
 		Event      func(childComplexity int) int
@@ -128,15 +144,25 @@ type ComplexityRoot struct {
 
 	Query struct {
 		CalendarAuthSettings func(childComplexity int) int
+		CalendarAvailability func(childComplexity int, userIds []string, start time.Time, end time.Time) int
 		CalendarChanges      func(childComplexity int, after *string, first *int, userID *string) int
 		CalendarChangesHead  func(childComplexity int) int
 		CalendarEvent        func(childComplexity int, userID string, externalID string) int
+		CalendarEvents       func(childComplexity int, userID string, start time.Time, end time.Time, first *int, after *string) int
 		UserCalendarLink     func(childComplexity int, userID string) int
 		UserCalendarLinks    func(childComplexity int, first *int, after *string, status *model.LinkStatus) int
 	}
 
 	Subscription struct {
 		CalendarChanged func(childComplexity int, userID *string) int
+	}
+
+	UserAvailability struct {
+		Busy     func(childComplexity int) int
+		Provider func(childComplexity int) int
+		Status   func(childComplexity int) int
+		SyncedAt func(childComplexity int) int
+		UserID   func(childComplexity int) int
 	}
 
 	UserCalendarLink struct {
@@ -189,6 +215,8 @@ type QueryResolver interface {
 	CalendarEvent(ctx context.Context, userID string, externalID string) (*model.CalendarEvent, error)
 	CalendarChanges(ctx context.Context, after *string, first *int, userID *string) (*model.CalendarChangeConnection, error)
 	CalendarChangesHead(ctx context.Context) (*string, error)
+	CalendarAvailability(ctx context.Context, userIds []string, start time.Time, end time.Time) ([]*model.UserAvailability, error)
+	CalendarEvents(ctx context.Context, userID string, start time.Time, end time.Time, first *int, after *string) (*model.CalendarEventConnection, error)
 }
 type SubscriptionResolver interface {
 	CalendarChanged(ctx context.Context, userID *string) (<-chan *model.CalendarChange, error)
@@ -211,6 +239,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := newExecutionContext(nil, e, nil)
 	_ = ec
 	switch typeName + "." + field {
+
+	case "BusyInterval.end":
+		if e.ComplexityRoot.BusyInterval.End == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BusyInterval.End(childComplexity), true
+	case "BusyInterval.showAs":
+		if e.ComplexityRoot.BusyInterval.ShowAs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BusyInterval.ShowAs(childComplexity), true
+	case "BusyInterval.start":
+		if e.ComplexityRoot.BusyInterval.Start == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BusyInterval.Start(childComplexity), true
 
 	case "CalendarAuthSettings.clientId":
 		if e.ComplexityRoot.CalendarAuthSettings.ClientID == nil {
@@ -463,6 +510,32 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.CalendarEvent.WebLink(childComplexity), true
 
+	case "CalendarEventConnection.edges":
+		if e.ComplexityRoot.CalendarEventConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CalendarEventConnection.Edges(childComplexity), true
+	case "CalendarEventConnection.pageInfo":
+		if e.ComplexityRoot.CalendarEventConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CalendarEventConnection.PageInfo(childComplexity), true
+
+	case "CalendarEventEdge.cursor":
+		if e.ComplexityRoot.CalendarEventEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CalendarEventEdge.Cursor(childComplexity), true
+	case "CalendarEventEdge.node":
+		if e.ComplexityRoot.CalendarEventEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CalendarEventEdge.Node(childComplexity), true
+
 	case "CalendarEventResult.error":
 		if e.ComplexityRoot.CalendarEventResult.Error == nil {
 			break
@@ -627,6 +700,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.CalendarAuthSettings(childComplexity), true
+	case "Query.calendarAvailability":
+		if e.ComplexityRoot.Query.CalendarAvailability == nil {
+			break
+		}
+
+		args, err := ec.field_Query_calendarAvailability_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.CalendarAvailability(childComplexity, args["userIds"].([]string), args["start"].(time.Time), args["end"].(time.Time)), true
 	case "Query.calendarChanges":
 		if e.ComplexityRoot.Query.CalendarChanges == nil {
 			break
@@ -655,6 +739,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.CalendarEvent(childComplexity, args["userId"].(string), args["externalId"].(string)), true
+	case "Query.calendarEvents":
+		if e.ComplexityRoot.Query.CalendarEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Query_calendarEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.CalendarEvents(childComplexity, args["userId"].(string), args["start"].(time.Time), args["end"].(time.Time), args["first"].(*int), args["after"].(*string)), true
 
 	case "Query.userCalendarLink":
 		if e.ComplexityRoot.Query.UserCalendarLink == nil {
@@ -690,6 +785,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.CalendarChanged(childComplexity, args["userId"].(*string)), true
+
+	case "UserAvailability.busy":
+		if e.ComplexityRoot.UserAvailability.Busy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserAvailability.Busy(childComplexity), true
+	case "UserAvailability.provider":
+		if e.ComplexityRoot.UserAvailability.Provider == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserAvailability.Provider(childComplexity), true
+	case "UserAvailability.status":
+		if e.ComplexityRoot.UserAvailability.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserAvailability.Status(childComplexity), true
+	case "UserAvailability.syncedAt":
+		if e.ComplexityRoot.UserAvailability.SyncedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserAvailability.SyncedAt(childComplexity), true
+	case "UserAvailability.userId":
+		if e.ComplexityRoot.UserAvailability.UserID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserAvailability.UserID(childComplexity), true
 
 	case "UserCalendarLink.calendarId":
 		if e.ComplexityRoot.UserCalendarLink.CalendarID == nil {
@@ -884,7 +1010,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "schema.graphqls"
+//go:embed "readmodel.graphqls" "schema.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -896,6 +1022,7 @@ func sourceData(filename string) string {
 }
 
 var sources = []*ast.Source{
+	{Name: "readmodel.graphqls", Input: sourceData("readmodel.graphqls"), BuiltIn: false},
 	{Name: "schema.graphqls", Input: sourceData("schema.graphqls"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -903,6 +1030,18 @@ var parsedSchema = gqlparser.MustLoadSchema(sources...)
 // childFields_* functions provide shared child field context lookups.
 // Each function is generated once per unique object type, deduplicating the
 // switch statements that were previously inlined in every fieldContext_* function.
+
+func (ec *executionContext) childFields_BusyInterval(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "start":
+		return ec.fieldContext_BusyInterval_start(ctx, field)
+	case "end":
+		return ec.fieldContext_BusyInterval_end(ctx, field)
+	case "showAs":
+		return ec.fieldContext_BusyInterval_showAs(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type BusyInterval", field.Name)
+}
 
 func (ec *executionContext) childFields_CalendarAuthSettings(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
@@ -1016,6 +1155,26 @@ func (ec *executionContext) childFields_CalendarEvent(ctx context.Context, field
 	return nil, fmt.Errorf("no field named %q was found under type CalendarEvent", field.Name)
 }
 
+func (ec *executionContext) childFields_CalendarEventConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_CalendarEventConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_CalendarEventConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CalendarEventConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_CalendarEventEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_CalendarEventEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_CalendarEventEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CalendarEventEdge", field.Name)
+}
+
 func (ec *executionContext) childFields_CalendarEventResult(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "externalId":
@@ -1050,6 +1209,22 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_endCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_UserAvailability(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "userId":
+		return ec.fieldContext_UserAvailability_userId(ctx, field)
+	case "provider":
+		return ec.fieldContext_UserAvailability_provider(ctx, field)
+	case "status":
+		return ec.fieldContext_UserAvailability_status(ctx, field)
+	case "syncedAt":
+		return ec.fieldContext_UserAvailability_syncedAt(ctx, field)
+	case "busy":
+		return ec.fieldContext_UserAvailability_busy(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type UserAvailability", field.Name)
 }
 
 func (ec *executionContext) childFields_UserCalendarLink(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1378,6 +1553,36 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_calendarAvailability_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "userIds",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalNID2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["userIds"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "start",
+		func(ctx context.Context, v any) (time.Time, error) {
+			return ec.unmarshalNTime2timeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["start"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "end",
+		func(ctx context.Context, v any) (time.Time, error) {
+			return ec.unmarshalNTime2timeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["end"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_calendarChanges_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1427,6 +1632,52 @@ func (ec *executionContext) field_Query_calendarEvent_args(ctx context.Context, 
 		return nil, err
 	}
 	args["externalId"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_calendarEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "userId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["userId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "start",
+		func(ctx context.Context, v any) (time.Time, error) {
+			return ec.unmarshalNTime2timeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["start"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "end",
+		func(ctx context.Context, v any) (time.Time, error) {
+			return ec.unmarshalNTime2timeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["end"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg4
 	return args, nil
 }
 
@@ -1561,6 +1812,75 @@ func (ec *executionContext) field___Type_inputFields_args(ctx context.Context, r
 // endregion ***************************** args.gotpl *****************************
 
 // region    **************************** field.gotpl *****************************
+
+func (ec *executionContext) _BusyInterval_start(ctx context.Context, field graphql.CollectedField, obj *model.BusyInterval) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BusyInterval_start(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Start, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BusyInterval_start(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BusyInterval", field, false, false, "Time")
+}
+
+func (ec *executionContext) _BusyInterval_end(ctx context.Context, field graphql.CollectedField, obj *model.BusyInterval) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BusyInterval_end(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.End, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BusyInterval_end(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BusyInterval", field, false, false, "Time")
+}
+
+func (ec *executionContext) _BusyInterval_showAs(ctx context.Context, field graphql.CollectedField, obj *model.BusyInterval) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BusyInterval_showAs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ShowAs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.ShowAs) graphql.Marshaler {
+			return ec.marshalNShowAs2githubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐShowAs(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BusyInterval_showAs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BusyInterval", field, false, false, "ShowAs")
+}
 
 func (ec *executionContext) _CalendarAuthSettings_tenantId(ctx context.Context, field graphql.CollectedField, obj *model.CalendarAuthSettings) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
@@ -2541,6 +2861,125 @@ func (ec *executionContext) fieldContext_CalendarEvent_recurrenceRule(_ context.
 	return graphql.NewScalarFieldContext("CalendarEvent", field, false, false, "String")
 }
 
+func (ec *executionContext) _CalendarEventConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.CalendarEventConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CalendarEventConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.CalendarEventEdge) graphql.Marshaler {
+			return ec.marshalNCalendarEventEdge2ᚕᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐCalendarEventEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CalendarEventConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CalendarEventConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CalendarEventEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CalendarEventConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.CalendarEventConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CalendarEventConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CalendarEventConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CalendarEventConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CalendarEventEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.CalendarEventEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CalendarEventEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CalendarEventEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CalendarEventEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _CalendarEventEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.CalendarEventEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CalendarEventEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CalendarEvent) graphql.Marshaler {
+			return ec.marshalNCalendarEvent2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐCalendarEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CalendarEventEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CalendarEventEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CalendarEvent(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _CalendarEventResult_externalId(ctx context.Context, field graphql.CollectedField, obj *model.CalendarEventResult) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3404,6 +3843,94 @@ func (ec *executionContext) fieldContext_Query_calendarChangesHead(_ context.Con
 	return graphql.NewScalarFieldContext("Query", field, true, true, "String")
 }
 
+func (ec *executionContext) _Query_calendarAvailability(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_calendarAvailability(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().CalendarAvailability(ctx, fc.Args["userIds"].([]string), fc.Args["start"].(time.Time), fc.Args["end"].(time.Time))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserAvailability) graphql.Marshaler {
+			return ec.marshalNUserAvailability2ᚕᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐUserAvailabilityᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_calendarAvailability(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserAvailability(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_calendarAvailability_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_calendarEvents(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_calendarEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().CalendarEvents(ctx, fc.Args["userId"].(string), fc.Args["start"].(time.Time), fc.Args["end"].(time.Time), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CalendarEventConnection) graphql.Marshaler {
+			return ec.marshalNCalendarEventConnection2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐCalendarEventConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_calendarEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CalendarEventConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_calendarEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3520,6 +4047,130 @@ func (ec *executionContext) fieldContext_Subscription_calendarChanged(ctx contex
 	if fc.Args, err = ec.field_Subscription_calendarChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UserAvailability_userId(ctx context.Context, field graphql.CollectedField, obj *model.UserAvailability) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserAvailability_userId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UserAvailability_userId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UserAvailability", field, false, false, "ID")
+}
+
+func (ec *executionContext) _UserAvailability_provider(ctx context.Context, field graphql.CollectedField, obj *model.UserAvailability) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserAvailability_provider(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Provider, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.CalendarProvider) graphql.Marshaler {
+			return ec.marshalNCalendarProvider2githubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐCalendarProvider(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UserAvailability_provider(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UserAvailability", field, false, false, "CalendarProvider")
+}
+
+func (ec *executionContext) _UserAvailability_status(ctx context.Context, field graphql.CollectedField, obj *model.UserAvailability) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserAvailability_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LinkStatus) graphql.Marshaler {
+			return ec.marshalOLinkStatus2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐLinkStatus(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_UserAvailability_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UserAvailability", field, false, false, "LinkStatus")
+}
+
+func (ec *executionContext) _UserAvailability_syncedAt(ctx context.Context, field graphql.CollectedField, obj *model.UserAvailability) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserAvailability_syncedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SyncedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_UserAvailability_syncedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UserAvailability", field, false, false, "Time")
+}
+
+func (ec *executionContext) _UserAvailability_busy(ctx context.Context, field graphql.CollectedField, obj *model.UserAvailability) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserAvailability_busy(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Busy, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.BusyInterval) graphql.Marshaler {
+			return ec.marshalNBusyInterval2ᚕᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐBusyIntervalᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UserAvailability_busy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UserAvailability",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_BusyInterval(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -5273,6 +5924,49 @@ func UnmarshalUserCalendarInput(ctx context.Context, raw any) (model.UserCalenda
 
 // region    **************************** object.gotpl ****************************
 
+var busyIntervalImplementors = []string{"BusyInterval"}
+
+func (ec *executionContext) _BusyInterval(ctx context.Context, sel ast.SelectionSet, obj *model.BusyInterval) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, busyIntervalImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("BusyInterval")
+		case "start":
+			out.Values[i] = ec._BusyInterval_start(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "end":
+			out.Values[i] = ec._BusyInterval_end(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "showAs":
+			out.Values[i] = ec._BusyInterval_showAs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var calendarAuthSettingsImplementors = []string{"CalendarAuthSettings"}
 
 func (ec *executionContext) _CalendarAuthSettings(ctx context.Context, sel ast.SelectionSet, obj *model.CalendarAuthSettings) graphql.Marshaler {
@@ -5618,6 +6312,82 @@ func (ec *executionContext) _CalendarEvent(ctx context.Context, sel ast.Selectio
 	return out
 }
 
+var calendarEventConnectionImplementors = []string{"CalendarEventConnection"}
+
+func (ec *executionContext) _CalendarEventConnection(ctx context.Context, sel ast.SelectionSet, obj *model.CalendarEventConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, calendarEventConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CalendarEventConnection")
+		case "edges":
+			out.Values[i] = ec._CalendarEventConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._CalendarEventConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var calendarEventEdgeImplementors = []string{"CalendarEventEdge"}
+
+func (ec *executionContext) _CalendarEventEdge(ctx context.Context, sel ast.SelectionSet, obj *model.CalendarEventEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, calendarEventEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CalendarEventEdge")
+		case "cursor":
+			out.Values[i] = ec._CalendarEventEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._CalendarEventEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var calendarEventResultImplementors = []string{"CalendarEventResult"}
 
 func (ec *executionContext) _CalendarEventResult(ctx context.Context, sel ast.SelectionSet, obj *model.CalendarEventResult) graphql.Marshaler {
@@ -5908,6 +6678,18 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_calendarChangesHead(ctx, field)
 				})
+		case "calendarAvailability":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_calendarAvailability(ctx, field)
+				})
+		case "calendarEvents":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_calendarEvents(ctx, field)
+				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -5957,6 +6739,59 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
+}
+
+var userAvailabilityImplementors = []string{"UserAvailability"}
+
+func (ec *executionContext) _UserAvailability(ctx context.Context, sel ast.SelectionSet, obj *model.UserAvailability) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, userAvailabilityImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("UserAvailability")
+		case "userId":
+			out.Values[i] = ec._UserAvailability_userId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "provider":
+			out.Values[i] = ec._UserAvailability_provider(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._UserAvailability_status(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "syncedAt":
+			out.Values[i] = ec._UserAvailability_syncedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "busy":
+			out.Values[i] = ec._UserAvailability_busy(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
 }
 
 var userCalendarLinkImplementors = []string{"UserCalendarLink"}
@@ -6517,6 +7352,30 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) marshalNBusyInterval2ᚕᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐBusyIntervalᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.BusyInterval) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNBusyInterval2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐBusyInterval(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNBusyInterval2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐBusyInterval(ctx context.Context, sel ast.SelectionSet, v *model.BusyInterval) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "BusyInterval!")
+		return graphql.Null
+	}
+	return ec._BusyInterval(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNCalendarAuthInput2githubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐCalendarAuthInput(ctx context.Context, v any) (model.CalendarAuthInput, error) {
 	res, err := ec.unmarshalInputCalendarAuthInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -6586,6 +7445,38 @@ func (ec *executionContext) marshalNCalendarEvent2ᚖgithubᚗcomᚋtehaishokuni
 		return graphql.Null
 	}
 	return ec._CalendarEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNCalendarEventConnection2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐCalendarEventConnection(ctx context.Context, sel ast.SelectionSet, v *model.CalendarEventConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CalendarEventConnection!")
+		return graphql.Null
+	}
+	return ec._CalendarEventConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNCalendarEventEdge2ᚕᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐCalendarEventEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.CalendarEventEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCalendarEventEdge2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐCalendarEventEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNCalendarEventEdge2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐCalendarEventEdge(ctx context.Context, sel ast.SelectionSet, v *model.CalendarEventEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CalendarEventEdge!")
+		return graphql.Null
+	}
+	return ec._CalendarEventEdge(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNCalendarEventInput2githubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐCalendarEventInput(ctx context.Context, v any) (model.CalendarEventInput, error) {
@@ -6680,12 +7571,51 @@ func (ec *executionContext) marshalNID2string(ctx context.Context, sel ast.Selec
 	return res
 }
 
+func (ec *executionContext) unmarshalNID2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNID2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNID2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNID2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "PageInfo!")
 		return graphql.Null
 	}
 	return ec._PageInfo(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNShowAs2githubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐShowAs(ctx context.Context, v any) (model.ShowAs, error) {
+	var res model.ShowAs
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNShowAs2githubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐShowAs(ctx context.Context, sel ast.SelectionSet, v model.ShowAs) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
@@ -6757,6 +7687,30 @@ func (ec *executionContext) marshalNUpload2githubᚗcomᚋ99designsᚋgqlgenᚋg
 		graphql.AddInvalidNullFromMarshaler(ctx, "Upload!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNUserAvailability2ᚕᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐUserAvailabilityᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.UserAvailability) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNUserAvailability2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐUserAvailability(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNUserAvailability2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐUserAvailability(ctx context.Context, sel ast.SelectionSet, v *model.UserAvailability) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "UserAvailability!")
+		return graphql.Null
+	}
+	return ec._UserAvailability(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNUserCalendarBulkInput2ᚕᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐUserCalendarBulkInputᚄ(ctx context.Context, v any) ([]*model.UserCalendarBulkInput, error) {

@@ -255,7 +255,9 @@ func (s *Service) link(ctx context.Context, companyID, actor string, in Input) (
 		return nil, err
 	}
 	if prev == nil || deref(prev.CalendarID) != addr {
-		_ = s.store.DeleteDelta(ctx, row.ID)
+		if err := s.forgetMailbox(ctx, row.ID); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.sync.Initial(ctx, row.ID); err != nil {
 		msg := "初回同期に失敗しました（自動で再試行します） / the first sync failed and will be retried: " + err.Error()
@@ -283,7 +285,9 @@ func (s *Service) keepWaiting(ctx context.Context, companyID, actor, userID, add
 		return nil, err
 	}
 	if prev == nil || deref(prev.CalendarID) != addr {
-		_ = s.store.DeleteDelta(ctx, row.ID)
+		if err := s.forgetMailbox(ctx, row.ID); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.subs.WaitForMailbox(ctx, row, time.Now(), cause); err != nil {
 		return nil, err
@@ -347,7 +351,9 @@ func (s *Service) unlink(ctx context.Context, companyID, actor, userID string) (
 	if err := s.subs.UnsubscribeLink(ctx, prev.ID); err != nil {
 		s.log.WarnContext(ctx, "unsubscribing failed", slog.Int64("link", prev.ID), slog.String("error", err.Error()))
 	}
-	_ = s.store.DeleteDelta(ctx, prev.ID)
+	if err := s.forgetMailbox(ctx, prev.ID); err != nil {
+		return nil, err
+	}
 	prev.Provider, prev.Status, prev.LastError = db.ProviderNone, db.LinkActive, nil
 	prev.CalendarID, prev.GraphUserID = nil, nil
 	if err := s.store.SaveLink(ctx, prev); err != nil {
@@ -355,6 +361,16 @@ func (s *Service) unlink(ctx context.Context, companyID, actor, userID string) (
 	}
 	s.audit(ctx, companyID, actor, "link.unset", map[string]any{"user_id": userID})
 	return &Link{UserID: userID, Provider: db.ProviderNone}, nil
+}
+
+// forgetMailbox drops what calsync read from a link's mailbox (its delta
+// position and its mirror) when the link stops naming that mailbox: the
+// next round starts afresh.
+func (s *Service) forgetMailbox(ctx context.Context, linkID int64) error {
+	if err := s.store.DeleteDelta(ctx, linkID); err != nil {
+		return err
+	}
+	return s.store.DeleteMirror(ctx, linkID)
 }
 
 func (s *Service) audit(ctx context.Context, companyID, actor, action string, detail map[string]any) {

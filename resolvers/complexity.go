@@ -1,6 +1,8 @@
 package resolvers
 
 import (
+	"time"
+
 	"github.com/tehaishokunin/calsync/graph"
 	"github.com/tehaishokunin/calsync/graph/model"
 )
@@ -9,6 +11,7 @@ import (
 const (
 	defaultLinksPage   = 50
 	defaultChangesPage = 100
+	defaultEventsPage  = 50
 )
 
 // Complexity prices list fields by the size they ask for, so the cost limit
@@ -20,6 +23,12 @@ func Complexity() graph.ComplexityRoot {
 	}
 	c.Query.CalendarChanges = func(child int, _ *string, first *int, _ *string) int {
 		return 1 + child*pageSize(first, defaultChangesPage)
+	}
+	c.Query.CalendarEvents = func(child int, _ string, _, _ time.Time, first *int, _ *string) int {
+		return 1 + child*pageSize(first, defaultEventsPage)
+	}
+	c.Query.CalendarAvailability = func(child int, userIDs []string, _, _ time.Time) int {
+		return 1 + child*max(len(userIDs), 1)
 	}
 	c.Mutation.SetUserCalendars = func(child int, inputs []*model.UserCalendarBulkInput) int {
 		return 1 + child*max(len(inputs), 1)

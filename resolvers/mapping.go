@@ -10,6 +10,7 @@ import (
 	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/graph/model"
 	"github.com/tehaishokunin/calsync/links"
+	"github.com/tehaishokunin/calsync/readmodel"
 )
 
 func authSettings(s *credentials.Settings) *model.CalendarAuthSettings {
@@ -140,6 +141,19 @@ func changeModel(feed FeedService, c db.Change) *model.CalendarChange {
 		if json.Unmarshal(c.Event, &e) == nil {
 			m.Event = eventModel(e)
 		}
+	}
+	return m
+}
+
+func availabilityModel(a readmodel.Availability) *model.UserAvailability {
+	m := &model.UserAvailability{UserID: a.UserID, Provider: model.CalendarProvider(a.Provider), SyncedAt: a.SyncedAt,
+		Busy: make([]*model.BusyInterval, len(a.Busy))}
+	if a.Status != nil {
+		st := model.LinkStatus(*a.Status)
+		m.Status = &st
+	}
+	for i, b := range a.Busy {
+		m.Busy[i] = &model.BusyInterval{Start: b.Start, End: b.End, ShowAs: model.ShowAs(b.ShowAs)}
 	}
 	return m
 }

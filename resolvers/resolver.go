@@ -9,4 +9,5 @@ type Resolver struct {
 	Links       LinksService
 	Calendar    CalendarService
 	Feed        FeedService
+	ReadModel   ReadModelService
 }

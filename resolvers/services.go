@@ -2,6 +2,7 @@ package resolvers
 
 import (
 	"context"
+	"time"
 
 	"github.com/tehaishokunin/calsync/authfile"
 	"github.com/tehaishokunin/calsync/calendar"
@@ -9,6 +10,7 @@ import (
 	"github.com/tehaishokunin/calsync/credentials"
 	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/links"
+	"github.com/tehaishokunin/calsync/readmodel"
 )
 
 // CredentialsService is what the resolvers need of the credentials domain.
@@ -44,4 +46,10 @@ type FeedService interface {
 	Cursor(c db.Change) string
 	// Head is the newest position of the company's feed ("" when empty).
 	Head(ctx context.Context, companyID string) (string, error)
+}
+
+// ReadModelService is what the resolvers need of the read model.
+type ReadModelService interface {
+	Availability(ctx context.Context, companyID string, userIDs []string, start, end time.Time) ([]readmodel.Availability, error)
+	Events(ctx context.Context, companyID, userID string, start, end time.Time, first int, after string) (*readmodel.Page, error)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/graph"
 	"github.com/tehaishokunin/calsync/links"
+	"github.com/tehaishokunin/calsync/readmodel"
 	"github.com/tehaishokunin/calsync/resolvers"
 	"github.com/tehaishokunin/calsync/server"
 	"github.com/tehaishokunin/calsync/subscriptions"
@@ -106,6 +107,7 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 		Links:       links.NewService(store, creds, graphClient.client, subs, syncer, cursors, log),
 		Calendar:    calendar.NewService(store, creds, graphClient.client, log),
 		Feed:        feed,
+		ReadModel:   readmodel.New(store, cursors),
 	}
 	handler := server.New(server.Options{
 		Logger:                log,

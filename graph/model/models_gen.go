@@ -10,6 +10,13 @@ import (
 	"time"
 )
 
+type BusyInterval struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	// BUSY, TENTATIVE, OOF, WORKING_ELSEWHERE (or UNKNOWN, as Outlook may say); FREE is never busy.
+	ShowAs ShowAs `json:"showAs"`
+}
+
 type CalendarAuthInput struct {
 	TenantID     string `json:"tenantId"`
 	ClientID     string `json:"clientId"`
@@ -83,6 +90,16 @@ type CalendarEvent struct {
 	RecurrenceRule *string `json:"recurrenceRule,omitempty"`
 }
 
+type CalendarEventConnection struct {
+	Edges    []*CalendarEventEdge `json:"edges"`
+	PageInfo *PageInfo            `json:"pageInfo"`
+}
+
+type CalendarEventEdge struct {
+	Cursor string         `json:"cursor"`
+	Node   *CalendarEvent `json:"node"`
+}
+
 type CalendarEventInput struct {
 	// The host's own id for the schedule entry.
 	ExternalID string `json:"externalId"`
@@ -143,6 +160,16 @@ type Query struct {
 }
 
 type Subscription struct {
+}
+
+type UserAvailability struct {
+	UserID   string           `json:"userId"`
+	Provider CalendarProvider `json:"provider"`
+	// The link's status; null when not linked.
+	Status *LinkStatus `json:"status,omitempty"`
+	// When the mirror last matched Outlook (the link's last delta round); busy is as of then.
+	SyncedAt *time.Time      `json:"syncedAt,omitempty"`
+	Busy     []*BusyInterval `json:"busy"`
 }
 
 type UserCalendarBulkInput struct {

@@ -150,3 +150,40 @@ func equalPtr(a, b *int) bool {
 	}
 	return *a == *b
 }
+
+// Span is the time the event occupies, [start, end) as instants: an
+// all-day event covers its dates from midnight in its own zone. ok is
+// false for a series master (its instances occupy the time, not the
+// series) and for a view whose times do not read.
+func (v Event) Span() (start, end time.Time, ok bool) {
+	if v.Type == SeriesMaster {
+		return time.Time{}, time.Time{}, false
+	}
+	if v.IsAllDay {
+		loc, known := zoneOf(v.TimeZone)
+		if !known {
+			loc = time.UTC
+		}
+		s, err1 := time.ParseInLocation(dateLayout, v.Start, loc)
+		e, err2 := time.ParseInLocation(dateLayout, v.End, loc)
+		if err1 != nil || err2 != nil || e.Before(s) {
+			return time.Time{}, time.Time{}, false
+		}
+		return s, e, true
+	}
+	s, err1 := time.Parse(time.RFC3339, v.Start)
+	e, err2 := time.Parse(time.RFC3339, v.End)
+	if err1 != nil || err2 != nil || e.Before(s) {
+		return time.Time{}, time.Time{}, false
+	}
+	return s, e, true
+}
+
+// BusyAs is how the event shows in free/busy: its showAs, BUSY when
+// Outlook gave none (Graph's default).
+func (v Event) BusyAs() string {
+	if v.ShowAs == "" {
+		return "BUSY"
+	}
+	return v.ShowAs
+}

@@ -2,6 +2,7 @@ package schedule
 
 import (
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -74,4 +75,20 @@ func KeepsClock(zone string, start, end time.Time) bool {
 		}
 	}
 	return offset(a, end) == offset(b, end)
+}
+
+// zones caches the locations of the zone names stored views carry (the
+// closed set IANAZone knows), so reading many views does not load the
+// same zone file again.
+var zones sync.Map // name -> *time.Location
+
+func zoneOf(name string) (*time.Location, bool) {
+	if l, ok := zones.Load(name); ok {
+		return l.(*time.Location), true
+	}
+	l, ok := IANAZone(name)
+	if ok {
+		zones.Store(name, l)
+	}
+	return l, ok
 }

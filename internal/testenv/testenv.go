@@ -28,6 +28,7 @@ import (
 	"github.com/tehaishokunin/calsync/internal/cursor"
 	"github.com/tehaishokunin/calsync/links"
 	"github.com/tehaishokunin/calsync/outlook"
+	"github.com/tehaishokunin/calsync/readmodel"
 	"github.com/tehaishokunin/calsync/secrets"
 	"github.com/tehaishokunin/calsync/subscriptions"
 	"github.com/tehaishokunin/calsync/webhooks"
@@ -44,20 +45,21 @@ const (
 
 // Env is a running core.
 type Env struct {
-	Emu      *graphemu.Server
-	Store    *db.Store
-	Creds    *credentials.Service
-	Subs     *subscriptions.Manager
-	Syncer   *changes.Syncer
-	Worker   *changes.Worker
-	Links    *links.Service
-	Calendar *calendar.Service
-	Graph    *outlook.Client
-	Log      *slog.Logger
-	Logs     *SyncBuffer
-	Hooks    *httptest.Server
-	Mailbox  string // taro's address
-	Mailbox2 string // hanako's address
+	Emu       *graphemu.Server
+	Store     *db.Store
+	Creds     *credentials.Service
+	Subs      *subscriptions.Manager
+	Syncer    *changes.Syncer
+	Worker    *changes.Worker
+	Links     *links.Service
+	Calendar  *calendar.Service
+	ReadModel *readmodel.Service
+	Graph     *outlook.Client
+	Log       *slog.Logger
+	Logs      *SyncBuffer
+	Hooks     *httptest.Server
+	Mailbox   string // taro's address
+	Mailbox2  string // hanako's address
 }
 
 // SyncBuffer is a log sink safe for concurrent writers.
@@ -138,6 +140,7 @@ func NewWith(t testing.TB, opts graphemu.Options) *Env {
 	wake = env.Worker.Wake
 	env.Links = links.NewService(store, creds, graph, env.Subs, syncer, cursor.NewCodec(key), log)
 	env.Calendar = calendar.NewService(store, creds, graph, log)
+	env.ReadModel = readmodel.New(store, cursor.NewCodec(key))
 	return env
 }
 
@@ -196,4 +199,29 @@ func (e *Env) Requests(since int64, keep func(graphemu.RequestRecord) bool) int 
 		}
 	}
 	return n
+}
+
+// Drain runs the worker until the emulator has no notification to post,
+// the inbox is empty and three passes in a row found nothing to do.
+func (e *Env) Drain(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	quiet := 0
+	for quiet < 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("inbox did not drain")
+		}
+		n := e.Worker.RunOnce(context.Background())
+		pending, _ := e.Store.PendingInbox(context.Background())
+		var st struct {
+			Pending int `json:"pendingNotifications"`
+		}
+		e.Control(t, "GET", "/_emulator/state", nil, &st)
+		if n == 0 && pending == 0 && st.Pending == 0 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
 }

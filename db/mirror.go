@@ -1,0 +1,171 @@
+package db
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+
+	"github.com/tehaishokunin/calsync/internal/schedule"
+)
+
+// The mirror (table mirror_events) is calsync's own copy of when each
+// linked user is busy: one row per event link that occupies time, written
+// by the statements that write event_links (SaveEventLink keeps it,
+// deleting an event link drops it), so it always matches event_links in
+// the same transaction. A full delta round rebuilds a link's rows from
+// what the round saw; unlinking or relinking to another mailbox drops them.
+
+// mirrorRow is what the mirror keeps of an event link, or ok=false when
+// it keeps nothing (deleted, not on a link, a series master, or times that
+// do not read).
+func mirrorRow(e *EventLink) (start, end time.Time, showAs string, ok bool) {
+	if e.Deleted || e.LinkID == nil || len(e.LastKnown) == 0 {
+		return time.Time{}, time.Time{}, "", false
+	}
+	var v schedule.Event
+	if json.Unmarshal(e.LastKnown, &v) != nil {
+		return time.Time{}, time.Time{}, "", false
+	}
+	start, end, ok = v.Span()
+	return start, end, v.BusyAs(), ok
+}
+
+// spanExpr is the range an event of these times occupies: [start, end),
+// or the single instant [start, start] for an event of no length, so it
+// is still listed where it happens (and is never busy time).
+const spanExpr = "tstzrange(?, ?, CASE WHEN ? THEN '[]' ELSE '[)' END)"
+
+// keepMirror writes e's mirror row, or removes it when e no longer
+// occupies time.
+func keepMirror(ctx context.Context, q bun.IDB, e *EventLink) error {
+	start, end, showAs, ok := mirrorRow(e)
+	if !ok {
+		if _, err := q.NewDelete().TableExpr("mirror_events").Where("event_link_id = ?", e.ID).Exec(ctx); err != nil {
+			return fmt.Errorf("dropping mirror row of event link %d: %w", e.ID, err)
+		}
+		return nil
+	}
+	_, err := q.NewRaw("INSERT INTO mirror_events (event_link_id, link_id, span, show_as) VALUES (?, ?, "+spanExpr+", ?) "+
+		"ON CONFLICT (event_link_id) DO UPDATE SET link_id = EXCLUDED.link_id, span = EXCLUDED.span, show_as = EXCLUDED.show_as",
+		e.ID, *e.LinkID, start, end, !end.After(start), showAs).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("keeping mirror row of event link %d: %w", e.ID, err)
+	}
+	return nil
+}
+
+// RebuildMirror replaces a link's mirror with its live event links among
+// outlookIDs (the events a full round saw): events calsync knew that the
+// round did not see leave it, and events it had not kept (the mirror of a
+// link made before the mirror existed, or dropped at an unlink) join it.
+func RebuildMirror(ctx context.Context, q bun.IDB, link *CalendarLink, outlookIDs []string) error {
+	if _, err := q.NewDelete().TableExpr("mirror_events").Where("link_id = ?", link.ID).Exec(ctx); err != nil {
+		return fmt.Errorf("clearing mirror of link %d: %w", link.ID, err)
+	}
+	if len(outlookIDs) == 0 {
+		return nil
+	}
+	var els []EventLink
+	if err := q.NewSelect().Model(&els).Column("id", "link_id", "last_known", "deleted").
+		Where("company_id = ? AND user_id = ? AND NOT deleted AND outlook_event_id IN (?)", link.CompanyID, link.UserID, bun.In(outlookIDs)).
+		Scan(ctx); err != nil {
+		return fmt.Errorf("reading event links of link %d: %w", link.ID, err)
+	}
+	var ids []int64
+	var starts, ends []time.Time
+	var points []bool
+	var shows []string
+	for i := range els {
+		els[i].LinkID = &link.ID
+		start, end, showAs, ok := mirrorRow(&els[i])
+		if !ok {
+			continue
+		}
+		ids, starts, ends, points, shows = append(ids, els[i].ID), append(starts, start), append(ends, end), append(points, !end.After(start)), append(shows, showAs)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := q.NewRaw("INSERT INTO mirror_events (event_link_id, link_id, span, show_as) "+
+		"SELECT id, ?, tstzrange(s, e, CASE WHEN p THEN '[]' ELSE '[)' END), show_as "+
+		"FROM unnest(?::bigint[], ?::timestamptz[], ?::timestamptz[], ?::boolean[], ?::text[]) AS m(id, s, e, p, show_as) "+
+		"ON CONFLICT (event_link_id) DO UPDATE SET link_id = EXCLUDED.link_id, span = EXCLUDED.span, show_as = EXCLUDED.show_as",
+		link.ID, pgdialect.Array(ids), pgdialect.Array(starts), pgdialect.Array(ends), pgdialect.Array(points), pgdialect.Array(shows)).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("rebuilding mirror of link %d: %w", link.ID, err)
+	}
+	return nil
+}
+
+// DeleteMirror drops a link's mirror (unlinked, or linked to another
+// mailbox).
+func (s *Store) DeleteMirror(ctx context.Context, linkID int64) error {
+	if _, err := s.db.NewDelete().TableExpr("mirror_events").Where("link_id = ?", linkID).Exec(ctx); err != nil {
+		return fmt.Errorf("dropping mirror of link %d: %w", linkID, err)
+	}
+	return nil
+}
+
+// Busy is one merged stretch of a link's busy time of one showAs.
+type Busy struct {
+	LinkID int64     `bun:"link_id"`
+	ShowAs string    `bun:"show_as"`
+	Start  time.Time `bun:"start_at"`
+	End    time.Time `bun:"end_at"`
+}
+
+// BusyTimes answers, for each link, the time its events of each showAs
+// other than FREE occupy within [start, end): clipped to it, and merged
+// where they overlap or touch (a multirange does both), ordered by link
+// and start. Events of no length are never busy.
+func (s *Store) BusyTimes(ctx context.Context, linkIDs []int64, start, end time.Time) ([]Busy, error) {
+	var out []Busy
+	if len(linkIDs) == 0 {
+		return out, nil
+	}
+	err := s.db.NewRaw("SELECT link_id, show_as, lower(r) AS start_at, upper(r) AS end_at FROM ("+
+		"SELECT link_id, show_as, unnest(range_agg(span * tstzrange(?0, ?1, '[)'))) AS r FROM mirror_events "+
+		"WHERE link_id = ANY(?2) AND span && tstzrange(?0, ?1, '[)') AND show_as <> 'FREE' AND lower(span) < upper(span) "+
+		"GROUP BY link_id, show_as) busy ORDER BY link_id, start_at, show_as",
+		start, end, pgdialect.Array(linkIDs)).Scan(ctx, &out)
+	if err != nil {
+		return nil, fmt.Errorf("reading busy times: %w", err)
+	}
+	return out, nil
+}
+
+// MirrorPos is a position in a link's events in start order.
+type MirrorPos struct {
+	Start       time.Time
+	EventLinkID int64
+}
+
+// MirrorEvent is one event of a link's mirror with its position.
+type MirrorEvent struct {
+	EventLinkID int64           `bun:"event_link_id"`
+	Start       time.Time       `bun:"start_at"`
+	View        json.RawMessage `bun:"last_known"`
+}
+
+// MirrorEvents lists a link's events overlapping [start, end) (an event of
+// no length: happening in it) in start order, after a position, up to
+// limit; more says whether there are others.
+func (s *Store) MirrorEvents(ctx context.Context, linkID int64, start, end time.Time, after *MirrorPos, limit int) (evs []MirrorEvent, more bool, err error) {
+	q := s.db.NewSelect().TableExpr("mirror_events AS m").Join("JOIN event_links AS e ON e.id = m.event_link_id").
+		ColumnExpr("m.event_link_id, lower(m.span) AS start_at, e.last_known").
+		Where("m.link_id = ?", linkID).Where("m.span && tstzrange(?, ?, '[)')", start, end)
+	if after != nil {
+		q = q.Where("(lower(m.span), m.event_link_id) > (?, ?)", after.Start, after.EventLinkID)
+	}
+	if err := q.OrderExpr("lower(m.span), m.event_link_id").Limit(int64(limit)+1).Scan(ctx, &evs); err != nil {
+		return nil, false, fmt.Errorf("listing mirrored events of link %d: %w", linkID, err)
+	}
+	if len(evs) > limit {
+		return evs[:limit], true, nil
+	}
+	return evs, false, nil
+}
