@@ -527,7 +527,7 @@ func TestBadQuestions(t *testing.T) {
 }
 
 func availErr(_ []readmodel.Availability, err error) error { return err }
-func pageErr(_ *readmodel.Page, err error) error             { return err }
+func pageErr(_ *readmodel.Page, err error) error           { return err }
 
 func linksInput(user, provider, mailbox string) links.Input {
 	return links.Input{UserID: user, Provider: provider, CalendarID: mailbox}
