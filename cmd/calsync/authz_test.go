@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -29,11 +30,15 @@ var pushers = []string{"service", "system_admin", "user_admin"}
 // authz is the authorization matrix. Every operation of the schema must
 // have a row: a new operation without one fails the test.
 var authz = map[string]rule{
-	"Query.calendarAuthSettings":      {query: `{ calendarAuthSettings { status } }`, allowed: []string{"system_admin"}},
-	"Query.userCalendarLink":          {query: `query($u: ID!) { userCalendarLink(userId: $u) { provider } }`, allowed: pushers, memberOwn: true},
-	"Query.userCalendarLinks":         {query: `{ userCalendarLinks { edges { cursor } } }`, allowed: pushers},
-	"Query.calendarEvent":             {query: `query($u: ID!) { calendarEvent(userId: $u, externalId: "e1") { subject } }`, allowed: pushers, memberOwn: true},
-	"Query.calendarChanges":           {query: `query($u: ID) { calendarChanges(userId: $u) { edges { cursor } } }`, allowed: pushers, memberOwn: true},
+	"Query.calendarAuthSettings": {query: `{ calendarAuthSettings { status } }`, allowed: []string{"system_admin"}},
+	"Query.userCalendarLink":     {query: `query($u: ID!) { userCalendarLink(userId: $u) { provider } }`, allowed: pushers, memberOwn: true},
+	"Query.userCalendarLinks":    {query: `{ userCalendarLinks { edges { cursor } } }`, allowed: pushers},
+	"Query.calendarEvent":        {query: `query($u: ID!) { calendarEvent(userId: $u, externalId: "e1") { subject } }`, allowed: pushers, memberOwn: true},
+	"Query.calendarChanges":      {query: `query($u: ID) { calendarChanges(userId: $u) { edges { cursor } } }`, allowed: pushers, memberOwn: true},
+	"Query.calendarAvailability": {query: `query($u: ID!) { calendarAvailability(userIds: [$u], start: "2026-12-01T00:00:00Z", end: "2026-12-02T00:00:00Z") { userId } }`,
+		allowed: pushers, memberOwn: true},
+	"Query.calendarEvents": {query: `query($u: ID!) { calendarEvents(userId: $u, start: "2026-12-01T00:00:00Z", end: "2026-12-02T00:00:00Z") { edges { cursor } } }`,
+		allowed: pushers, memberOwn: true},
 	"Query.calendarChangesHead":       {query: `{ calendarChangesHead }`, allowed: append([]string{"member"}, pushers...)},
 	"Mutation.uploadCalendarAuthFile": {allowed: []string{"system_admin"}},
 	"Mutation.setCalendarAuth": {query: `mutation { setCalendarAuth(input: {tenantId: "x", clientId: "y", clientSecret: "z"}) { status } }`,
@@ -55,11 +60,19 @@ var authz = map[string]rule{
 
 func schemaOperations(t *testing.T) []string {
 	t.Helper()
-	src, err := os.ReadFile("../../graph/schema.graphqls")
-	if err != nil {
-		t.Fatal(err)
+	files, err := filepath.Glob("../../graph/*.graphqls")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("schema files: %v", err)
 	}
-	schema, gerr := gqlparser.LoadSchema(&ast.Source{Name: "schema.graphqls", Input: string(src)})
+	var sources []*ast.Source
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sources = append(sources, &ast.Source{Name: filepath.Base(f), Input: string(src)})
+	}
+	schema, gerr := gqlparser.LoadSchema(sources...)
 	if gerr != nil {
 		t.Fatal(gerr)
 	}

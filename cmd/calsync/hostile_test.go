@@ -37,6 +37,7 @@ func TestHostileIdsAndText(t *testing.T) {
 			"userCalendarLink":     {svc, `query($u: ID!) { userCalendarLink(userId: $u) { provider } }`},
 			"calendarEvent":        {svc, `query($u: ID!) { calendarEvent(userId: $u, externalId: "e1") { subject } }`},
 			"calendarChanges":      {svc, `query($u: ID) { calendarChanges(userId: $u) { edges { cursor } } }`},
+			"calendarEvents":       {svc, `query($u: ID!) { calendarEvents(userId: $u, start: "2026-12-01T00:00:00Z", end: "2026-12-02T00:00:00Z") { edges { cursor } } }`},
 			"setUserCalendar":      {admin, `mutation($u: ID!) { setUserCalendar(userId: $u, input: {provider: NONE}) { provider } }`},
 			"upsertCalendarEvent":  {svc, `mutation($u: ID!) { upsertCalendarEvent(userId: $u, input: {externalId: "e1", subject: "s", start: "2026-12-01T09:00:00+09:00", end: "2026-12-01T10:00:00+09:00"}) { subject } }`},
 			"upsertCalendarEvents": {svc, `mutation($u: ID!) { upsertCalendarEvents(userId: $u, inputs: [{externalId: "e1", subject: "s", start: "2026-12-01T09:00:00+09:00", end: "2026-12-01T10:00:00+09:00"}]) { externalId } }`},
