@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,21 +41,25 @@ type Options struct {
 	IngestRate  int           // POSTs per second at the fixed rate
 	Clients     int           // concurrent clients at saturation
 	PushOps     int           // single upserts
+	AvailUsers  int           // users asked about in one calendarAvailability
+	AvailEvents int           // Outlook events in each of their calendars
+	AvailRuns   int           // calendarAvailability calls timed
 	Log         io.Writer
 	ProcessLog  io.Writer // calsync's own log (warnings and errors)
 	ExtraEnv    []string  // added to calsync's environment (later wins)
+	Only        []string  // run just these steps (by name); all when empty
 }
 
 // Smoke is a few-second run for make test.
 func Smoke() Options {
 	return Options{Duration: 700 * time.Millisecond, Users: 5, EditRate: 10, Renewals: 40, Links: 200, Sockets: 20,
-		IngestRate: 200, Clients: 4, PushOps: 20}
+		IngestRate: 200, Clients: 4, PushOps: 20, AvailUsers: 5, AvailEvents: 20, AvailRuns: 5}
 }
 
 // Full is the run `make bench` does.
 func Full() Options {
 	return Options{Duration: 10 * time.Second, Users: 1000, EditRate: 50, Renewals: 10000, Links: 10000, Sockets: 1000,
-		IngestRate: 1000, Clients: 16, PushOps: 300}
+		IngestRate: 1000, Clients: 16, PushOps: 300, AvailUsers: 500, AvailEvents: 300, AvailRuns: 200}
 }
 
 // Row is one figure of the report.
@@ -350,10 +355,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		{"renewal", renewal},
 		{"idle resync", idleResync},
 		{"footprint", func(ctx context.Context, e *env, r *Report) error { return footprint(ctx, e, r, idle) }},
+		// After the footprint: 150,000 events read would count in its RSS.
+		{"read model", availability},
 		// Last: the attacks' garbage must not count in the footprint.
 		{"hostile input", hostile},
 	}
 	for _, s := range steps {
+		if len(o.Only) > 0 && !slices.Contains(o.Only, s.name) {
+			continue
+		}
 		o.logf("== %s", s.name)
 		if err := s.fn(ctx, e, rep); err != nil {
 			return rep, fmt.Errorf("%s: %w", s.name, err)

@@ -33,12 +33,20 @@ func TestSmoke(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want := []string{"1. Webhook ingest", "2. Sync back", "3. Renewal", "4. Push", "5. Footprint", "7. Resync safety net"}
+	want := []string{"1. Webhook ingest", "2. Sync back", "3. Renewal", "4. Push", "5. Footprint", "7. Resync safety net", "8. Read model"}
 	seen := map[string]int{}
 	for _, r := range rep.Rows {
 		seen[r.Section]++
 		if r.Value == "" || strings.HasPrefix(r.Value, "0.00 ms /") {
 			t.Errorf("%s: %q measured nothing (%q)", r.Section, r.Figure, r.Value)
+		}
+	}
+	for _, r := range rep.Rows {
+		if r.Section == "8. Read model" && strings.HasPrefix(r.Figure, "the answer equals") && r.Value != yes(true) {
+			t.Errorf("calendarAvailability differs from the live calendarView answer")
+		}
+		if r.Section == "8. Read model" && r.Figure == "Graph requests while answering" && r.Value != "0" {
+			t.Errorf("calendarAvailability made %s Graph requests", r.Value)
 		}
 	}
 	for _, s := range want {

@@ -168,13 +168,17 @@ func (s *Syncer) round(ctx context.Context, tx bun.Tx, link *db.CalendarLink, fr
 	}
 	changed = append(changed, moved...)
 	res := Result{Full: full}
+	save := db.SaveEventLink
+	if full {
+		save = db.SaveEventLinkForRebuild // the mirror is rebuilt below, once
+	}
 	if len(changed) > 0 || len(gone) > 0 || full {
 		if err := db.LockFeed(ctx, tx); err != nil {
 			return res, err
 		}
 	}
 	for _, ev := range changed {
-		n, echo, err := s.applyChanged(ctx, tx, link, ev, sc)
+		n, echo, err := s.applyChanged(ctx, tx, link, ev, sc, save)
 		if err != nil {
 			return res, err
 		}
@@ -187,7 +191,7 @@ func (s *Syncer) round(ctx context.Context, tx bun.Tx, link *db.CalendarLink, fr
 		return res, err
 	}
 	for _, id := range gone {
-		n, err := s.applyRemoved(ctx, tx, link, id)
+		n, err := s.applyRemoved(ctx, tx, link, id, save)
 		if err != nil {
 			return res, err
 		}
@@ -213,6 +217,10 @@ func (s *Syncer) round(ctx context.Context, tx bun.Tx, link *db.CalendarLink, fr
 	}
 	return res, nil
 }
+
+// saveFunc records an event link: with its mirror row (db.SaveEventLink),
+// or without when the round rebuilds the mirror (db.SaveEventLinkForRebuild).
+type saveFunc func(ctx context.Context, q bun.IDB, e *db.EventLink) error
 
 // slideEvery is how old a link's window may get before a full round
 // re-bases it on today.
@@ -316,7 +324,7 @@ func inWindow(el db.EventLink, st *db.DeltaState) bool {
 // a recurring series is reported with its series (seriesId, the series'
 // rule, and the externalId of a series the host pushed); an occurrence of
 // a host-pushed series that shows just what the series says is no news.
-func (s *Syncer) applyChanged(ctx context.Context, tx bun.Tx, link *db.CalendarLink, ev outlook.Event, sc *seriesCache) (int, bool, error) {
+func (s *Syncer) applyChanged(ctx context.Context, tx bun.Tx, link *db.CalendarLink, ev outlook.Event, sc *seriesCache, save saveFunc) (int, bool, error) {
 	el, err := db.EventLinkByOutlookID(ctx, tx, link.CompanyID, link.UserID, ev.ID)
 	if err != nil {
 		return 0, false, err
@@ -331,7 +339,7 @@ func (s *Syncer) applyChanged(ctx context.Context, tx bun.Tx, link *db.CalendarL
 		raw, _ := json.Marshal(view)
 		el = &db.EventLink{CompanyID: link.CompanyID, UserID: link.UserID, LinkID: &link.ID, OutlookEventID: ev.ID,
 			KnownChangeKey: &ev.ChangeKey, WrittenChangeKey: &ev.ChangeKey, LastKnown: raw}
-		return 0, true, db.SaveEventLink(ctx, tx, el)
+		return 0, true, save(ctx, tx, el)
 	}
 	var ext *string
 	if el != nil {
@@ -365,7 +373,7 @@ func (s *Syncer) applyChanged(ctx context.Context, tx bun.Tx, link *db.CalendarL
 	if ev.ICalUID != "" {
 		el.ICalUID = &ev.ICalUID
 	}
-	if err := db.SaveEventLink(ctx, tx, el); err != nil {
+	if err := save(ctx, tx, el); err != nil {
 		return 0, false, err
 	}
 	if changeType == Updated && len(fields) == 0 {
@@ -463,13 +471,13 @@ func seriesRemovedByHost(ctx context.Context, tx bun.Tx, link *db.CalendarLink, 
 	return master == nil || master.Deleted, nil
 }
 
-func (s *Syncer) applyRemoved(ctx context.Context, tx bun.Tx, link *db.CalendarLink, id string) (int, error) {
+func (s *Syncer) applyRemoved(ctx context.Context, tx bun.Tx, link *db.CalendarLink, id string, save saveFunc) (int, error) {
 	el, err := db.EventLinkByOutlookID(ctx, tx, link.CompanyID, link.UserID, id)
 	if err != nil || el == nil || el.Deleted {
 		return 0, err // never seen, or already reported
 	}
 	el.Deleted = true
-	if err := db.SaveEventLink(ctx, tx, el); err != nil {
+	if err := save(ctx, tx, el); err != nil {
 		return 0, err
 	}
 	ext := el.ExternalID

@@ -46,6 +46,15 @@ func (s *Store) EventLinkByExternalID(ctx context.Context, companyID, externalID
 // event's mirror row is kept by the same call (run it in a transaction
 // when the two must change together).
 func SaveEventLink(ctx context.Context, q bun.IDB, e *EventLink) error {
+	if err := SaveEventLinkForRebuild(ctx, q, e); err != nil {
+		return err
+	}
+	return keepMirror(ctx, q, e)
+}
+
+// SaveEventLinkForRebuild is SaveEventLink without the mirror row, for a
+// full round that calls RebuildMirror for the link before it commits.
+func SaveEventLinkForRebuild(ctx context.Context, q bun.IDB, e *EventLink) error {
 	var err error
 	if e.ID == 0 {
 		_, err = q.NewInsert().Model(e).
@@ -65,7 +74,7 @@ func SaveEventLink(ctx context.Context, q bun.IDB, e *EventLink) error {
 	if err != nil {
 		return fmt.Errorf("saving event link of %s: %w", e.OutlookEventID, err)
 	}
-	return keepMirror(ctx, q, e)
+	return nil
 }
 
 // SaveEventLink is SaveEventLink on the store's database.

@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -96,6 +97,9 @@ func (s *Service) Availability(ctx context.Context, companyID string, userIDs []
 	for _, b := range busy {
 		byLink[b.LinkID] = append(byLink[b.LinkID], Busy{Start: b.Start.UTC(), End: b.End.UTC(), ShowAs: b.ShowAs})
 	}
+	for id, b := range byLink {
+		byLink[id] = Merge(b)
+	}
 	out := make([]Availability, len(userIDs))
 	for i, id := range userIDs {
 		out[i] = Availability{UserID: id, Provider: db.ProviderNone, Busy: []Busy{}}
@@ -110,6 +114,34 @@ func (s *Service) Availability(ctx context.Context, companyID string, userIDs []
 		}
 	}
 	return out, nil
+}
+
+// Merge joins the intervals of the same showAs that overlap or touch and
+// sorts the result by start (then showAs). It reuses in's storage.
+func Merge(in []Busy) []Busy {
+	slices.SortFunc(in, func(a, b Busy) int {
+		if a.ShowAs != b.ShowAs {
+			return strings.Compare(a.ShowAs, b.ShowAs)
+		}
+		return a.Start.Compare(b.Start)
+	})
+	out := in[:0]
+	for _, b := range in {
+		if n := len(out); n > 0 && out[n-1].ShowAs == b.ShowAs && !b.Start.After(out[n-1].End) {
+			if b.End.After(out[n-1].End) {
+				out[n-1].End = b.End
+			}
+			continue
+		}
+		out = append(out, b)
+	}
+	slices.SortFunc(out, func(a, b Busy) int {
+		if c := a.Start.Compare(b.Start); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ShowAs, b.ShowAs)
+	})
+	return out
 }
 
 // Page is one page of a user's events.

@@ -1,7 +1,7 @@
 // Command calsync-bench measures calsync (see package bench) and writes
 // BENCHMARKS.md.
 //
-//	calsync-bench [-smoke] [-out BENCHMARKS.md] [-db URL]
+//	calsync-bench [-smoke] [-out BENCHMARKS.md] [-db URL] [-only "read model,push"]
 package main
 
 import (
@@ -19,12 +19,16 @@ func main() {
 	out := flag.String("out", "BENCHMARKS.md", "report file")
 	dsn := flag.String("db", "postgres://postgres@127.0.0.1:5432/calsync_bench?sslmode=disable", "a database the run may drop and recreate")
 	bin := flag.String("bin", "", "calsync binary (built when empty)")
+	only := flag.String("only", "", "comma-separated steps to run (e.g. \"read model\"); all when empty")
 	flag.Parse()
 	o := bench.Full()
 	if *smoke {
 		o = bench.Smoke()
 	}
 	o.DatabaseURL, o.Binary, o.Log = *dsn, *bin, os.Stderr
+	if *only != "" {
+		o.Only = strings.Split(*only, ",")
+	}
 	rep, err := bench.Run(context.Background(), o)
 	if rep != nil {
 		rep.Command = "make bench"

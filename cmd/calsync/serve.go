@@ -78,6 +78,11 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 	defer graphClient.close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mirrorUpkeep := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "calsync_mirror_upkeep_seconds",
+		Help:    "Time of each statement writing the read model's mirror (inside the transactions that record events).",
+		Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1}})
+	reg.MustRegister(mirrorUpkeep)
+	sqlDB.AddQueryHook(db.MirrorTimer(func(d time.Duration) { mirrorUpkeep.Observe(d.Seconds()) }))
 
 	creds := credentials.NewService(store, keys, graphClient.client, nil, log)
 	subs := subscriptions.NewManager(subscriptions.Config{PublicURL: cfg.PublicURL, RequireHTTPS: !cfg.Emulator(), VerifyOnStart: cfg.InProcessEmulator()},

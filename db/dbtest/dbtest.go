@@ -38,7 +38,7 @@ var (
 func Schema(t testing.TB) string {
 	t.Helper()
 	ctx := context.Background()
-	ensureOnce.Do(func() { ensureErr = ensure(ctx) })
+	ensureOnce.Do(func() { ensureErr = db.EnsureDatabase(ctx, URL()) })
 	if ensureErr != nil {
 		t.Fatalf("test database unavailable (%s): %v", URL(), ensureErr)
 	}
@@ -75,23 +75,4 @@ func New(t testing.TB) *bun.DB {
 		t.Fatalf("migrating test schema: %v", err)
 	}
 	return d
-}
-
-// ensure creates the test database and, once for every schema in it, the
-// extensions the migrations use: an extension lives in one schema, and a
-// test schema is dropped when its test ends. Test binaries run in
-// parallel, so the creation is serialised with an advisory lock.
-func ensure(ctx context.Context) error {
-	if err := db.EnsureDatabase(ctx, URL()); err != nil {
-		return err
-	}
-	d := db.Open(URL(), db.Options{MaxOpenConns: 1})
-	defer d.Close()
-	return d.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(7413, 0)"); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, "CREATE EXTENSION IF NOT EXISTS btree_gist SCHEMA public")
-		return err
-	})
 }

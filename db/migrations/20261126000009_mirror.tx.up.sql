@@ -1,20 +1,27 @@
 -- The read model: every event of a linked mailbox that occupies time (single
 -- events and the instances of series; never a series master), one row per
 -- event link, kept in the same transactions that keep event_links and the
--- change feed. span is [start, end) as instants (all-day events from
--- midnight in their own zone); show_as is Outlook's free/busy status.
--- btree_gist lets one GiST index serve "this link's events overlapping that
--- range" (a trusted contrib extension: the database owner may create it).
-CREATE EXTENSION IF NOT EXISTS btree_gist SCHEMA public;
---bun:split
+-- change feed. [starts_at, ends_at) are instants (all-day events from
+-- midnight in their own zone); show_as is Outlook's free/busy status; long
+-- marks events longer than a day (db.mirrorLookback).
+--
+-- A range question reads the btree (link, start) twice: events starting from
+-- a day before the range (every event of a day or less that can overlap it),
+-- and the few long ones starting earlier. Both are index-only scans; a GiST
+-- index over a tstzrange of (link, span) measured 15 times slower for 500
+-- links (BENCHMARKS.md, 8).
 CREATE TABLE mirror_events (
     event_link_id bigint PRIMARY KEY REFERENCES event_links (id) ON DELETE CASCADE,
     link_id       bigint NOT NULL REFERENCES calendar_links (id) ON DELETE CASCADE,
-    span          tstzrange NOT NULL,
-    show_as       text NOT NULL
+    starts_at     timestamptz NOT NULL,
+    ends_at       timestamptz NOT NULL,
+    show_as       text NOT NULL,
+    long          boolean NOT NULL
 );
 --bun:split
-CREATE INDEX mirror_events_span ON mirror_events USING gist (link_id, span);
+CREATE INDEX mirror_events_by_start ON mirror_events (link_id, starts_at) INCLUDE (ends_at, show_as);
+--bun:split
+CREATE INDEX mirror_events_long ON mirror_events (link_id, starts_at) INCLUDE (ends_at, show_as) WHERE long;
 --bun:split
 -- Fill the mirror of existing links: their next round is a full one (which
 -- rebuilds a link's mirror), and it is due now.
