@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tehaishokunin/calsync/graphemu"
+	"github.com/tehaishokunin/calsync/internal/schedule"
 	"github.com/tehaishokunin/calsync/readmodel"
 )
 
@@ -262,7 +263,7 @@ func userView(ctx context.Context, e *env, client *http.Client, tok, user string
 			}
 			s, _ := time.Parse("2006-01-02T15:04:05.9999999", v.Start.DateTime)
 			en, _ := time.Parse("2006-01-02T15:04:05.9999999", v.End.DateTime)
-			raw = append(raw, readmodel.Busy{Start: maxTime(s, start.UTC()), End: minTime(en, end.UTC()), ShowAs: enumName(v.ShowAs)})
+			raw = append(raw, readmodel.Busy{Start: maxTime(s, start.UTC()), End: minTime(en, end.UTC()), ShowAs: schedule.EnumName(v.ShowAs)})
 		}
 		next = page.Next
 	}
@@ -293,17 +294,6 @@ func sameBusy(answer json.RawMessage, ids []string, users []graphemu.UserSpec, l
 		})
 	}
 	return same, n, nil
-}
-
-func enumName(v string) string {
-	var b strings.Builder
-	for i, r := range v {
-		if i > 0 && r >= 'A' && r <= 'Z' {
-			b.WriteByte('_')
-		}
-		b.WriteRune(r)
-	}
-	return strings.ToUpper(b.String())
 }
 
 func maxTime(a, b time.Time) time.Time {

@@ -115,10 +115,9 @@ func (s *Store) DeleteMirror(ctx context.Context, linkID int64) error {
 
 // Busy is one stretch of a link's busy time of one showAs.
 type Busy struct {
-	LinkID int64     `bun:"link_id"`
-	ShowAs string    `bun:"show_as"`
-	Start  time.Time `bun:"start_at"`
-	End    time.Time `bun:"end_at"`
+	LinkID     int64
+	ShowAs     string
+	Start, End time.Time
 }
 
 // BusyTimes reads, for each link, its events other than FREE that occupy
@@ -130,12 +129,30 @@ func (s *Store) BusyTimes(ctx context.Context, linkIDs []int64, start, end time.
 	if len(linkIDs) == 0 {
 		return out, nil
 	}
-	const cols = "SELECT link_id, show_as, greatest(starts_at, ?0) AS start_at, least(ends_at, ?1) AS end_at FROM mirror_events "
+	// Instants travel as microseconds since the epoch: pgdriver reads text,
+	// and an integer parses several times faster than a timestamptz.
+	const cols = "SELECT link_id, show_as, (extract(epoch FROM greatest(starts_at, ?0)) * 1000000)::int8, " +
+		"(extract(epoch FROM least(ends_at, ?1)) * 1000000)::int8 FROM mirror_events "
 	const busy = " AND ends_at > ?0 AND ends_at > starts_at AND show_as <> 'FREE'"
-	err := s.db.NewRaw(cols+"WHERE link_id = ANY(?2) AND starts_at >= ?3 AND starts_at < ?1"+busy+
+	// Thousands of rows: scanned by hand (bun's reflection over a model
+	// measured as much as the query itself).
+	rows, err := s.db.QueryContext(ctx, s.db.NewRaw(cols+"WHERE link_id = ANY(?2) AND starts_at >= ?3 AND starts_at < ?1"+busy+
 		" UNION ALL "+cols+"WHERE long AND link_id = ANY(?2) AND starts_at < ?3"+busy,
-		start, end, pgdialect.Array(linkIDs), start.Add(-mirrorLookback)).Scan(ctx, &out)
+		start, end, pgdialect.Array(linkIDs), start.Add(-mirrorLookback)).String())
 	if err != nil {
+		return nil, fmt.Errorf("reading busy times: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b Busy
+		var start, end int64
+		if err := rows.Scan(&b.LinkID, &b.ShowAs, &start, &end); err != nil {
+			return nil, fmt.Errorf("reading busy times: %w", err)
+		}
+		b.Start, b.End = time.UnixMicro(start).UTC(), time.UnixMicro(end).UTC()
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading busy times: %w", err)
 	}
 	return out, nil

@@ -15,6 +15,7 @@ import (
 	"github.com/tehaishokunin/calsync/apperr"
 	"github.com/tehaishokunin/calsync/calendar"
 	"github.com/tehaishokunin/calsync/db"
+	"github.com/tehaishokunin/calsync/internal/schedule"
 	"github.com/tehaishokunin/calsync/internal/testenv"
 	"github.com/tehaishokunin/calsync/links"
 	"github.com/tehaishokunin/calsync/readmodel"
@@ -272,16 +273,9 @@ func bruteBusy(view []viewEvent, start, end time.Time) []readmodel.Busy {
 
 func enumName(graph string) string {
 	if graph == "" {
-		return "BUSY"
+		return "BUSY" // Graph's default showAs
 	}
-	var b strings.Builder
-	for i, r := range graph {
-		if i > 0 && r >= 'A' && r <= 'Z' {
-			b.WriteByte('_')
-		}
-		b.WriteRune(r)
-	}
-	return strings.ToUpper(b.String())
+	return schedule.EnumName(graph)
 }
 
 type viewEvent struct {
