@@ -125,18 +125,66 @@ func (w *Worker) Start(ctx context.Context) error {
 		defer close(w.done)
 		t := time.NewTicker(w.poll)
 		defer t.Stop()
-		for {
-			for w.RunOnce(ctx) > 0 && ctx.Err() == nil {
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			case <-w.wake:
-			}
-		}
+		w.dispatch(ctx, t.C)
 	}()
 	return nil
+}
+
+// dispatch claims work whenever one of the worker's slots is free, so a
+// slow round holds only its own slot: a notification that arrives
+// meanwhile starts at once instead of waiting for the slowest job of the
+// batch before it (RunOnce, which tests and drains use, waits for its
+// whole batch). It returns when ctx ends, after the jobs running finish.
+func (w *Worker) dispatch(ctx context.Context, tick <-chan time.Time) {
+	slots := make(chan struct{}, w.concurrency)
+	finished := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		claimed := 0
+		if len(slots) < w.concurrency {
+			var jobs []func(context.Context)
+			jobs, claimed = w.claim(ctx)
+			for _, job := range jobs {
+				select {
+				case slots <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				wg.Add(1)
+				go func() {
+					defer func() {
+						<-slots
+						wg.Done()
+						select {
+						case finished <- struct{}{}:
+						default:
+						}
+					}()
+					w.runJob(ctx, job)
+				}()
+			}
+		}
+		if claimed > 0 && ctx.Err() == nil {
+			w.vacuum(ctx) // after a burst's worth of rows, however long the burst
+			continue      // there may be more waiting
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+		case <-w.wake:
+		case <-finished:
+		}
+	}
+}
+
+// runJob runs one job with the lease's time, finishing it even when the
+// worker is being stopped (its rows are settled, not left to the lease).
+func (w *Worker) runJob(ctx context.Context, job func(context.Context)) {
+	jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.lease-10*time.Second)
+	defer cancel()
+	job(jctx)
 }
 
 // Stop ends the loop, letting the round in progress finish.
@@ -151,18 +199,41 @@ func (w *Worker) Stop() {
 	w.cancel = nil
 }
 
-// RunOnce processes one claimed batch and returns its size.
+// RunOnce processes one claimed batch, waits for all of it, and returns
+// its size.
 func (w *Worker) RunOnce(ctx context.Context) int {
+	jobs, n := w.claim(ctx)
+	sem := make(chan struct{}, w.concurrency)
+	var wg sync.WaitGroup
+	for _, job := range jobs {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			w.runJob(ctx, job)
+		}()
+	}
+	wg.Wait()
+	if n > 0 {
+		w.vacuum(ctx)
+	}
+	return n
+}
+
+// claim takes a batch of due notifications and turns it into jobs: one
+// delta round per link however many notifications it got, one job per
+// lifecycle event. It returns the jobs and how many rows it claimed.
+func (w *Worker) claim(ctx context.Context) ([]func(context.Context), int) {
 	items, err := w.store.ClaimInbox(ctx, time.Now(), w.lease, w.batch)
 	if err != nil {
 		if ctx.Err() == nil {
 			w.log.WarnContext(ctx, "claiming inbox failed", slog.String("error", err.Error()))
 		}
-		return 0
+		return nil, 0
 	}
 	if len(items) == 0 {
 		w.vacuum(ctx) // a burst just ended: clear up before the next one
-		return 0
+		return nil, 0
 	}
 	byLink := map[int64][]db.InboxItem{}
 	var jobs []func(context.Context)
@@ -202,21 +273,7 @@ func (w *Worker) RunOnce(ctx context.Context) int {
 			}
 		})
 	}
-	sem := make(chan struct{}, w.concurrency)
-	var wg sync.WaitGroup
-	for _, job := range jobs {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.lease-10*time.Second)
-			defer cancel()
-			job(jctx)
-		}()
-	}
-	wg.Wait()
-	w.vacuum(ctx)
-	return len(items)
+	return jobs, len(items)
 }
 
 // vacuumAfter is how many processed rows make the worker vacuum the inbox
