@@ -28,24 +28,9 @@ func availability(ctx context.Context, e *env, r *Report) error {
 	tr := e.emu.Transport()
 	tr.MaxIdleConnsPerHost = 64 // 16 workers keep their TLS connections
 	emuClient := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	var specs []graphemu.UserSpec
-	for i := range o.AvailUsers {
-		specs = append(specs, graphemu.UserSpec{Mail: fmt.Sprintf("avail%04d@%s", i, benchDomain), DisplayName: fmt.Sprintf("職人 %d", i)})
-	}
-	users, err := e.emu.AddTenant(graphemu.TenantSpec{TenantID: benchTenant, Users: specs})
-	if err != nil {
-		return err
-	}
-	jst := time.FixedZone("JST", 9*3600)
-	now := time.Now().In(jst)
-	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, jst)
-	monday := today.AddDate(0, 0, 8-int(now.Weekday()))
+	users, today := e.availUsers, e.availDay
+	monday := today.AddDate(0, 0, 8-int(today.Weekday()))
 	began := time.Now()
-	if err := seedEvents(e, users, today, o.AvailEvents); err != nil {
-		return err
-	}
-	o.logf("seeded %d × %d events in %v", len(users), o.AvailEvents, time.Since(began))
-	began = time.Now()
 	// Linking reads each calendar whole (its first round), 10 users per
 	// call, 4 calls at a time.
 	ids := make([]string, len(users))
@@ -124,9 +109,15 @@ func askAvailability(ctx context.Context, e *env, r *Report, emuClient *http.Cli
 		}
 		lats = append(lats, time.Since(t0))
 	}
+	// Other links' renewals and resyncs go on meanwhile: count the calls
+	// about these users' mailboxes.
+	asked := map[string]bool{}
+	for _, u := range users {
+		asked[strings.ToLower(u.ID)], asked[strings.ToLower(u.Mail)] = true, true
+	}
 	graphCalls := 0
 	for _, rq := range e.emu.Requests(since) {
-		if strings.HasPrefix(rq.Path, "/v1.0/") {
+		if asked[strings.ToLower(rq.Mailbox)] {
 			graphCalls++
 		}
 	}
@@ -150,6 +141,31 @@ func askAvailability(ctx context.Context, e *env, r *Report, emuClient *http.Cli
 		ms(p50)+" / "+ms(p99), ms(b50)+" / "+ms(b99)+" (a calendarView per user, 16 at a time)", ratio(float64(b50), float64(p50)), target, yes(goal(p99)))
 	r.add("8. Read model", fmt.Sprintf("%d days: Graph requests while answering", days), fmt.Sprint(graphCalls), fmt.Sprintf("%d per answer", len(users)), "", "0", yes(graphCalls == 0))
 	r.add("8. Read model", fmt.Sprintf("%d days: the answer equals the baseline's (merged, clipped, sorted)", days), yes(same), "", "", "equal", yes(same))
+	return nil
+}
+
+// seedAvailability adds the users the read model is asked about and fills
+// their calendars, before any other step: the emulator then has no
+// subscriptions to look through for each of the 150,000 events.
+func seedAvailability(e *env) error {
+	o := e.opts
+	var specs []graphemu.UserSpec
+	for i := range o.AvailUsers {
+		specs = append(specs, graphemu.UserSpec{Mail: fmt.Sprintf("avail%04d@%s", i, benchDomain), DisplayName: fmt.Sprintf("職人 %d", i)})
+	}
+	users, err := e.emu.AddTenant(graphemu.TenantSpec{TenantID: benchTenant, Users: specs})
+	if err != nil {
+		return err
+	}
+	jst := time.FixedZone("JST", 9*3600)
+	now := time.Now().In(jst)
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, jst)
+	began := time.Now()
+	if err := seedEvents(e, users, today, o.AvailEvents); err != nil {
+		return err
+	}
+	o.logf("seeded %d × %d events in %v", len(users), o.AvailEvents, time.Since(began))
+	e.availUsers, e.availDay = users, today
 	return nil
 }
 

@@ -102,6 +102,10 @@ type env struct {
 	started time.Duration
 	binSize int64
 	client  *http.Client
+	// The read model's users, seeded before the other steps, and the day
+	// their events are spread from.
+	availUsers []graphemu.UserSpec
+	availDay   time.Time
 }
 
 const (
@@ -359,6 +363,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		{"read model", availability},
 		// Last: the attacks' garbage must not count in the footprint.
 		{"hostile input", hostile},
+	}
+	if len(o.Only) == 0 || slices.Contains(o.Only, "read model") {
+		if err := seedAvailability(e); err != nil {
+			return rep, err
+		}
 	}
 	for _, s := range steps {
 		if len(o.Only) > 0 && !slices.Contains(o.Only, s.name) {

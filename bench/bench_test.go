@@ -42,11 +42,11 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 	for _, r := range rep.Rows {
-		if r.Section == "8. Read model" && strings.HasPrefix(r.Figure, "the answer equals") && r.Value != yes(true) {
-			t.Errorf("calendarAvailability differs from the live calendarView answer")
+		if r.Section == "8. Read model" && strings.Contains(r.Figure, "the answer equals") && r.Value != yes(true) {
+			t.Errorf("%s: calendarAvailability differs from the live calendarView answer", r.Figure)
 		}
-		if r.Section == "8. Read model" && r.Figure == "Graph requests while answering" && r.Value != "0" {
-			t.Errorf("calendarAvailability made %s Graph requests", r.Value)
+		if r.Section == "8. Read model" && strings.Contains(r.Figure, "Graph requests while answering") && r.Value != "0" {
+			t.Errorf("%s: calendarAvailability made %s Graph requests", r.Figure, r.Value)
 		}
 	}
 	for _, s := range want {

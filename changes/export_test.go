@@ -7,3 +7,6 @@ func (f *Feed) WakeForTest(companyID string) { f.wake(companyID) }
 
 // SetClockForTest moves the syncer's clock (the window follows it).
 func (s *Syncer) SetClockForTest(now func() time.Time) { s.now = now }
+
+// SetLeaseForTest sets how long a host webhook delivery lease lasts.
+func (h *HostWebhook) SetLeaseForTest(d time.Duration) { h.lease = d }

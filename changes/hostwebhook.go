@@ -23,7 +23,7 @@ import (
 // Standard Webhooks spec says (webhook-id, webhook-timestamp,
 // webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">), in
 // feed order, retrying with backoff until the host answers 2xx. One replica
-// delivers at a time (the state row is locked).
+// delivers at a time (it holds a lease on the delivery state).
 type HostWebhook struct {
 	store   *db.Store
 	cursors *cursor.Codec
@@ -33,6 +33,9 @@ type HostWebhook struct {
 	log     *slog.Logger
 	every   time.Duration
 	wake    chan struct{}
+	// lease is how long a replica may deliver without recording progress
+	// before another may take over (longer than one POST's timeout).
+	lease time.Duration
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -53,7 +56,7 @@ func SecretBytes(s string) []byte {
 // NewHostWebhook builds the deliverer.
 func NewHostWebhook(store *db.Store, url string, secret []byte, cursors *cursor.Codec, log *slog.Logger) *HostWebhook {
 	return &HostWebhook{store: store, url: url, secret: secret, cursors: cursors, log: log, every: 2 * time.Second,
-		client: &http.Client{Timeout: 10 * time.Second}, wake: make(chan struct{}, 1)}
+		client: &http.Client{Timeout: 10 * time.Second}, wake: make(chan struct{}, 1), lease: time.Minute}
 }
 
 // Wake asks for a delivery round now.
@@ -106,34 +109,53 @@ type Payload struct {
 }
 
 // RunOnce delivers pending changes in order until one fails or none are
-// left; it returns how many were acknowledged.
+// left; it returns how many were acknowledged. It holds the delivery lease
+// (one replica delivers at a time), never a transaction: progress is
+// recorded after each acknowledged change, which also extends the lease,
+// so a replica that dies mid-way loses at most the change in flight (the
+// host may see it twice, with the same webhook-id).
 func (h *HostWebhook) RunOnce(ctx context.Context) int {
+	st, token, err := h.store.ClaimHostWebhook(ctx, h.lease)
+	if err != nil || st == nil {
+		if err != nil && ctx.Err() == nil {
+			h.log.WarnContext(ctx, "claiming host webhook delivery failed", slog.String("error", err.Error()))
+		}
+		return 0
+	}
+	// Progress is recorded even when the worker is being stopped.
+	rctx := context.WithoutCancel(ctx)
+	record := func(lease time.Duration) bool {
+		ok, err := h.store.RecordHostWebhook(rctx, token, *st, lease)
+		if err != nil {
+			h.log.WarnContext(ctx, "recording host webhook delivery failed", slog.String("error", err.Error()))
+		}
+		return ok && err == nil
+	}
 	delivered := 0
-	_, err := h.store.WithHostWebhook(ctx, func(ctx context.Context, st db.HostWebhookState) (db.HostWebhookState, error) {
-		for ctx.Err() == nil {
-			cs, err := h.store.ChangesAfter(ctx, st.LastCursor, 100)
-			if err != nil || len(cs) == 0 {
-				return st, err
+	for ctx.Err() == nil {
+		cs, err := h.store.ChangesAfter(ctx, st.LastCursor, 100)
+		if err != nil || len(cs) == 0 {
+			break
+		}
+		for _, c := range cs {
+			if err := h.post(ctx, c); err != nil {
+				st.Failures++
+				st.NextAttemptAt = time.Now().Add(min(time.Second<<min(st.Failures, 10), 10*time.Minute))
+				msg := err.Error()
+				st.LastError = &msg
+				h.log.WarnContext(ctx, "host webhook delivery failed; will retry", slog.Int64("cursor", c.Cursor),
+					slog.Int("failures", st.Failures), slog.String("error", msg))
+				record(0)
+				return delivered
 			}
-			for _, c := range cs {
-				if err := h.post(ctx, c); err != nil {
-					st.Failures++
-					st.NextAttemptAt = time.Now().Add(min(time.Second<<min(st.Failures, 10), 10*time.Minute))
-					msg := err.Error()
-					st.LastError = &msg
-					h.log.WarnContext(ctx, "host webhook delivery failed; will retry", slog.Int64("cursor", c.Cursor),
-						slog.Int("failures", st.Failures), slog.String("error", msg))
-					return st, nil
-				}
-				st.LastCursor, st.Failures, st.LastError = c.Cursor, 0, nil
-				delivered++
+			st.LastCursor, st.Failures, st.LastError = c.Cursor, 0, nil
+			delivered++
+			if !record(h.lease) {
+				return delivered // the lease went to another replica: it goes on from here
 			}
 		}
-		return st, nil
-	})
-	if err != nil && ctx.Err() == nil {
-		h.log.WarnContext(ctx, "host webhook round failed", slog.String("error", err.Error()))
 	}
+	record(0)
 	return delivered
 }
 

@@ -2,6 +2,8 @@ package db
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -47,36 +49,58 @@ func (s *Store) LatestCursor(ctx context.Context, companyID string) (int64, erro
 type HostWebhookState struct {
 	bun.BaseModel `bun:"table:host_webhook_state"`
 
-	ID            int       `bun:"id,pk"`
-	LastCursor    int64     `bun:"last_cursor,notnull"`
-	Failures      int       `bun:"failures,notnull"`
-	NextAttemptAt time.Time `bun:"next_attempt_at,notnull"`
-	LastError     *string   `bun:"last_error"`
+	ID            int        `bun:"id,pk"`
+	LastCursor    int64      `bun:"last_cursor,notnull"`
+	Failures      int        `bun:"failures,notnull"`
+	NextAttemptAt time.Time  `bun:"next_attempt_at,notnull"`
+	LastError     *string    `bun:"last_error"`
+	LeaseUntil    *time.Time `bun:"lease_until"`
+	LeaseToken    *string    `bun:"lease_token"`
 }
 
-// WithHostWebhook runs fn holding the delivery state row locked (one
-// replica delivers at a time; others skip). New deployments start at the
-// current end of the feed. fn returns the new state to store.
-func (s *Store) WithHostWebhook(ctx context.Context, fn func(ctx context.Context, st HostWebhookState) (HostWebhookState, error)) (bool, error) {
+// ClaimHostWebhook takes the delivery lease for lease when delivery is due
+// and no other replica holds an unexpired one, in one short statement (no
+// transaction stays open while the host is called). It returns the state
+// and the lease's token, or nil when not due or held elsewhere. New
+// deployments start at the current end of the feed.
+func (s *Store) ClaimHostWebhook(ctx context.Context, lease time.Duration) (*HostWebhookState, string, error) {
 	if _, err := s.db.NewRaw(`INSERT INTO host_webhook_state (id, last_cursor) SELECT 1, coalesce(max(cursor), 0) FROM changes ON CONFLICT (id) DO NOTHING`).Exec(ctx); err != nil {
-		return false, fmt.Errorf("initialising host webhook state: %w", err)
+		return nil, "", fmt.Errorf("initialising host webhook state: %w", err)
 	}
-	ran := false
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var st HostWebhookState
-		if err := tx.NewSelect().Model(&st).Where("id = 1 AND next_attempt_at <= now()").For("UPDATE SKIP LOCKED").Scan(ctx); err != nil {
-			return nil // locked by another replica, or not due
-		}
-		ran = true
-		next, err := fn(ctx, st)
-		if err != nil {
-			return err
-		}
-		_, err = tx.NewUpdate().Model(&next).WherePK().Set("updated_at = now()").
-			Column("last_cursor", "failures", "next_attempt_at", "last_error").Exec(ctx)
-		return err
-	})
-	return ran, err
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	token := hex.EncodeToString(b[:])
+	var st []HostWebhookState
+	if err := s.db.NewRaw(`UPDATE host_webhook_state SET lease_until = now() + ? * interval '1 millisecond', lease_token = ?
+		WHERE id = 1 AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())
+		RETURNING id, last_cursor, failures, next_attempt_at, last_error, lease_until, lease_token`,
+		lease.Milliseconds(), token).Scan(ctx, &st); err != nil {
+		return nil, "", fmt.Errorf("claiming host webhook delivery: %w", err)
+	}
+	if len(st) == 0 {
+		return nil, "", nil // not due, or another replica delivers
+	}
+	return &st[0], token, nil
+}
+
+// RecordHostWebhook stores delivery progress under the lease token: the
+// lease is extended by lease, or given up when lease is 0. It returns false
+// when the lease is no longer this token's (it expired and another replica
+// took over): the caller stops.
+func (s *Store) RecordHostWebhook(ctx context.Context, token string, st HostWebhookState, lease time.Duration) (bool, error) {
+	q := s.db.NewUpdate().Model(&st).WherePK().Where("lease_token = ?", token).
+		Column("last_cursor", "failures", "next_attempt_at", "last_error").Set("updated_at = now()")
+	if lease > 0 {
+		q = q.Set("lease_until = now() + ? * interval '1 millisecond'", lease.Milliseconds())
+	} else {
+		q = q.Set("lease_until = NULL").Set("lease_token = NULL")
+	}
+	res, err := q.Exec(ctx)
+	if err != nil {
+		return false, fmt.Errorf("recording host webhook delivery: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // ChangesAfter reads up to limit changes of every company after cursor.

@@ -202,7 +202,8 @@ type mirrorTimer struct{ observe func(time.Duration) }
 func (mirrorTimer) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context.Context { return ctx }
 
 func (m mirrorTimer) AfterQuery(_ context.Context, ev *bun.QueryEvent) {
-	if op := ev.Operation(); op != "SELECT" && strings.Contains(ev.Query, "mirror_events") {
+	// Raw statements report no operation of their own: read the text.
+	if !strings.HasPrefix(ev.Query, "SELECT") && strings.Contains(ev.Query, "mirror_events") {
 		m.observe(time.Since(ev.StartTime))
 	}
 }
