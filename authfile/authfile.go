@@ -14,6 +14,7 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -28,15 +29,25 @@ const (
 	FieldTenantID     = "tenant_id"
 	FieldClientID     = "client_id"
 	FieldClientSecret = "client_secret"
+	// FieldSecretExpiresAt is optional: when the client secret expires, as
+	// the portal shows it next to the secret (2027/11/25), a date
+	// (2027-11-25) or an RFC 3339 time.
+	FieldSecretExpiresAt = "client_secret_expires_at"
 )
 
 var fields = []string{FieldTenantID, FieldClientID, FieldClientSecret}
+
+// known are the keys a file may hold: the three required ones and the
+// optional expiry.
+var known = []string{FieldTenantID, FieldClientID, FieldClientSecret, FieldSecretExpiresAt}
 
 // File is a validated authOfficeCalendar.json.
 type File struct {
 	TenantID     string
 	ClientID     string
 	ClientSecret string
+	// SecretExpiresAt is when the secret expires, when the file says.
+	SecretExpiresAt *time.Time
 }
 
 // String never shows the secret.
@@ -87,8 +98,48 @@ func Parse(data []byte) (File, error) {
 			return File{}, invalid(name, fmt.Sprintf("%s がありません。", name), fmt.Sprintf("%s is missing.", name))
 		}
 	}
+	if v, ok := values[FieldSecretExpiresAt]; ok {
+		t, err := ParseExpiry(v)
+		if err != nil {
+			return File{}, err
+		}
+		f.SecretExpiresAt = &t
+	}
 	return Validate(f)
 }
+
+// expiryZone reads a date without a time: the portal shows the expiry in
+// the admin's zone, for 手配職人's admins Japan's; the day's start is taken,
+// so warnings come early rather than late.
+var expiryZone = time.FixedZone("JST", 9*3600)
+
+// ParseExpiry reads a client secret's expiry: 2027-11-25, 2027/11/25 (as
+// the portal shows it) or an RFC 3339 time, between 2000 and 2200.
+func ParseExpiry(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	var t time.Time
+	var err error = errBadExpiry
+	if len(s) <= 64 {
+		for _, layout := range []string{"2006-01-02", "2006/01/02", "2006/1/2"} {
+			if t, err = time.ParseInLocation(layout, s, expiryZone); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			t, err = time.Parse(time.RFC3339, s)
+		}
+	}
+	if err != nil || t.Year() < 2000 || t.Year() > 2200 {
+		return time.Time{}, invalid(FieldSecretExpiresAt,
+			"client_secret_expires_at は有効期限の日付（例: 2027/11/25 または 2027-11-25）か RFC 3339 の日時で指定してください。",
+			"client_secret_expires_at must be the expiry date (e.g. 2027/11/25 or 2027-11-25) or an RFC 3339 time.").
+			WithHint("Entra 管理センターの「証明書とシークレット」で、シークレットの「有効期限」の列に表示される日付です。",
+				"It is the date in the Expires column under Certificates & secrets in the Entra admin center.")
+	}
+	return t.UTC(), nil
+}
+
+var errBadExpiry = errors.New("bad expiry")
 
 // decodeObject reads exactly one JSON object of string values, refusing
 // duplicate and unknown keys and trailing data.
@@ -146,7 +197,7 @@ func syntaxError(err error) *apperr.Error {
 }
 
 func isKnown(key string) bool {
-	for _, f := range fields {
+	for _, f := range known {
 		if key == f {
 			return true
 		}
@@ -168,7 +219,7 @@ func normalise(s string) string {
 
 func unknownKey(key string) *apperr.Error {
 	best, bestDist := "", 1<<30
-	for _, f := range fields {
+	for _, f := range known {
 		d := levenshtein(normalise(key), normalise(f))
 		if d < bestDist {
 			best, bestDist = f, d
@@ -181,12 +232,12 @@ func unknownKey(key string) *apperr.Error {
 	if bestDist <= 2 {
 		return invalid(best, fmt.Sprintf("不明なキー \"%s\" があります。\"%s\" の誤りではありませんか？", shown, best),
 			fmt.Sprintf("Unknown key %q: did you mean %q?", shown, best)).
-			WithHint(fmt.Sprintf("キー名は %s, %s, %s の3つだけです。", FieldTenantID, FieldClientID, FieldClientSecret),
-				fmt.Sprintf("The only keys are %s, %s and %s.", FieldTenantID, FieldClientID, FieldClientSecret)).
+			WithHint(fmt.Sprintf("キー名は %s, %s, %s（と任意の %s）だけです。", FieldTenantID, FieldClientID, FieldClientSecret, FieldSecretExpiresAt),
+				fmt.Sprintf("The only keys are %s, %s and %s (and, optionally, %s).", FieldTenantID, FieldClientID, FieldClientSecret, FieldSecretExpiresAt)).
 			WithExtra("didYouMean", best)
 	}
-	return invalid("", fmt.Sprintf("不明なキー \"%s\" があります。使えるのは %s, %s, %s だけです。", shown, FieldTenantID, FieldClientID, FieldClientSecret),
-		fmt.Sprintf("Unknown key %q; the only keys are %s, %s and %s.", shown, FieldTenantID, FieldClientID, FieldClientSecret))
+	return invalid("", fmt.Sprintf("不明なキー \"%s\" があります。使えるのは %s, %s, %s（と任意の %s）だけです。", shown, FieldTenantID, FieldClientID, FieldClientSecret, FieldSecretExpiresAt),
+		fmt.Sprintf("Unknown key %q; the only keys are %s, %s and %s (and, optionally, %s).", shown, FieldTenantID, FieldClientID, FieldClientSecret, FieldSecretExpiresAt))
 }
 
 func levenshtein(a, b string) int {

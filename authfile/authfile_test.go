@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/tehaishokunin/calsync/apperr"
@@ -136,4 +137,37 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("secret not normalised")
 		}
 	})
+}
+
+func TestSecretExpiry(t *testing.T) {
+	with := func(v string) string {
+		return `{"tenant_id": "` + tid + `", "client_id": "` + cid + `", "client_secret": "` + secret + `", "client_secret_expires_at": "` + v + `"}`
+	}
+	jst := time.FixedZone("JST", 9*3600)
+	for in, want := range map[string]time.Time{
+		"2027/11/25":                time.Date(2027, 11, 25, 0, 0, 0, 0, jst),
+		"2027-11-25":                time.Date(2027, 11, 25, 0, 0, 0, 0, jst),
+		" 2027/1/5 ":                time.Date(2027, 1, 5, 0, 0, 0, 0, jst),
+		"2027-11-25T10:30:00+09:00": time.Date(2027, 11, 25, 1, 30, 0, 0, time.UTC),
+		"2027-11-25T01:30:00Z":      time.Date(2027, 11, 25, 1, 30, 0, 0, time.UTC),
+	} {
+		f, err := Parse([]byte(with(in)))
+		if err != nil || f.SecretExpiresAt == nil || !f.SecretExpiresAt.Equal(want) {
+			t.Errorf("%q: %v, %v; want %v", in, f.SecretExpiresAt, err, want)
+		}
+	}
+	for _, in := range []string{"", "next year", "2027-13-01", "25/11/2027", "1999-12-31", "2300-01-01", strings.Repeat("2", 100)} {
+		_, err := Parse([]byte(with(in)))
+		if ae := apperr.As(err); err == nil || ae.Code != apperr.AuthFileInvalid || ae.Field != FieldSecretExpiresAt {
+			t.Errorf("%q: %v", in, err)
+		}
+	}
+	if f, err := Parse([]byte(valid())); err != nil || f.SecretExpiresAt != nil {
+		t.Errorf("without the key: %v %v", f.SecretExpiresAt, err)
+	}
+	// A near miss of the optional key is pointed at it.
+	_, err := Parse([]byte(`{"tenant_id": "` + tid + `", "client_id": "` + cid + `", "client_secret": "` + secret + `", "client_secret_expire_at": "2027-11-25"}`))
+	if ae := apperr.As(err); ae.Field != FieldSecretExpiresAt {
+		t.Errorf("near miss: %v (field %q)", err, ae.Field)
+	}
 }

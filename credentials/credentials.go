@@ -90,6 +90,62 @@ var (
 		"The stored credentials cannot be decrypted; contact the operator.")
 )
 
+// prove asks Microsoft for a token with f and checks the app holds
+// Calendars.ReadWrite: the status to show, and the refusal (errSwapped,
+// a rejection or consent missing) when it is not VERIFIED.
+func (s *Service) prove(ctx context.Context, companyID string, f authfile.File) (outlook.TokenInfo, Status, error) {
+	creds := outlook.Credentials{TenantID: f.TenantID, ClientID: f.ClientID, ClientSecret: f.ClientSecret}
+	info, err := s.graph.VerifyCredentials(ctx, creds)
+	if err != nil {
+		kind := outlook.KindOf(err)
+		status, rej := rejection(err)
+		if (kind == outlook.KindTenantNotFound || kind == outlook.KindAppNotFound) && s.swapped(ctx, creds) {
+			s.log.InfoContext(ctx, "credentials refused: ids swapped", slog.String("company", companyID))
+			return info, status, errSwapped
+		}
+		s.log.InfoContext(ctx, "credentials refused", slog.String("company", companyID), slog.String("tenant", f.TenantID),
+			slog.String("client", f.ClientID), slog.String("kind", string(kind)))
+		return info, status, rej
+	}
+	if !info.HasRole(outlook.RequiredRole) {
+		s.log.InfoContext(ctx, "credentials refused: consent missing", slog.String("company", companyID), slog.String("client", f.ClientID))
+		return info, StatusConsentMissing, consentMissing(info.Roles)
+	}
+	return info, StatusVerified, nil
+}
+
+// Check is what checking an auth file found, before anything is stored.
+type Check struct {
+	TenantID, ClientID, ClientSecretHint string
+	ClientSecretExpiresAt                *time.Time
+	Status                               Status // "" when the file itself is wrong
+	GrantedPermissions                   []string
+	// Problems are what registering this file would be refused for.
+	Problems []error
+}
+
+// Check validates f and proves it against Microsoft exactly as Register
+// does, and stores nothing: what the host shows before its [登録] button.
+// What is wrong is in Problems, not an error.
+func (s *Service) Check(ctx context.Context, companyID string, f authfile.File) *Check {
+	out := &Check{GrantedPermissions: []string{}}
+	f, err := authfile.Validate(f)
+	if err != nil {
+		out.Problems = append(out.Problems, err)
+		return out
+	}
+	out.TenantID, out.ClientID, out.ClientSecretHint, out.ClientSecretExpiresAt = f.TenantID, f.ClientID, hint(f.ClientSecret), f.SecretExpiresAt
+	info, status, err := s.prove(ctx, companyID, f)
+	out.Status = status
+	if info.Roles != nil {
+		out.GrantedPermissions = info.Roles
+	}
+	if err != nil {
+		out.Problems = append(out.Problems, err)
+	}
+	return out
+}
+
 // Settings returns the company's settings, or nil when none are registered.
 func (s *Service) Settings(ctx context.Context, companyID string) (*Settings, error) {
 	c, err := s.store.Credential(ctx, companyID)
@@ -107,22 +163,9 @@ func (s *Service) Register(ctx context.Context, companyID, actor string, f authf
 	if err != nil {
 		return nil, err
 	}
-	creds := outlook.Credentials{TenantID: f.TenantID, ClientID: f.ClientID, ClientSecret: f.ClientSecret}
-	info, err := s.graph.VerifyCredentials(ctx, creds)
+	info, _, err := s.prove(ctx, companyID, f)
 	if err != nil {
-		kind := outlook.KindOf(err)
-		if (kind == outlook.KindTenantNotFound || kind == outlook.KindAppNotFound) && s.swapped(ctx, creds) {
-			s.log.InfoContext(ctx, "credentials refused: ids swapped", slog.String("company", companyID))
-			return nil, errSwapped
-		}
-		_, rej := rejection(err)
-		s.log.InfoContext(ctx, "credentials refused", slog.String("company", companyID), slog.String("tenant", f.TenantID),
-			slog.String("client", f.ClientID), slog.String("kind", string(kind)))
-		return nil, rej
-	}
-	if !info.HasRole(outlook.RequiredRole) {
-		s.log.InfoContext(ctx, "credentials refused: consent missing", slog.String("company", companyID), slog.String("client", f.ClientID))
-		return nil, consentMissing(info.Roles)
+		return nil, err
 	}
 
 	prev, err := s.store.Credential(ctx, companyID)

@@ -45,6 +45,16 @@ type ComplexityRoot struct {
 		Start  func(childComplexity int) int
 	}
 
+	CalendarAuthCheck struct {
+		ClientID              func(childComplexity int) int
+		ClientSecretExpiresAt func(childComplexity int) int
+		ClientSecretHint      func(childComplexity int) int
+		GrantedPermissions    func(childComplexity int) int
+		Problems              func(childComplexity int) int
+		Status                func(childComplexity int) int
+		TenantID              func(childComplexity int) int
+	}
+
 	CalendarAuthSettings struct {
 		ClientID           func(childComplexity int) int
 		ClientSecretHint   func(childComplexity int) int
@@ -125,6 +135,7 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
+		CheckCalendarAuthFile  func(childComplexity int, file graphql.Upload) int
 		DeleteCalendarAuth     func(childComplexity int) int
 		DeleteCalendarEvent    func(childComplexity int, userID string, externalID string) int
 		ResyncUserCalendar     func(childComplexity int, userID string) int
@@ -207,6 +218,7 @@ type MutationResolver interface {
 	UpsertCalendarEvents(ctx context.Context, userID string, inputs []*model.CalendarEventInput) ([]*model.CalendarEventResult, error)
 	DeleteCalendarEvent(ctx context.Context, userID string, externalID string) (bool, error)
 	ResyncUserCalendar(ctx context.Context, userID string) (*model.UserCalendarLink, error)
+	CheckCalendarAuthFile(ctx context.Context, file graphql.Upload) (*model.CalendarAuthCheck, error)
 }
 type QueryResolver interface {
 	CalendarAuthSettings(ctx context.Context) (*model.CalendarAuthSettings, error)
@@ -258,6 +270,49 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.BusyInterval.Start(childComplexity), true
+
+	case "CalendarAuthCheck.clientId":
+		if e.ComplexityRoot.CalendarAuthCheck.ClientID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CalendarAuthCheck.ClientID(childComplexity), true
+	case "CalendarAuthCheck.clientSecretExpiresAt":
+		if e.ComplexityRoot.CalendarAuthCheck.ClientSecretExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CalendarAuthCheck.ClientSecretExpiresAt(childComplexity), true
+	case "CalendarAuthCheck.clientSecretHint":
+		if e.ComplexityRoot.CalendarAuthCheck.ClientSecretHint == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CalendarAuthCheck.ClientSecretHint(childComplexity), true
+	case "CalendarAuthCheck.grantedPermissions":
+		if e.ComplexityRoot.CalendarAuthCheck.GrantedPermissions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CalendarAuthCheck.GrantedPermissions(childComplexity), true
+	case "CalendarAuthCheck.problems":
+		if e.ComplexityRoot.CalendarAuthCheck.Problems == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CalendarAuthCheck.Problems(childComplexity), true
+	case "CalendarAuthCheck.status":
+		if e.ComplexityRoot.CalendarAuthCheck.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CalendarAuthCheck.Status(childComplexity), true
+	case "CalendarAuthCheck.tenantId":
+		if e.ComplexityRoot.CalendarAuthCheck.TenantID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CalendarAuthCheck.TenantID(childComplexity), true
 
 	case "CalendarAuthSettings.clientId":
 		if e.ComplexityRoot.CalendarAuthSettings.ClientID == nil {
@@ -580,6 +635,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ItemError.Message(childComplexity), true
 
+	case "Mutation.checkCalendarAuthFile":
+		if e.ComplexityRoot.Mutation.CheckCalendarAuthFile == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_checkCalendarAuthFile_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CheckCalendarAuthFile(childComplexity, args["file"].(graphql.Upload)), true
 	case "Mutation.deleteCalendarAuth":
 		if e.ComplexityRoot.Mutation.DeleteCalendarAuth == nil {
 			break
@@ -1010,7 +1076,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "readmodel.graphqls" "schema.graphqls"
+//go:embed "authcheck.graphqls" "readmodel.graphqls" "schema.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -1022,6 +1088,7 @@ func sourceData(filename string) string {
 }
 
 var sources = []*ast.Source{
+	{Name: "authcheck.graphqls", Input: sourceData("authcheck.graphqls"), BuiltIn: false},
 	{Name: "readmodel.graphqls", Input: sourceData("readmodel.graphqls"), BuiltIn: false},
 	{Name: "schema.graphqls", Input: sourceData("schema.graphqls"), BuiltIn: false},
 }
@@ -1041,6 +1108,26 @@ func (ec *executionContext) childFields_BusyInterval(ctx context.Context, field 
 		return ec.fieldContext_BusyInterval_showAs(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type BusyInterval", field.Name)
+}
+
+func (ec *executionContext) childFields_CalendarAuthCheck(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "tenantId":
+		return ec.fieldContext_CalendarAuthCheck_tenantId(ctx, field)
+	case "clientId":
+		return ec.fieldContext_CalendarAuthCheck_clientId(ctx, field)
+	case "clientSecretHint":
+		return ec.fieldContext_CalendarAuthCheck_clientSecretHint(ctx, field)
+	case "clientSecretExpiresAt":
+		return ec.fieldContext_CalendarAuthCheck_clientSecretExpiresAt(ctx, field)
+	case "status":
+		return ec.fieldContext_CalendarAuthCheck_status(ctx, field)
+	case "grantedPermissions":
+		return ec.fieldContext_CalendarAuthCheck_grantedPermissions(ctx, field)
+	case "problems":
+		return ec.fieldContext_CalendarAuthCheck_problems(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CalendarAuthCheck", field.Name)
 }
 
 func (ec *executionContext) childFields_CalendarAuthSettings(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1394,6 +1481,20 @@ func (ec *executionContext) childFields___Type(ctx context.Context, field graphq
 // endregion ************************** internal!.gotpl ***************************
 
 // region    ***************************** args.gotpl *****************************
+
+func (ec *executionContext) field_Mutation_checkCalendarAuthFile_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "file",
+		func(ctx context.Context, v any) (graphql.Upload, error) {
+			return ec.unmarshalNUpload2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚐUpload(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["file"] = arg0
+	return args, nil
+}
 
 func (ec *executionContext) field_Mutation_deleteCalendarEvent_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
@@ -1880,6 +1981,176 @@ func (ec *executionContext) _BusyInterval_showAs(ctx context.Context, field grap
 }
 func (ec *executionContext) fieldContext_BusyInterval_showAs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("BusyInterval", field, false, false, "ShowAs")
+}
+
+func (ec *executionContext) _CalendarAuthCheck_tenantId(ctx context.Context, field graphql.CollectedField, obj *model.CalendarAuthCheck) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CalendarAuthCheck_tenantId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TenantID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CalendarAuthCheck_tenantId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CalendarAuthCheck", field, false, false, "String")
+}
+
+func (ec *executionContext) _CalendarAuthCheck_clientId(ctx context.Context, field graphql.CollectedField, obj *model.CalendarAuthCheck) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CalendarAuthCheck_clientId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CalendarAuthCheck_clientId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CalendarAuthCheck", field, false, false, "String")
+}
+
+func (ec *executionContext) _CalendarAuthCheck_clientSecretHint(ctx context.Context, field graphql.CollectedField, obj *model.CalendarAuthCheck) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CalendarAuthCheck_clientSecretHint(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientSecretHint, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CalendarAuthCheck_clientSecretHint(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CalendarAuthCheck", field, false, false, "String")
+}
+
+func (ec *executionContext) _CalendarAuthCheck_clientSecretExpiresAt(ctx context.Context, field graphql.CollectedField, obj *model.CalendarAuthCheck) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CalendarAuthCheck_clientSecretExpiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientSecretExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CalendarAuthCheck_clientSecretExpiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CalendarAuthCheck", field, false, false, "Time")
+}
+
+func (ec *executionContext) _CalendarAuthCheck_status(ctx context.Context, field graphql.CollectedField, obj *model.CalendarAuthCheck) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CalendarAuthCheck_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CalendarAuthStatus) graphql.Marshaler {
+			return ec.marshalOCalendarAuthStatus2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐCalendarAuthStatus(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CalendarAuthCheck_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CalendarAuthCheck", field, false, false, "CalendarAuthStatus")
+}
+
+func (ec *executionContext) _CalendarAuthCheck_grantedPermissions(ctx context.Context, field graphql.CollectedField, obj *model.CalendarAuthCheck) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CalendarAuthCheck_grantedPermissions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.GrantedPermissions, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CalendarAuthCheck_grantedPermissions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CalendarAuthCheck", field, false, false, "String")
+}
+
+func (ec *executionContext) _CalendarAuthCheck_problems(ctx context.Context, field graphql.CollectedField, obj *model.CalendarAuthCheck) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CalendarAuthCheck_problems(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Problems, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.ItemError) graphql.Marshaler {
+			return ec.marshalNItemError2ᚕᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐItemErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CalendarAuthCheck_problems(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CalendarAuthCheck",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ItemError(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _CalendarAuthSettings_tenantId(ctx context.Context, field graphql.CollectedField, obj *model.CalendarAuthSettings) (ret graphql.Marshaler) {
@@ -3560,6 +3831,50 @@ func (ec *executionContext) fieldContext_Mutation_resyncUserCalendar(ctx context
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_resyncUserCalendar_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_checkCalendarAuthFile(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_checkCalendarAuthFile(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CheckCalendarAuthFile(ctx, fc.Args["file"].(graphql.Upload))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CalendarAuthCheck) graphql.Marshaler {
+			return ec.marshalNCalendarAuthCheck2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐCalendarAuthCheck(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_checkCalendarAuthFile(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CalendarAuthCheck(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_checkCalendarAuthFile_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -5967,6 +6282,69 @@ func (ec *executionContext) _BusyInterval(ctx context.Context, sel ast.Selection
 	return out
 }
 
+var calendarAuthCheckImplementors = []string{"CalendarAuthCheck"}
+
+func (ec *executionContext) _CalendarAuthCheck(ctx context.Context, sel ast.SelectionSet, obj *model.CalendarAuthCheck) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, calendarAuthCheckImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CalendarAuthCheck")
+		case "tenantId":
+			out.Values[i] = ec._CalendarAuthCheck_tenantId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "clientId":
+			out.Values[i] = ec._CalendarAuthCheck_clientId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "clientSecretHint":
+			out.Values[i] = ec._CalendarAuthCheck_clientSecretHint(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "clientSecretExpiresAt":
+			out.Values[i] = ec._CalendarAuthCheck_clientSecretExpiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._CalendarAuthCheck_status(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "grantedPermissions":
+			out.Values[i] = ec._CalendarAuthCheck_grantedPermissions(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "problems":
+			out.Values[i] = ec._CalendarAuthCheck_problems(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var calendarAuthSettingsImplementors = []string{"CalendarAuthSettings"}
 
 func (ec *executionContext) _CalendarAuthSettings(ctx context.Context, sel ast.SelectionSet, obj *model.CalendarAuthSettings) graphql.Marshaler {
@@ -6564,6 +6942,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "resyncUserCalendar":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_resyncUserCalendar(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "checkCalendarAuthFile":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_checkCalendarAuthFile(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -7376,6 +7761,14 @@ func (ec *executionContext) marshalNBusyInterval2ᚖgithubᚗcomᚋtehaishokunin
 	return ec._BusyInterval(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNCalendarAuthCheck2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐCalendarAuthCheck(ctx context.Context, sel ast.SelectionSet, v *model.CalendarAuthCheck) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CalendarAuthCheck!")
+		return graphql.Null
+	}
+	return ec._CalendarAuthCheck(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNCalendarAuthInput2githubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐCalendarAuthInput(ctx context.Context, v any) (model.CalendarAuthInput, error) {
 	res, err := ec.unmarshalInputCalendarAuthInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -7598,6 +7991,30 @@ func (ec *executionContext) marshalNID2ᚕstringᚄ(ctx context.Context, sel ast
 	}
 
 	return ret
+}
+
+func (ec *executionContext) marshalNItemError2ᚕᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐItemErrorᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ItemError) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNItemError2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐItemError(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNItemError2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐItemError(ctx context.Context, sel ast.SelectionSet, v *model.ItemError) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ItemError!")
+		return graphql.Null
+	}
+	return ec._ItemError(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
@@ -7978,6 +8395,22 @@ func (ec *executionContext) marshalOCalendarAuthSettings2ᚖgithubᚗcomᚋtehai
 		return graphql.Null
 	}
 	return ec._CalendarAuthSettings(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOCalendarAuthStatus2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐCalendarAuthStatus(ctx context.Context, v any) (*model.CalendarAuthStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.CalendarAuthStatus)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOCalendarAuthStatus2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐCalendarAuthStatus(ctx context.Context, sel ast.SelectionSet, v *model.CalendarAuthStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
 }
 
 func (ec *executionContext) marshalOCalendarEvent2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐCalendarEvent(ctx context.Context, sel ast.SelectionSet, v *model.CalendarEvent) graphql.Marshaler {

@@ -29,6 +29,25 @@ func authSettings(s *credentials.Settings) *model.CalendarAuthSettings {
 	}
 }
 
+func authCheck(ctx context.Context, c *credentials.Check) *model.CalendarAuthCheck {
+	opt := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return &s
+	}
+	m := &model.CalendarAuthCheck{TenantID: opt(c.TenantID), ClientID: opt(c.ClientID), ClientSecretHint: opt(c.ClientSecretHint),
+		ClientSecretExpiresAt: c.ClientSecretExpiresAt, GrantedPermissions: c.GrantedPermissions, Problems: []*model.ItemError{}}
+	if c.Status != "" {
+		st := model.CalendarAuthStatus(c.Status)
+		m.Status = &st
+	}
+	for _, p := range c.Problems {
+		m.Problems = append(m.Problems, itemError(ctx, p))
+	}
+	return m
+}
+
 func linkModel(l *links.Link) *model.UserCalendarLink {
 	if l == nil {
 		return nil

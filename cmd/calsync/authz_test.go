@@ -41,6 +41,7 @@ var authz = map[string]rule{
 		allowed: pushers, memberOwn: true},
 	"Query.calendarChangesHead":       {query: `{ calendarChangesHead }`, allowed: append([]string{"member"}, pushers...)},
 	"Mutation.uploadCalendarAuthFile": {allowed: []string{"system_admin"}},
+	"Mutation.checkCalendarAuthFile":  {allowed: []string{"system_admin"}},
 	"Mutation.setCalendarAuth": {query: `mutation { setCalendarAuth(input: {tenantId: "x", clientId: "y", clientSecret: "z"}) { status } }`,
 		allowed: []string{"system_admin"}},
 	"Mutation.verifyCalendarAuth": {query: `mutation { verifyCalendarAuth { status } }`, allowed: []string{"system_admin"}},
@@ -136,6 +137,9 @@ func (a *app) run(t *testing.T, op string, rl rule, tok, userID string) string {
 	switch op {
 	case "Mutation.uploadCalendarAuthFile":
 		r, _ := a.upload(t, tok, []byte(`{"tenant_id":"x"}`))
+		return r.code()
+	case "Mutation.checkCalendarAuthFile":
+		r, _ := a.uploadTo(t, checkFields, tok, []byte(`{"tenant_id":"x"}`))
 		return r.code()
 	case "Subscription.calendarChanged":
 		return a.wsCode(t, tok, userID)

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"io"
 	"mime/multipart"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 const settingsFields = `tenantId clientId clientSecretHint status grantedPermissions registeredAt verifiedAt lastError`
@@ -15,9 +17,15 @@ const settingsFields = `tenantId clientId clientSecretHint status grantedPermiss
 // file button and `curl -F` do. It returns the raw body too.
 func (a *app) upload(t *testing.T, tok string, content []byte, headers ...string) (gqlResponse, string) {
 	t.Helper()
+	return a.uploadTo(t, `uploadCalendarAuthFile(file: $file) { `+settingsFields+` }`, tok, content, headers...)
+}
+
+// uploadTo posts a file to the mutation field selection given.
+func (a *app) uploadTo(t *testing.T, field, tok string, content []byte, headers ...string) (gqlResponse, string) {
+	t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
-	_ = mw.WriteField("operations", `{"query":"mutation($file: Upload!) { uploadCalendarAuthFile(file: $file) { `+settingsFields+` } }","variables":{"file":null}}`)
+	_ = mw.WriteField("operations", `{"query":"mutation($file: Upload!) { `+field+` }","variables":{"file":null}}`)
 	_ = mw.WriteField("map", `{"0":["variables.file"]}`)
 	fw, _ := mw.CreateFormFile("0", "authOfficeCalendar.json")
 	_, _ = fw.Write(content)
@@ -142,5 +150,84 @@ func TestRotateKeyCommand(t *testing.T) {
 	v := b.gql(t, token(t, "acme", "admin", "system_admin"), `mutation { verifyCalendarAuth { status } }`, nil)
 	if v.code() != "" || !strings.Contains(string(v.Data["verifyCalendarAuth"]), "VERIFIED") {
 		t.Fatalf("after rotation: %+v", v.Errors)
+	}
+}
+
+const checkFields = `checkCalendarAuthFile(file: $file) { tenantId clientId clientSecretHint clientSecretExpiresAt status grantedPermissions problems { code message field hint } }`
+
+type checkJSON struct {
+	TenantID, ClientID, ClientSecretHint *string
+	ClientSecretExpiresAt                *time.Time
+	Status                               *string
+	GrantedPermissions                   []string
+	Problems                             []struct{ Code, Message, Field, Hint string }
+}
+
+// TestCheckCalendarAuthFile: the manual's check before [登録] proves a file
+// as the upload does, answers what is wrong as problems, never stores
+// anything and never echoes the secret.
+func TestCheckCalendarAuthFile(t *testing.T) {
+	t.Parallel()
+	a := startApp(t, nil)
+	admin := token(t, "acme", "admin-1", "system_admin")
+	check := func(content []byte) checkJSON {
+		t.Helper()
+		r, body := a.uploadTo(t, checkFields, admin, content, "Accept-Language", "en")
+		if r.code() != "" || strings.Contains(body, demoSecret) || strings.Contains(body, "Wrong~secret") {
+			t.Fatalf("check: %s", body)
+		}
+		var c checkJSON
+		if err := json.Unmarshal(r.Data["checkCalendarAuthFile"], &c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	stored := func() string {
+		t.Helper()
+		r := a.gql(t, admin, `{ calendarAuthSettings { clientSecretHint status } }`, nil)
+		return string(r.Data["calendarAuthSettings"])
+	}
+
+	// A good file, with the portal's expiry date.
+	var f map[string]string
+	_ = json.Unmarshal(demoFile(demoSecret), &f)
+	f["client_secret_expires_at"] = "2027/11/25"
+	good, _ := json.Marshal(f)
+	c := check(good)
+	if c.Status == nil || *c.Status != "VERIFIED" || len(c.Problems) != 0 || *c.TenantID != demoTenantID || *c.ClientID != demoClientID ||
+		*c.ClientSecretHint != demoSecret[len(demoSecret)-4:] || !slices.Contains(c.GrantedPermissions, "Calendars.ReadWrite") ||
+		c.ClientSecretExpiresAt == nil || !c.ClientSecretExpiresAt.Equal(time.Date(2027, 11, 24, 15, 0, 0, 0, time.UTC)) {
+		t.Fatalf("good file: %+v", c)
+	}
+	if s := stored(); s != "null" {
+		t.Fatalf("a check stored the credentials: %s", s)
+	}
+
+	// A wrong secret: Microsoft's refusal as a problem, the status shown.
+	c = check(demoFile("Wrong~secret-value-0000000000000000"))
+	if c.Status == nil || *c.Status != "INVALID_SECRET" || len(c.Problems) != 1 || c.Problems[0].Code != "CREDENTIALS_REJECTED" ||
+		c.Problems[0].Field != "client_secret" || c.Problems[0].Message == "" {
+		t.Fatalf("wrong secret: %+v", c)
+	}
+
+	// A file that cannot be read: the parser's problem, nothing else.
+	c = check([]byte(`{"tenant_id": "x"`))
+	if c.Status != nil || c.TenantID != nil || len(c.Problems) != 1 || c.Problems[0].Code != "AUTH_FILE_INVALID" || len(c.GrantedPermissions) != 0 {
+		t.Fatalf("unreadable file: %+v", c)
+	}
+	f["client_secret_expires_at"] = "someday"
+	bad, _ := json.Marshal(f)
+	if c = check(bad); len(c.Problems) != 1 || c.Problems[0].Field != "client_secret_expires_at" {
+		t.Fatalf("bad expiry: %+v", c)
+	}
+
+	// Registered credentials stay as they were whatever is checked.
+	if r, body := a.upload(t, admin, demoFile(demoSecret)); r.code() != "" {
+		t.Fatalf("upload: %s", body)
+	}
+	before := stored()
+	check(demoFile("Wrong~secret-value-0000000000000000"))
+	if after := stored(); after != before {
+		t.Fatalf("a failed check changed the stored credentials: %s → %s", before, after)
 	}
 }

@@ -17,6 +17,22 @@ type BusyInterval struct {
 	ShowAs ShowAs `json:"showAs"`
 }
 
+// What registering an auth file would find; nothing of it is stored.
+type CalendarAuthCheck struct {
+	// Null when the file cannot be read.
+	TenantID *string `json:"tenantId,omitempty"`
+	ClientID *string `json:"clientId,omitempty"`
+	// The last 4 characters of the client secret.
+	ClientSecretHint *string `json:"clientSecretHint,omitempty"`
+	// From the file's optional client_secret_expires_at.
+	ClientSecretExpiresAt *time.Time `json:"clientSecretExpiresAt,omitempty"`
+	// What Microsoft said; null when the file itself is wrong.
+	Status             *CalendarAuthStatus `json:"status,omitempty"`
+	GrantedPermissions []string            `json:"grantedPermissions"`
+	// Empty when the file can be registered as it is.
+	Problems []*ItemError `json:"problems"`
+}
+
 type CalendarAuthInput struct {
 	TenantID     string `json:"tenantId"`
 	ClientID     string `json:"clientId"`
