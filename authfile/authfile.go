@@ -308,6 +308,10 @@ func Validate(f File) (File, error) {
 			WithHint("「証明書とシークレット」で新しいクライアントシークレットを作成し、作成直後に一度だけ表示される「値」をコピーしてください。",
 				"Create a new client secret under Certificates & secrets and copy its Value, which is shown only once, right after creation.")
 	}
+	if t := f.SecretExpiresAt; t != nil && (t.Year() < 2000 || t.Year() > 2200) {
+		return File{}, invalid(FieldSecretExpiresAt, "client_secret_expires_at は 2000 年から 2200 年までの日時にしてください。",
+			"client_secret_expires_at must be between the years 2000 and 2200.")
+	}
 	if len(f.ClientSecret) > 1024 {
 		return File{}, invalid(FieldClientSecret, "client_secret が長すぎます。", "client_secret is too long.")
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"time"
 
@@ -37,14 +38,16 @@ const (
 // Settings is what may be shown about a company's credentials: never the
 // secret, only its last characters.
 type Settings struct {
-	TenantID           string
-	ClientID           string
-	ClientSecretHint   string
-	Status             Status
-	GrantedPermissions []string
-	RegisteredAt       time.Time
-	VerifiedAt         *time.Time
-	LastError          *string
+	TenantID         string
+	ClientID         string
+	ClientSecretHint string
+	// ClientSecretExpiresAt is when the secret expires (nil: not given).
+	ClientSecretExpiresAt *time.Time
+	Status                Status
+	GrantedPermissions    []string
+	RegisteredAt          time.Time
+	VerifiedAt            *time.Time
+	LastError             *string
 }
 
 // Graph is what the service needs of Microsoft (outlook.Client).
@@ -114,6 +117,16 @@ func (s *Service) prove(ctx context.Context, companyID string, f authfile.File) 
 	return info, StatusVerified, nil
 }
 
+// DaysUntilExpiry is how many whole days are left before the secret
+// expires (negative once it has), or nil when its expiry was not given.
+func (st *Settings) DaysUntilExpiry(now time.Time) *int {
+	if st.ClientSecretExpiresAt == nil {
+		return nil
+	}
+	d := int(math.Floor(st.ClientSecretExpiresAt.Sub(now).Hours() / 24))
+	return &d
+}
+
 // Check is what checking an auth file found, before anything is stored.
 type Check struct {
 	TenantID, ClientID, ClientSecretHint string
@@ -179,7 +192,7 @@ func (s *Service) Register(ctx context.Context, companyID, actor string, f authf
 	now := s.now().UTC()
 	row := &db.Credential{
 		CompanyID: companyID, TenantID: f.TenantID, ClientID: f.ClientID,
-		SecretSealed: sealed, SecretKeyID: keyID, SecretHint: hint(f.ClientSecret),
+		SecretSealed: sealed, SecretKeyID: keyID, SecretHint: hint(f.ClientSecret), SecretExpiresAt: f.SecretExpiresAt,
 		Status: string(StatusVerified), GrantedRoles: info.Roles, VerifiedAt: &now, CheckedAt: &now,
 		RegisteredBy: actor, RegisteredAt: now,
 	}
@@ -382,14 +395,15 @@ func hint(secret string) string {
 
 func settingsOf(c *db.Credential) *Settings {
 	return &Settings{
-		TenantID:           c.TenantID,
-		ClientID:           c.ClientID,
-		ClientSecretHint:   MaskHint(c.SecretHint),
-		Status:             Status(c.Status),
-		GrantedPermissions: slices.Clone(c.GrantedRoles),
-		RegisteredAt:       c.RegisteredAt,
-		VerifiedAt:         c.VerifiedAt,
-		LastError:          c.LastError,
+		TenantID:              c.TenantID,
+		ClientID:              c.ClientID,
+		ClientSecretHint:      MaskHint(c.SecretHint),
+		ClientSecretExpiresAt: c.SecretExpiresAt,
+		Status:                Status(c.Status),
+		GrantedPermissions:    slices.Clone(c.GrantedRoles),
+		RegisteredAt:          c.RegisteredAt,
+		VerifiedAt:            c.VerifiedAt,
+		LastError:             c.LastError,
 	}
 }
 

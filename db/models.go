@@ -13,20 +13,22 @@ import (
 type Credential struct {
 	bun.BaseModel `bun:"table:credentials"`
 
-	CompanyID    string     `bun:"company_id,pk"`
-	TenantID     string     `bun:"tenant_id,notnull"`
-	ClientID     string     `bun:"client_id,notnull"`
-	SecretSealed []byte     `bun:"secret_sealed,notnull"`
-	SecretKeyID  string     `bun:"secret_key_id,notnull"`
-	SecretHint   string     `bun:"secret_hint,notnull"`
-	Status       string     `bun:"status,notnull"`
-	GrantedRoles []string   `bun:"granted_roles,array,notnull"`
-	LastError    *string    `bun:"last_error"`
-	VerifiedAt   *time.Time `bun:"verified_at"`
-	CheckedAt    *time.Time `bun:"checked_at"`
-	RegisteredBy string     `bun:"registered_by,notnull"`
-	RegisteredAt time.Time  `bun:"registered_at,notnull,default:current_timestamp"`
-	UpdatedAt    time.Time  `bun:"updated_at,notnull,default:current_timestamp"`
+	CompanyID    string `bun:"company_id,pk"`
+	TenantID     string `bun:"tenant_id,notnull"`
+	ClientID     string `bun:"client_id,notnull"`
+	SecretSealed []byte `bun:"secret_sealed,notnull"`
+	SecretKeyID  string `bun:"secret_key_id,notnull"`
+	SecretHint   string `bun:"secret_hint,notnull"`
+	// SecretExpiresAt is when the secret expires, when the admin said.
+	SecretExpiresAt *time.Time `bun:"secret_expires_at"`
+	Status          string     `bun:"status,notnull"`
+	GrantedRoles    []string   `bun:"granted_roles,array,notnull"`
+	LastError       *string    `bun:"last_error"`
+	VerifiedAt      *time.Time `bun:"verified_at"`
+	CheckedAt       *time.Time `bun:"checked_at"`
+	RegisteredBy    string     `bun:"registered_by,notnull"`
+	RegisteredAt    time.Time  `bun:"registered_at,notnull,default:current_timestamp"`
+	UpdatedAt       time.Time  `bun:"updated_at,notnull,default:current_timestamp"`
 }
 
 // AuditEntry records who changed what, never a secret.

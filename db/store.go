@@ -53,6 +53,7 @@ func (s *Store) PutCredential(ctx context.Context, c *Credential, audit *AuditEn
 			Set("secret_sealed = EXCLUDED.secret_sealed").
 			Set("secret_key_id = EXCLUDED.secret_key_id").
 			Set("secret_hint = EXCLUDED.secret_hint").
+			Set("secret_expires_at = EXCLUDED.secret_expires_at").
 			Set("status = EXCLUDED.status").
 			Set("granted_roles = EXCLUDED.granted_roles").
 			Set("last_error = EXCLUDED.last_error").

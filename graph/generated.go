@@ -56,14 +56,16 @@ type ComplexityRoot struct {
 	}
 
 	CalendarAuthSettings struct {
-		ClientID           func(childComplexity int) int
-		ClientSecretHint   func(childComplexity int) int
-		GrantedPermissions func(childComplexity int) int
-		LastError          func(childComplexity int) int
-		RegisteredAt       func(childComplexity int) int
-		Status             func(childComplexity int) int
-		TenantID           func(childComplexity int) int
-		VerifiedAt         func(childComplexity int) int
+		ClientID              func(childComplexity int) int
+		ClientSecretExpiresAt func(childComplexity int) int
+		ClientSecretHint      func(childComplexity int) int
+		DaysUntilSecretExpiry func(childComplexity int) int
+		GrantedPermissions    func(childComplexity int) int
+		LastError             func(childComplexity int) int
+		RegisteredAt          func(childComplexity int) int
+		Status                func(childComplexity int) int
+		TenantID              func(childComplexity int) int
+		VerifiedAt            func(childComplexity int) int
 	}
 
 	CalendarChange struct {
@@ -320,12 +322,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CalendarAuthSettings.ClientID(childComplexity), true
+	case "CalendarAuthSettings.clientSecretExpiresAt":
+		if e.ComplexityRoot.CalendarAuthSettings.ClientSecretExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CalendarAuthSettings.ClientSecretExpiresAt(childComplexity), true
 	case "CalendarAuthSettings.clientSecretHint":
 		if e.ComplexityRoot.CalendarAuthSettings.ClientSecretHint == nil {
 			break
 		}
 
 		return e.ComplexityRoot.CalendarAuthSettings.ClientSecretHint(childComplexity), true
+	case "CalendarAuthSettings.daysUntilSecretExpiry":
+		if e.ComplexityRoot.CalendarAuthSettings.DaysUntilSecretExpiry == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CalendarAuthSettings.DaysUntilSecretExpiry(childComplexity), true
 	case "CalendarAuthSettings.grantedPermissions":
 		if e.ComplexityRoot.CalendarAuthSettings.GrantedPermissions == nil {
 			break
@@ -1138,6 +1152,10 @@ func (ec *executionContext) childFields_CalendarAuthSettings(ctx context.Context
 		return ec.fieldContext_CalendarAuthSettings_clientId(ctx, field)
 	case "clientSecretHint":
 		return ec.fieldContext_CalendarAuthSettings_clientSecretHint(ctx, field)
+	case "clientSecretExpiresAt":
+		return ec.fieldContext_CalendarAuthSettings_clientSecretExpiresAt(ctx, field)
+	case "daysUntilSecretExpiry":
+		return ec.fieldContext_CalendarAuthSettings_daysUntilSecretExpiry(ctx, field)
 	case "status":
 		return ec.fieldContext_CalendarAuthSettings_status(ctx, field)
 	case "grantedPermissions":
@@ -2220,6 +2238,52 @@ func (ec *executionContext) _CalendarAuthSettings_clientSecretHint(ctx context.C
 }
 func (ec *executionContext) fieldContext_CalendarAuthSettings_clientSecretHint(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CalendarAuthSettings", field, false, false, "String")
+}
+
+func (ec *executionContext) _CalendarAuthSettings_clientSecretExpiresAt(ctx context.Context, field graphql.CollectedField, obj *model.CalendarAuthSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CalendarAuthSettings_clientSecretExpiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientSecretExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CalendarAuthSettings_clientSecretExpiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CalendarAuthSettings", field, false, false, "Time")
+}
+
+func (ec *executionContext) _CalendarAuthSettings_daysUntilSecretExpiry(ctx context.Context, field graphql.CollectedField, obj *model.CalendarAuthSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CalendarAuthSettings_daysUntilSecretExpiry(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DaysUntilSecretExpiry, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CalendarAuthSettings_daysUntilSecretExpiry(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CalendarAuthSettings", field, false, false, "Int")
 }
 
 func (ec *executionContext) _CalendarAuthSettings_status(ctx context.Context, field graphql.CollectedField, obj *model.CalendarAuthSettings) (ret graphql.Marshaler) {
@@ -5941,7 +6005,7 @@ func (ec *executionContext) unmarshalInputCalendarAuthInput(ctx context.Context,
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"tenantId", "clientId", "clientSecret"}
+	fieldsInOrder := [...]string{"tenantId", "clientId", "clientSecret", "clientSecretExpiresAt"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -5969,6 +6033,13 @@ func (ec *executionContext) unmarshalInputCalendarAuthInput(ctx context.Context,
 				return it, err
 			}
 			it.ClientSecret = data
+		case "clientSecretExpiresAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientSecretExpiresAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientSecretExpiresAt = data
 		}
 	}
 	return it, nil
@@ -6369,6 +6440,16 @@ func (ec *executionContext) _CalendarAuthSettings(ctx context.Context, sel ast.S
 		case "clientSecretHint":
 			out.Values[i] = ec._CalendarAuthSettings_clientSecretHint(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "clientSecretExpiresAt":
+			out.Values[i] = ec._CalendarAuthSettings_clientSecretExpiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "daysUntilSecretExpiry":
+			out.Values[i] = ec._CalendarAuthSettings_daysUntilSecretExpiry(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "status":

@@ -25,9 +25,10 @@ func readUpload(f graphql.Upload) ([]byte, error) {
 
 // inputFields maps the file's field names to setCalendarAuth's input.
 var inputFields = map[string]string{
-	authfile.FieldTenantID:     "input.tenantId",
-	authfile.FieldClientID:     "input.clientId",
-	authfile.FieldClientSecret: "input.clientSecret",
+	authfile.FieldTenantID:        "input.tenantId",
+	authfile.FieldClientID:        "input.clientId",
+	authfile.FieldClientSecret:    "input.clientSecret",
+	authfile.FieldSecretExpiresAt: "input.clientSecretExpiresAt",
 }
 
 // asInputError renames the field of a validation error for the form input.

@@ -3,6 +3,7 @@ package resolvers
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/tehaishokunin/calsync/apperr"
 	"github.com/tehaishokunin/calsync/calendar"
@@ -26,6 +27,9 @@ func authSettings(s *credentials.Settings) *model.CalendarAuthSettings {
 		RegisteredAt:       s.RegisteredAt,
 		VerifiedAt:         s.VerifiedAt,
 		LastError:          s.LastError,
+
+		ClientSecretExpiresAt: s.ClientSecretExpiresAt,
+		DaysUntilSecretExpiry: s.DaysUntilExpiry(time.Now()),
 	}
 }
 

@@ -44,7 +44,7 @@ func (r *mutationResolver) SetCalendarAuth(ctx context.Context, input model.Cale
 	if err != nil {
 		return nil, err
 	}
-	f := authfile.File{TenantID: input.TenantID, ClientID: input.ClientID, ClientSecret: input.ClientSecret}
+	f := authfile.File{TenantID: input.TenantID, ClientID: input.ClientID, ClientSecret: input.ClientSecret, SecretExpiresAt: input.ClientSecretExpiresAt}
 	s, err := r.Credentials.Register(ctx, caller.CompanyID, caller.UserID, f)
 	if err != nil {
 		return nil, asInputError(err)

@@ -231,3 +231,57 @@ func TestCheckCalendarAuthFile(t *testing.T) {
 		t.Fatalf("a failed check changed the stored credentials: %s → %s", before, after)
 	}
 }
+
+// TestSecretExpiryIsShown: the expiry given in the file or the form is
+// stored and shown with the days left; registering again without one
+// clears it; a form value out of range is refused naming its field.
+func TestSecretExpiryIsShown(t *testing.T) {
+	t.Parallel()
+	a := startApp(t, nil)
+	admin := token(t, "acme", "admin-1", "system_admin")
+	const q = `{ calendarAuthSettings { clientSecretExpiresAt daysUntilSecretExpiry } }`
+	settings := func() (exp *time.Time, days *int) {
+		t.Helper()
+		var s struct {
+			CalendarAuthSettings struct {
+				ClientSecretExpiresAt *time.Time
+				DaysUntilSecretExpiry *int
+			}
+		}
+		r := a.gql(t, admin, q, nil)
+		b, _ := json.Marshal(r.Data)
+		if err := json.Unmarshal(b, &s); err != nil {
+			t.Fatal(err)
+		}
+		return s.CalendarAuthSettings.ClientSecretExpiresAt, s.CalendarAuthSettings.DaysUntilSecretExpiry
+	}
+	in := time.Now().Add(10*24*time.Hour + time.Hour).UTC().Truncate(time.Second)
+	var f map[string]string
+	_ = json.Unmarshal(demoFile(demoSecret), &f)
+	f["client_secret_expires_at"] = in.Format(time.RFC3339)
+	file, _ := json.Marshal(f)
+	if r, body := a.upload(t, admin, file); r.code() != "" {
+		t.Fatalf("upload: %s", body)
+	}
+	if exp, days := settings(); exp == nil || !exp.Equal(in) || days == nil || *days != 10 {
+		t.Fatalf("after an upload with an expiry: %v, %v days", exp, days)
+	}
+	if r, body := a.upload(t, admin, demoFile(demoSecret)); r.code() != "" {
+		t.Fatalf("upload: %s", body)
+	}
+	if exp, days := settings(); exp != nil || days != nil {
+		t.Fatalf("after an upload without one: %v, %v", exp, days)
+	}
+	set := `mutation($in: CalendarAuthInput!) { setCalendarAuth(input: $in) { clientSecretExpiresAt daysUntilSecretExpiry } }`
+	form := map[string]any{"tenantId": demoTenantID, "clientId": demoClientID, "clientSecret": demoSecret, "clientSecretExpiresAt": "2027-11-25T00:00:00+09:00"}
+	if r := a.gql(t, admin, set, map[string]any{"in": form}); r.code() != "" {
+		t.Fatalf("form: %+v", r.Errors)
+	}
+	if exp, _ := settings(); exp == nil || !exp.Equal(time.Date(2027, 11, 24, 15, 0, 0, 0, time.UTC)) {
+		t.Fatalf("after the form: %v", exp)
+	}
+	form["clientSecretExpiresAt"] = "2999-01-01T00:00:00Z"
+	if r := a.gql(t, admin, set, map[string]any{"in": form}); r.code() != "AUTH_FILE_INVALID" || r.Errors[0].Extensions["field"] != "input.clientSecretExpiresAt" {
+		t.Fatalf("a year 2999 expiry: %+v", r.Errors)
+	}
+}

@@ -37,6 +37,8 @@ type CalendarAuthInput struct {
 	TenantID     string `json:"tenantId"`
 	ClientID     string `json:"clientId"`
 	ClientSecret string `json:"clientSecret"`
+	// When the client secret expires (the date in the portal's Expires column).
+	ClientSecretExpiresAt *time.Time `json:"clientSecretExpiresAt,omitempty"`
 }
 
 // A company's Entra ID app registration. The secret itself is never shown.
@@ -44,8 +46,12 @@ type CalendarAuthSettings struct {
 	TenantID string `json:"tenantId"`
 	ClientID string `json:"clientId"`
 	// The last 4 characters of the client secret, e.g. '••••abcd'.
-	ClientSecretHint string             `json:"clientSecretHint"`
-	Status           CalendarAuthStatus `json:"status"`
+	ClientSecretHint string `json:"clientSecretHint"`
+	// When the client secret expires, when it was given (client_secret_expires_at, or the form's clientSecretExpiresAt); null when not.
+	ClientSecretExpiresAt *time.Time `json:"clientSecretExpiresAt,omitempty"`
+	// Whole days left before the secret expires (negative once it has); null when its expiry was not given.
+	DaysUntilSecretExpiry *int               `json:"daysUntilSecretExpiry,omitempty"`
+	Status                CalendarAuthStatus `json:"status"`
 	// Application permissions the app's token carries, e.g. Calendars.ReadWrite.
 	GrantedPermissions []string   `json:"grantedPermissions"`
 	RegisteredAt       time.Time  `json:"registeredAt"`
