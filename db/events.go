@@ -77,9 +77,12 @@ func SaveEventLinkForRebuild(ctx context.Context, q bun.IDB, e *EventLink) error
 	return nil
 }
 
-// SaveEventLink is SaveEventLink on the store's database.
+// SaveEventLink is SaveEventLink in a transaction of its own, so the
+// event link and its mirror row change together or not at all.
 func (s *Store) SaveEventLink(ctx context.Context, e *EventLink) error {
-	return SaveEventLink(ctx, s.db, e)
+	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		return SaveEventLink(ctx, tx, e)
+	})
 }
 
 // DeleteEventLink removes an event link (the host's entry was deleted).
