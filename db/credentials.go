@@ -133,3 +133,21 @@ func (s *Store) SetCredentialStatus(ctx context.Context, companyID, status strin
 	}
 	return nil
 }
+
+// SecretExpiries lists, per company, when its client secret expires (the
+// companies that gave an expiry).
+func (s *Store) SecretExpiries(ctx context.Context) (map[string]time.Time, error) {
+	var rows []struct {
+		CompanyID string    `bun:"company_id"`
+		ExpiresAt time.Time `bun:"secret_expires_at"`
+	}
+	if err := s.db.NewSelect().Model((*Credential)(nil)).Column("company_id", "secret_expires_at").
+		Where("secret_expires_at IS NOT NULL").Scan(ctx, &rows); err != nil {
+		return nil, fmt.Errorf("reading secret expiries: %w", err)
+	}
+	out := make(map[string]time.Time, len(rows))
+	for _, r := range rows {
+		out[r.CompanyID] = r.ExpiresAt
+	}
+	return out, nil
+}

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"mime/multipart"
+	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -266,11 +268,19 @@ func TestSecretExpiryIsShown(t *testing.T) {
 	if exp, days := settings(); exp == nil || !exp.Equal(in) || days == nil || *days != 10 {
 		t.Fatalf("after an upload with an expiry: %v, %v days", exp, days)
 	}
+	series := `calsync_credentials_secret_expiry_timestamp_seconds{company="acme"} `
+	if m := a.metrics(t); !strings.Contains(m, series+strconv.FormatInt(in.Unix(), 10)) &&
+		!strings.Contains(m, series+strconv.FormatFloat(float64(in.Unix()), 'e', -1, 64)) {
+		t.Fatalf("metric of the expiry missing or wrong:\n%s", grepLines(m, "secret_expiry"))
+	}
 	if r, body := a.upload(t, admin, demoFile(demoSecret)); r.code() != "" {
 		t.Fatalf("upload: %s", body)
 	}
 	if exp, days := settings(); exp != nil || days != nil {
 		t.Fatalf("after an upload without one: %v, %v", exp, days)
+	}
+	if m := a.metrics(t); strings.Contains(m, `calsync_credentials_secret_expiry_timestamp_seconds{`) {
+		t.Fatalf("a cleared expiry is still exported:\n%s", grepLines(m, "secret_expiry"))
 	}
 	set := `mutation($in: CalendarAuthInput!) { setCalendarAuth(input: $in) { clientSecretExpiresAt daysUntilSecretExpiry } }`
 	form := map[string]any{"tenantId": demoTenantID, "clientId": demoClientID, "clientSecret": demoSecret, "clientSecretExpiresAt": "2027-11-25T00:00:00+09:00"}
@@ -284,4 +294,26 @@ func TestSecretExpiryIsShown(t *testing.T) {
 	if r := a.gql(t, admin, set, map[string]any{"in": form}); r.code() != "AUTH_FILE_INVALID" || r.Errors[0].Extensions["field"] != "input.clientSecretExpiresAt" {
 		t.Fatalf("a year 2999 expiry: %+v", r.Errors)
 	}
+}
+
+// metrics reads calsync's /metrics.
+func (a *app) metrics(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get(a.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -85,6 +85,7 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 	sqlDB.AddQueryHook(db.MirrorTimer(func(d time.Duration) { mirrorUpkeep.Observe(d.Seconds()) }))
 
 	creds := credentials.NewService(store, keys, graphClient.client, nil, log)
+	credentials.RegisterMetrics(reg, store)
 	subs := subscriptions.NewManager(subscriptions.Config{PublicURL: cfg.PublicURL, RequireHTTPS: !cfg.Emulator(), VerifyOnStart: cfg.InProcessEmulator()},
 		store, creds, graphClient.client, subscriptions.NewMetrics(reg, store), log)
 	creds.SetSubscriptions(subs)
