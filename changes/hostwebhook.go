@@ -132,26 +132,48 @@ func (h *HostWebhook) RunOnce(ctx context.Context) int {
 		return ok && err == nil
 	}
 	delivered := 0
+	// send posts one message; false stops the round (the host refused it,
+	// or the lease is gone).
+	send := func(id string, payload Payload, done func()) bool {
+		if err := h.send(ctx, id, payload); err != nil {
+			st.Failures++
+			st.NextAttemptAt = time.Now().Add(min(time.Second<<min(st.Failures, 10), 10*time.Minute))
+			msg := err.Error()
+			st.LastError = &msg
+			h.log.WarnContext(ctx, "host webhook delivery failed; will retry", slog.String("id", id),
+				slog.Int("failures", st.Failures), slog.String("error", msg))
+			record(0)
+			return false
+		}
+		done()
+		st.Failures, st.LastError = 0, nil
+		delivered++
+		return record(h.lease) // false: the lease went to another replica, which goes on from here
+	}
+	// The change feed first, then the other events (credentials.expiring),
+	// each in its own order.
 	for ctx.Err() == nil {
 		cs, err := h.store.ChangesAfter(ctx, st.LastCursor, 100)
 		if err != nil || len(cs) == 0 {
 			break
 		}
 		for _, c := range cs {
-			if err := h.post(ctx, c); err != nil {
-				st.Failures++
-				st.NextAttemptAt = time.Now().Add(min(time.Second<<min(st.Failures, 10), 10*time.Minute))
-				msg := err.Error()
-				st.LastError = &msg
-				h.log.WarnContext(ctx, "host webhook delivery failed; will retry", slog.Int64("cursor", c.Cursor),
-					slog.Int("failures", st.Failures), slog.String("error", msg))
-				record(0)
+			if !send("chg_"+strconv.FormatInt(c.Cursor, 10), h.changePayload(c), func() { st.LastCursor = c.Cursor }) {
 				return delivered
 			}
-			st.LastCursor, st.Failures, st.LastError = c.Cursor, 0, nil
-			delivered++
-			if !record(h.lease) {
-				return delivered // the lease went to another replica: it goes on from here
+		}
+	}
+	for ctx.Err() == nil {
+		evs, err := h.store.HostEventsAfter(ctx, st.LastEventSeq, 100)
+		if err != nil || len(evs) == 0 {
+			break
+		}
+		for _, ev := range evs {
+			var data map[string]any
+			_ = json.Unmarshal(ev.Data, &data)
+			payload := Payload{Type: ev.Type, Timestamp: ev.OccurredAt.UTC(), Data: data}
+			if !send("evt_"+strconv.FormatInt(ev.Seq, 10), payload, func() { st.LastEventSeq = ev.Seq }) {
+				return delivered
 			}
 		}
 	}
@@ -159,17 +181,23 @@ func (h *HostWebhook) RunOnce(ctx context.Context) int {
 	return delivered
 }
 
-func (h *HostWebhook) post(ctx context.Context, c db.Change) error {
+// changePayload is the calendar.changed message for a change.
+func (h *HostWebhook) changePayload(c db.Change) Payload {
 	var event any
 	if len(c.Event) > 0 {
 		event = json.RawMessage(c.Event)
 	}
-	body, _ := json.Marshal(Payload{Type: "calendar.changed", Timestamp: c.OccurredAt.UTC(), Data: map[string]any{
+	return Payload{Type: "calendar.changed", Timestamp: c.OccurredAt.UTC(), Data: map[string]any{
 		"cursor": h.cursors.Encode("chg", c.CompanyID, c.Cursor), "companyId": c.CompanyID, "userId": c.UserID, "externalId": c.ExternalID,
 		"outlookEventId": c.OutlookEventID, "changeType": c.ChangeType, "changedFields": c.ChangedFields,
 		"event": event, "occurredAt": c.OccurredAt.UTC(),
-	}})
-	id := "chg_" + strconv.FormatInt(c.Cursor, 10)
+	}}
+}
+
+// send posts one signed message; webhook-id is stable per message, so the
+// host can drop a redelivery.
+func (h *HostWebhook) send(ctx context.Context, id string, payload Payload) error {
+	body, _ := json.Marshal(payload)
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(body))
 	if err != nil {
@@ -181,11 +209,11 @@ func (h *HostWebhook) post(ctx context.Context, c db.Change) error {
 	req.Header.Set("webhook-signature", "v1,"+Sign(h.secret, id, ts, body))
 	resp, err := h.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("posting change %d: %w", c.Cursor, err)
+		return fmt.Errorf("posting %s: %w", id, err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("host answered %d for change %d", resp.StatusCode, c.Cursor)
+		return fmt.Errorf("host answered %d for %s", resp.StatusCode, id)
 	}
 	return nil
 }

@@ -2,8 +2,13 @@ package changes_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -116,5 +121,52 @@ func TestHostWebhookLeaseOutlivesAReplica(t *testing.T) {
 	}
 	if after := lastCursor(t, e); after != before {
 		t.Fatalf("a stale record moved the cursor from %d to %d", before, after)
+	}
+}
+
+// TestHostWebhookDeliversOtherEvents: events other than changes (a
+// credentials.expiring warning) follow the feed's changes, signed, each
+// with its own stable webhook-id, and are not sent again.
+func TestHostWebhookDeliversOtherEvents(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	ctx := context.Background()
+	var mu sync.Mutex
+	var got []string
+	host := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		id, ts := r.Header.Get("webhook-id"), r.Header.Get("webhook-timestamp")
+		if r.Header.Get("webhook-signature") != "v1,"+changes.Sign([]byte("secret"), id, ts, body) {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var p changes.Payload
+		_ = json.Unmarshal(body, &p)
+		mu.Lock()
+		got = append(got, id+" "+p.Type+" "+fmt.Sprint(p.Data["threshold"]))
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer host.Close()
+	if _, _, err := e.Store.ClaimHostWebhook(ctx, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	appendChanges(t, e, 1)
+	ev := &db.HostEvent{Type: "credentials.expiring", CompanyID: testenv.Company, Data: json.RawMessage(`{"threshold": 14}`)}
+	if ok, err := e.Store.WarnSecretExpiry(ctx, testenv.Company, time.Now().Add(10*24*time.Hour), []int{30, 14}, 14, ev); !ok || err != nil {
+		t.Fatalf("queueing: %v %v", ok, err)
+	}
+	h := changes.NewHostWebhook(e.Store, host.URL, []byte("secret"), cursor.NewCodec([]byte("k")), e.Log)
+	if n := h.RunOnce(ctx); n != 2 {
+		t.Fatalf("delivered %d, want 2", n)
+	}
+	if n := h.RunOnce(ctx); n != 0 {
+		t.Fatalf("delivered %d more on the next round", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 || !strings.HasSuffix(got[0], " calendar.changed <nil>") || got[1] != "evt_"+fmt.Sprint(ev.Seq)+" credentials.expiring 14" {
+		t.Fatalf("host got %q", got)
 	}
 }

@@ -9,7 +9,8 @@ import (
 
 // Checker re-verifies every company's credentials about once a day, so an
 // expired secret or withdrawn consent shows in calendarAuthSettings before
-// users notice missing events. Safe with several replicas: each run claims
+// users notice missing events, and on every run warns the host of secrets
+// about to expire (WarnExpiring). Safe with several replicas: each run claims
 // its companies with SKIP LOCKED.
 type Checker struct {
 	svc        *Service
@@ -71,6 +72,9 @@ func (c *Checker) RunOnce(ctx context.Context) int {
 	// One cutoff per run: rows claimed now are stamped with start, which is
 	// not before the cutoff, so a run never claims the same row twice.
 	start := c.svc.now().UTC()
+	if _, err := c.svc.WarnExpiring(ctx, start); err != nil && ctx.Err() == nil {
+		c.log.WarnContext(ctx, "warning of expiring secrets failed", slog.String("error", err.Error()))
+	}
 	for ctx.Err() == nil {
 		due, err := c.svc.store.ClaimCredentialChecks(ctx, start.Add(-c.maxAge), start, c.batch)
 		if err != nil {

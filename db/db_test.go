@@ -42,8 +42,8 @@ func TestMigrationsUpDownUp(t *testing.T) {
 		if len(applied) == 0 {
 			t.Fatalf("round %d: nothing applied", round)
 		}
-		if n := tables(); n != 12 {
-			t.Fatalf("round %d: %d tables after up, want 12", round, n)
+		if n := tables(); n != 14 {
+			t.Fatalf("round %d: %d tables after up, want 14", round, n)
 		}
 		if n, err := m.Pending(ctx); err != nil || n != 0 {
 			t.Fatalf("pending after up = %d, %v", n, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -56,6 +57,8 @@ type HostWebhookState struct {
 	LastError     *string    `bun:"last_error"`
 	LeaseUntil    *time.Time `bun:"lease_until"`
 	LeaseToken    *string    `bun:"lease_token"`
+	// LastEventSeq is the last host event (other than changes) delivered.
+	LastEventSeq int64 `bun:"last_event_seq,notnull"`
 }
 
 // ClaimHostWebhook takes the delivery lease for lease when delivery is due
@@ -73,7 +76,7 @@ func (s *Store) ClaimHostWebhook(ctx context.Context, lease time.Duration) (*Hos
 	var st []HostWebhookState
 	if err := s.db.NewRaw(`UPDATE host_webhook_state SET lease_until = now() + ? * interval '1 millisecond', lease_token = ?
 		WHERE id = 1 AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())
-		RETURNING id, last_cursor, failures, next_attempt_at, last_error, lease_until, lease_token`,
+		RETURNING id, last_cursor, failures, next_attempt_at, last_error, lease_until, lease_token, last_event_seq`,
 		lease.Milliseconds(), token).Scan(ctx, &st); err != nil {
 		return nil, "", fmt.Errorf("claiming host webhook delivery: %w", err)
 	}
@@ -89,7 +92,7 @@ func (s *Store) ClaimHostWebhook(ctx context.Context, lease time.Duration) (*Hos
 // took over): the caller stops.
 func (s *Store) RecordHostWebhook(ctx context.Context, token string, st HostWebhookState, lease time.Duration) (bool, error) {
 	q := s.db.NewUpdate().Model(&st).WherePK().Where("lease_token = ?", token).
-		Column("last_cursor", "failures", "next_attempt_at", "last_error").Set("updated_at = now()")
+		Column("last_cursor", "last_event_seq", "failures", "next_attempt_at", "last_error").Set("updated_at = now()")
 	if lease > 0 {
 		q = q.Set("lease_until = now() + ? * interval '1 millisecond'", lease.Milliseconds())
 	} else {
@@ -155,4 +158,53 @@ func (s *Store) FeedHorizon(ctx context.Context, companyID string) (int64, error
 		return 0, nil
 	}
 	return h[0], nil
+}
+
+// HostEvent is an event for the host webhook other than a feed change.
+type HostEvent struct {
+	bun.BaseModel `bun:"table:host_events"`
+
+	Seq        int64           `bun:"seq,pk,autoincrement"`
+	Type       string          `bun:"type,notnull"`
+	CompanyID  string          `bun:"company_id,notnull"`
+	Data       json.RawMessage `bun:"data,type:jsonb,notnull"`
+	OccurredAt time.Time       `bun:"occurred_at,notnull,default:current_timestamp"`
+}
+
+// HostEventsAfter reads up to limit host events after seq, in order.
+func (s *Store) HostEventsAfter(ctx context.Context, after int64, limit int) ([]HostEvent, error) {
+	var out []HostEvent
+	if err := s.db.NewSelect().Model(&out).Where("seq > ?", after).Order("seq").Limit(int64(limit)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("reading host events: %w", err)
+	}
+	return out, nil
+}
+
+// WarnSecretExpiry records that a company's secret, expiring at expiresAt,
+// has come within each of thresholds days, and queues the host event ev
+// for the nearest one (emit) — unless that warning was recorded before:
+// the insert decides, so each warning goes out once however many replicas
+// ask. It reports whether the event was queued.
+func (s *Store) WarnSecretExpiry(ctx context.Context, companyID string, expiresAt time.Time, thresholds []int, emit int, ev *HostEvent) (bool, error) {
+	queued := false
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		for _, days := range thresholds {
+			res, err := tx.NewRaw(`INSERT INTO secret_expiry_warnings (company_id, expires_at, threshold_days) VALUES (?, ?, ?)
+				ON CONFLICT DO NOTHING`, companyID, expiresAt, days).Exec(ctx)
+			if err != nil {
+				return fmt.Errorf("recording expiry warning: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n == 1 && days == emit {
+				queued = true
+			}
+		}
+		if !queued {
+			return nil
+		}
+		if _, err := tx.NewInsert().Model(ev).Exec(ctx); err != nil {
+			return fmt.Errorf("queueing host event: %w", err)
+		}
+		return nil
+	})
+	return queued, err
 }
