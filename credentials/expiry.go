@@ -7,12 +7,19 @@ import (
 	"math"
 	"time"
 
+	"github.com/tehaishokunin/calsync/apperr"
 	"github.com/tehaishokunin/calsync/db"
 )
 
 // ExpiryThresholds are the days ahead of a client secret's expiry at which
 // the host is warned (credentials.expiring on its webhook).
 var ExpiryThresholds = []int{30, 14, 7, 1}
+
+// NoExpiryHint is what the host shows when no expiry was given.
+var NoExpiryHint = apperr.Text{
+	JA: "クライアントシークレットの有効期限が登録されていません。authOfficeCalendar.json に \"client_secret_expires_at\": \"2027/11/25\" のように（Entra 管理センターの「証明書とシークレット」の「有効期限」の日付を）追加して登録し直すと、期限の 30・14・7・1 日前に通知します。",
+	EN: "No expiry is registered for the client secret. Add \"client_secret_expires_at\": \"2027/11/25\" (the Expires date under Certificates & secrets in the Entra admin center) to authOfficeCalendar.json and register it again, and calsync warns 30, 14, 7 and 1 days ahead.",
+}
 
 // ExpiringEvent is the host webhook event type of those warnings.
 const ExpiringEvent = "credentials.expiring"

@@ -51,6 +51,7 @@ type ComplexityRoot struct {
 		ClientSecretHint      func(childComplexity int) int
 		GrantedPermissions    func(childComplexity int) int
 		Problems              func(childComplexity int) int
+		SecretExpiryHint      func(childComplexity int) int
 		Status                func(childComplexity int) int
 		TenantID              func(childComplexity int) int
 	}
@@ -63,6 +64,7 @@ type ComplexityRoot struct {
 		GrantedPermissions    func(childComplexity int) int
 		LastError             func(childComplexity int) int
 		RegisteredAt          func(childComplexity int) int
+		SecretExpiryHint      func(childComplexity int) int
 		Status                func(childComplexity int) int
 		TenantID              func(childComplexity int) int
 		VerifiedAt            func(childComplexity int) int
@@ -303,6 +305,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CalendarAuthCheck.Problems(childComplexity), true
+	case "CalendarAuthCheck.secretExpiryHint":
+		if e.ComplexityRoot.CalendarAuthCheck.SecretExpiryHint == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CalendarAuthCheck.SecretExpiryHint(childComplexity), true
 	case "CalendarAuthCheck.status":
 		if e.ComplexityRoot.CalendarAuthCheck.Status == nil {
 			break
@@ -358,6 +366,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CalendarAuthSettings.RegisteredAt(childComplexity), true
+	case "CalendarAuthSettings.secretExpiryHint":
+		if e.ComplexityRoot.CalendarAuthSettings.SecretExpiryHint == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CalendarAuthSettings.SecretExpiryHint(childComplexity), true
 	case "CalendarAuthSettings.status":
 		if e.ComplexityRoot.CalendarAuthSettings.Status == nil {
 			break
@@ -1134,6 +1148,8 @@ func (ec *executionContext) childFields_CalendarAuthCheck(ctx context.Context, f
 		return ec.fieldContext_CalendarAuthCheck_clientSecretHint(ctx, field)
 	case "clientSecretExpiresAt":
 		return ec.fieldContext_CalendarAuthCheck_clientSecretExpiresAt(ctx, field)
+	case "secretExpiryHint":
+		return ec.fieldContext_CalendarAuthCheck_secretExpiryHint(ctx, field)
 	case "status":
 		return ec.fieldContext_CalendarAuthCheck_status(ctx, field)
 	case "grantedPermissions":
@@ -1156,6 +1172,8 @@ func (ec *executionContext) childFields_CalendarAuthSettings(ctx context.Context
 		return ec.fieldContext_CalendarAuthSettings_clientSecretExpiresAt(ctx, field)
 	case "daysUntilSecretExpiry":
 		return ec.fieldContext_CalendarAuthSettings_daysUntilSecretExpiry(ctx, field)
+	case "secretExpiryHint":
+		return ec.fieldContext_CalendarAuthSettings_secretExpiryHint(ctx, field)
 	case "status":
 		return ec.fieldContext_CalendarAuthSettings_status(ctx, field)
 	case "grantedPermissions":
@@ -2093,6 +2111,29 @@ func (ec *executionContext) fieldContext_CalendarAuthCheck_clientSecretExpiresAt
 	return graphql.NewScalarFieldContext("CalendarAuthCheck", field, false, false, "Time")
 }
 
+func (ec *executionContext) _CalendarAuthCheck_secretExpiryHint(ctx context.Context, field graphql.CollectedField, obj *model.CalendarAuthCheck) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CalendarAuthCheck_secretExpiryHint(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SecretExpiryHint, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CalendarAuthCheck_secretExpiryHint(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CalendarAuthCheck", field, false, false, "String")
+}
+
 func (ec *executionContext) _CalendarAuthCheck_status(ctx context.Context, field graphql.CollectedField, obj *model.CalendarAuthCheck) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2284,6 +2325,29 @@ func (ec *executionContext) _CalendarAuthSettings_daysUntilSecretExpiry(ctx cont
 }
 func (ec *executionContext) fieldContext_CalendarAuthSettings_daysUntilSecretExpiry(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CalendarAuthSettings", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CalendarAuthSettings_secretExpiryHint(ctx context.Context, field graphql.CollectedField, obj *model.CalendarAuthSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CalendarAuthSettings_secretExpiryHint(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SecretExpiryHint, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CalendarAuthSettings_secretExpiryHint(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CalendarAuthSettings", field, false, false, "String")
 }
 
 func (ec *executionContext) _CalendarAuthSettings_status(ctx context.Context, field graphql.CollectedField, obj *model.CalendarAuthSettings) (ret graphql.Marshaler) {
@@ -6384,6 +6448,11 @@ func (ec *executionContext) _CalendarAuthCheck(ctx context.Context, sel ast.Sele
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "secretExpiryHint":
+			out.Values[i] = ec._CalendarAuthCheck_secretExpiryHint(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "status":
 			out.Values[i] = ec._CalendarAuthCheck_status(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -6449,6 +6518,11 @@ func (ec *executionContext) _CalendarAuthSettings(ctx context.Context, sel ast.S
 			}
 		case "daysUntilSecretExpiry":
 			out.Values[i] = ec._CalendarAuthSettings_daysUntilSecretExpiry(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "secretExpiryHint":
+			out.Values[i] = ec._CalendarAuthSettings_secretExpiryHint(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}

@@ -14,7 +14,7 @@ import (
 	"github.com/tehaishokunin/calsync/readmodel"
 )
 
-func authSettings(s *credentials.Settings) *model.CalendarAuthSettings {
+func authSettings(ctx context.Context, s *credentials.Settings) *model.CalendarAuthSettings {
 	if s == nil {
 		return nil
 	}
@@ -30,7 +30,17 @@ func authSettings(s *credentials.Settings) *model.CalendarAuthSettings {
 
 		ClientSecretExpiresAt: s.ClientSecretExpiresAt,
 		DaysUntilSecretExpiry: s.DaysUntilExpiry(time.Now()),
+		SecretExpiryHint:      expiryHint(ctx, s.ClientSecretExpiresAt),
 	}
+}
+
+// expiryHint tells how to add an expiry when none was given.
+func expiryHint(ctx context.Context, expires *time.Time) *string {
+	if expires != nil {
+		return nil
+	}
+	h := credentials.NoExpiryHint.In(apperr.LangFrom(ctx))
+	return &h
 }
 
 func authCheck(ctx context.Context, c *credentials.Check) *model.CalendarAuthCheck {
@@ -45,6 +55,9 @@ func authCheck(ctx context.Context, c *credentials.Check) *model.CalendarAuthChe
 	if c.Status != "" {
 		st := model.CalendarAuthStatus(c.Status)
 		m.Status = &st
+	}
+	if c.ClientID != "" {
+		m.SecretExpiryHint = expiryHint(ctx, c.ClientSecretExpiresAt)
 	}
 	for _, p := range c.Problems {
 		m.Problems = append(m.Problems, itemError(ctx, p))

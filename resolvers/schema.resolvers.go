@@ -35,7 +35,7 @@ func (r *mutationResolver) UploadCalendarAuthFile(ctx context.Context, file grap
 	if err != nil {
 		return nil, err
 	}
-	return authSettings(s), nil
+	return authSettings(ctx, s), nil
 }
 
 // SetCalendarAuth is the resolver for the setCalendarAuth field.
@@ -49,7 +49,7 @@ func (r *mutationResolver) SetCalendarAuth(ctx context.Context, input model.Cale
 	if err != nil {
 		return nil, asInputError(err)
 	}
-	return authSettings(s), nil
+	return authSettings(ctx, s), nil
 }
 
 // VerifyCalendarAuth is the resolver for the verifyCalendarAuth field.
@@ -62,7 +62,7 @@ func (r *mutationResolver) VerifyCalendarAuth(ctx context.Context) (*model.Calen
 	if err != nil {
 		return nil, err
 	}
-	return authSettings(s), nil
+	return authSettings(ctx, s), nil
 }
 
 // DeleteCalendarAuth is the resolver for the deleteCalendarAuth field.
@@ -174,7 +174,7 @@ func (r *queryResolver) CalendarAuthSettings(ctx context.Context) (*model.Calend
 	if err != nil {
 		return nil, err
 	}
-	return authSettings(s), nil
+	return authSettings(ctx, s), nil
 }
 
 // UserCalendarLink is the resolver for the userCalendarLink field.

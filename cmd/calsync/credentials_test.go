@@ -155,14 +155,14 @@ func TestRotateKeyCommand(t *testing.T) {
 	}
 }
 
-const checkFields = `checkCalendarAuthFile(file: $file) { tenantId clientId clientSecretHint clientSecretExpiresAt status grantedPermissions problems { code message field hint } }`
+const checkFields = `checkCalendarAuthFile(file: $file) { tenantId clientId clientSecretHint clientSecretExpiresAt secretExpiryHint status grantedPermissions problems { code message field hint } }`
 
 type checkJSON struct {
-	TenantID, ClientID, ClientSecretHint *string
-	ClientSecretExpiresAt                *time.Time
-	Status                               *string
-	GrantedPermissions                   []string
-	Problems                             []struct{ Code, Message, Field, Hint string }
+	TenantID, ClientID, ClientSecretHint, SecretExpiryHint *string
+	ClientSecretExpiresAt                                  *time.Time
+	Status                                                 *string
+	GrantedPermissions                                     []string
+	Problems                                               []struct{ Code, Message, Field, Hint string }
 }
 
 // TestCheckCalendarAuthFile: the manual's check before [登録] proves a file
@@ -198,7 +198,7 @@ func TestCheckCalendarAuthFile(t *testing.T) {
 	c := check(good)
 	if c.Status == nil || *c.Status != "VERIFIED" || len(c.Problems) != 0 || *c.TenantID != demoTenantID || *c.ClientID != demoClientID ||
 		*c.ClientSecretHint != demoSecret[len(demoSecret)-4:] || !slices.Contains(c.GrantedPermissions, "Calendars.ReadWrite") ||
-		c.ClientSecretExpiresAt == nil || !c.ClientSecretExpiresAt.Equal(time.Date(2027, 11, 24, 15, 0, 0, 0, time.UTC)) {
+		c.ClientSecretExpiresAt == nil || !c.ClientSecretExpiresAt.Equal(time.Date(2027, 11, 24, 15, 0, 0, 0, time.UTC)) || c.SecretExpiryHint != nil {
 		t.Fatalf("good file: %+v", c)
 	}
 	if s := stored(); s != "null" {
@@ -208,7 +208,8 @@ func TestCheckCalendarAuthFile(t *testing.T) {
 	// A wrong secret: Microsoft's refusal as a problem, the status shown.
 	c = check(demoFile("Wrong~secret-value-0000000000000000"))
 	if c.Status == nil || *c.Status != "INVALID_SECRET" || len(c.Problems) != 1 || c.Problems[0].Code != "CREDENTIALS_REJECTED" ||
-		c.Problems[0].Field != "client_secret" || c.Problems[0].Message == "" {
+		c.Problems[0].Field != "client_secret" || c.Problems[0].Message == "" ||
+		c.SecretExpiryHint == nil || !strings.Contains(*c.SecretExpiryHint, "client_secret_expires_at") {
 		t.Fatalf("wrong secret: %+v", c)
 	}
 
@@ -282,6 +283,23 @@ func TestSecretExpiryIsShown(t *testing.T) {
 	if m := a.metrics(t); strings.Contains(m, `calsync_credentials_secret_expiry_timestamp_seconds{`) {
 		t.Fatalf("a cleared expiry is still exported:\n%s", grepLines(m, "secret_expiry"))
 	}
+	// Without an expiry the answer says how to add one, in the caller's language.
+	hint := func(lang string) string {
+		t.Helper()
+		r := a.gql(t, admin, `{ calendarAuthSettings { secretExpiryHint } }`, nil, "Accept-Language", lang)
+		var s struct {
+			CalendarAuthSettings struct{ SecretExpiryHint *string }
+		}
+		b, _ := json.Marshal(r.Data)
+		_ = json.Unmarshal(b, &s)
+		if s.CalendarAuthSettings.SecretExpiryHint == nil {
+			return ""
+		}
+		return *s.CalendarAuthSettings.SecretExpiryHint
+	}
+	if en, ja := hint("en"), hint("ja"); !strings.Contains(en, "client_secret_expires_at") || !strings.Contains(ja, "有効期限") {
+		t.Fatalf("hints without an expiry: %q / %q", en, ja)
+	}
 	set := `mutation($in: CalendarAuthInput!) { setCalendarAuth(input: $in) { clientSecretExpiresAt daysUntilSecretExpiry } }`
 	form := map[string]any{"tenantId": demoTenantID, "clientId": demoClientID, "clientSecret": demoSecret, "clientSecretExpiresAt": "2027-11-25T00:00:00+09:00"}
 	if r := a.gql(t, admin, set, map[string]any{"in": form}); r.code() != "" {
@@ -289,6 +307,9 @@ func TestSecretExpiryIsShown(t *testing.T) {
 	}
 	if exp, _ := settings(); exp == nil || !exp.Equal(time.Date(2027, 11, 24, 15, 0, 0, 0, time.UTC)) {
 		t.Fatalf("after the form: %v", exp)
+	}
+	if h := hint("en"); h != "" {
+		t.Fatalf("a hint though the expiry is known: %q", h)
 	}
 	form["clientSecretExpiresAt"] = "2999-01-01T00:00:00Z"
 	if r := a.gql(t, admin, set, map[string]any{"in": form}); r.code() != "AUTH_FILE_INVALID" || r.Errors[0].Extensions["field"] != "input.clientSecretExpiresAt" {

@@ -26,6 +26,8 @@ type CalendarAuthCheck struct {
 	ClientSecretHint *string `json:"clientSecretHint,omitempty"`
 	// From the file's optional client_secret_expires_at.
 	ClientSecretExpiresAt *time.Time `json:"clientSecretExpiresAt,omitempty"`
+	// When the file gives no expiry: how to add one (in the caller's language). Null otherwise.
+	SecretExpiryHint *string `json:"secretExpiryHint,omitempty"`
 	// What Microsoft said; null when the file itself is wrong.
 	Status             *CalendarAuthStatus `json:"status,omitempty"`
 	GrantedPermissions []string            `json:"grantedPermissions"`
@@ -50,8 +52,10 @@ type CalendarAuthSettings struct {
 	// When the client secret expires, when it was given (client_secret_expires_at, or the form's clientSecretExpiresAt); null when not.
 	ClientSecretExpiresAt *time.Time `json:"clientSecretExpiresAt,omitempty"`
 	// Whole days left before the secret expires (negative once it has); null when its expiry was not given.
-	DaysUntilSecretExpiry *int               `json:"daysUntilSecretExpiry,omitempty"`
-	Status                CalendarAuthStatus `json:"status"`
+	DaysUntilSecretExpiry *int `json:"daysUntilSecretExpiry,omitempty"`
+	// When no expiry was given: how to add one, so calsync can warn before the secret expires (in the caller's language). Null otherwise.
+	SecretExpiryHint *string            `json:"secretExpiryHint,omitempty"`
+	Status           CalendarAuthStatus `json:"status"`
 	// Application permissions the app's token carries, e.g. Calendars.ReadWrite.
 	GrantedPermissions []string   `json:"grantedPermissions"`
 	RegisteredAt       time.Time  `json:"registeredAt"`
