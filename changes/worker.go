@@ -134,44 +134,27 @@ func (w *Worker) Start(ctx context.Context) error {
 // slow round holds only its own slot: a notification that arrives
 // meanwhile starts at once instead of waiting for the slowest job of the
 // batch before it (RunOnce, which tests and drains use, waits for its
-// whole batch). It returns when ctx ends, after the jobs running finish.
+// whole batch). It returns when ctx ends, after the jobs it claimed finish.
 func (w *Worker) dispatch(ctx context.Context, tick <-chan time.Time) {
 	slots := make(chan struct{}, w.concurrency)
 	finished := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	for {
+	for ctx.Err() == nil {
 		claimed := 0
 		if len(slots) < w.concurrency {
 			var jobs []func(context.Context)
 			jobs, claimed = w.claim(ctx)
 			for _, job := range jobs {
-				select {
-				case slots <- struct{}{}:
-				case <-ctx.Done():
-					return
-				}
-				wg.Add(1)
-				go func() {
-					defer func() {
-						<-slots
-						wg.Done()
-						select {
-						case finished <- struct{}{}:
-						default:
-						}
-					}()
-					w.runJob(ctx, job)
-				}()
+				w.spawn(ctx, slots, &wg, job, finished)
 			}
 		}
-		if claimed > 0 && ctx.Err() == nil {
+		if claimed > 0 {
 			w.vacuum(ctx) // after a burst's worth of rows, however long the burst
 			continue      // there may be more waiting
 		}
 		select {
 		case <-ctx.Done():
-			return
 		case <-tick:
 		case <-w.wake:
 		case <-finished:
@@ -179,12 +162,28 @@ func (w *Worker) dispatch(ctx context.Context, tick <-chan time.Time) {
 	}
 }
 
-// runJob runs one job with the lease's time, finishing it even when the
-// worker is being stopped (its rows are settled, not left to the lease).
-func (w *Worker) runJob(ctx context.Context, job func(context.Context)) {
-	jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.lease-10*time.Second)
-	defer cancel()
-	job(jctx)
+// spawn runs a claimed job in its own goroutine once one of slots is free
+// (claimed rows are always worked, even while the worker stops: they are
+// settled, not left to the lease), with the lease's time; finished, when
+// not nil, is signalled as it ends.
+func (w *Worker) spawn(ctx context.Context, slots chan struct{}, wg *sync.WaitGroup, job func(context.Context), finished chan<- struct{}) {
+	slots <- struct{}{}
+	wg.Add(1)
+	go func() {
+		defer func() {
+			<-slots
+			wg.Done()
+			if finished != nil {
+				select {
+				case finished <- struct{}{}:
+				default:
+				}
+			}
+		}()
+		jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.lease-10*time.Second)
+		defer cancel()
+		job(jctx)
+	}()
 }
 
 // Stop ends the loop, letting the round in progress finish.
@@ -203,15 +202,10 @@ func (w *Worker) Stop() {
 // its size.
 func (w *Worker) RunOnce(ctx context.Context) int {
 	jobs, n := w.claim(ctx)
-	sem := make(chan struct{}, w.concurrency)
+	slots := make(chan struct{}, w.concurrency)
 	var wg sync.WaitGroup
 	for _, job := range jobs {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			w.runJob(ctx, job)
-		}()
+		w.spawn(ctx, slots, &wg, job, nil)
 	}
 	wg.Wait()
 	if n > 0 {
