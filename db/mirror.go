@@ -40,24 +40,52 @@ func mirrorRow(e *EventLink) (start, end time.Time, showAs string, ok bool) {
 // before the range, plus the long ones (longer than this) starting earlier.
 const mirrorLookback = 24 * time.Hour
 
+// mirrorRows are mirror rows of one link, column by column, for one
+// upsert.
+type mirrorRows struct {
+	ids          []int64
+	starts, ends []time.Time
+	shows        []string
+	longs        []bool
+}
+
+// add appends e's row and reports whether e occupies time at all.
+func (r *mirrorRows) add(e *EventLink) bool {
+	start, end, showAs, ok := mirrorRow(e)
+	if ok {
+		r.ids, r.starts, r.ends, r.shows = append(r.ids, e.ID), append(r.starts, start), append(r.ends, end), append(r.shows, showAs)
+		r.longs = append(r.longs, end.Sub(start) > mirrorLookback)
+	}
+	return ok
+}
+
+// upsert writes the rows for linkID in one statement.
+func (r *mirrorRows) upsert(ctx context.Context, q bun.IDB, linkID int64) error {
+	if len(r.ids) == 0 {
+		return nil
+	}
+	_, err := q.NewRaw("INSERT INTO mirror_events (event_link_id, link_id, starts_at, ends_at, show_as, long) "+
+		"SELECT id, ?, s, e, show_as, long FROM unnest(?::bigint[], ?::timestamptz[], ?::timestamptz[], ?::text[], ?::boolean[]) AS m(id, s, e, show_as, long) "+
+		"ON CONFLICT (event_link_id) DO UPDATE SET link_id = EXCLUDED.link_id, starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, "+
+		"show_as = EXCLUDED.show_as, long = EXCLUDED.long",
+		linkID, pgdialect.Array(r.ids), pgdialect.Array(r.starts), pgdialect.Array(r.ends), pgdialect.Array(r.shows), pgdialect.Array(r.longs)).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("writing the mirror of link %d: %w", linkID, err)
+	}
+	return nil
+}
+
 // keepMirror writes e's mirror row, or removes it when e no longer
 // occupies time.
 func keepMirror(ctx context.Context, q bun.IDB, e *EventLink) error {
-	start, end, showAs, ok := mirrorRow(e)
-	if !ok {
+	var rows mirrorRows
+	if !rows.add(e) {
 		if _, err := q.NewDelete().TableExpr("mirror_events").Where("event_link_id = ?", e.ID).Exec(ctx); err != nil {
 			return fmt.Errorf("dropping mirror row of event link %d: %w", e.ID, err)
 		}
 		return nil
 	}
-	_, err := q.NewRaw("INSERT INTO mirror_events (event_link_id, link_id, starts_at, ends_at, show_as, long) VALUES (?, ?, ?, ?, ?, ?) "+
-		"ON CONFLICT (event_link_id) DO UPDATE SET link_id = EXCLUDED.link_id, starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, "+
-		"show_as = EXCLUDED.show_as, long = EXCLUDED.long",
-		e.ID, *e.LinkID, start, end, showAs, end.Sub(start) > mirrorLookback).Exec(ctx)
-	if err != nil {
-		return fmt.Errorf("keeping mirror row of event link %d: %w", e.ID, err)
-	}
-	return nil
+	return rows.upsert(ctx, q, *e.LinkID)
 }
 
 // RebuildMirror replaces a link's mirror with its live event links among
@@ -65,11 +93,8 @@ func keepMirror(ctx context.Context, q bun.IDB, e *EventLink) error {
 // round did not see leave it, and events it had not kept (the mirror of a
 // link made before the mirror existed, or dropped at an unlink) join it.
 func RebuildMirror(ctx context.Context, q bun.IDB, link *CalendarLink, outlookIDs []string) error {
-	if _, err := q.NewDelete().TableExpr("mirror_events").Where("link_id = ?", link.ID).Exec(ctx); err != nil {
-		return fmt.Errorf("clearing mirror of link %d: %w", link.ID, err)
-	}
-	if len(outlookIDs) == 0 {
-		return nil
+	if err := deleteMirror(ctx, q, link.ID); err != nil || len(outlookIDs) == 0 {
+		return err
 	}
 	var els []EventLink
 	if err := q.NewSelect().Model(&els).Column("id", "link_id", "last_known", "deleted").
@@ -77,37 +102,22 @@ func RebuildMirror(ctx context.Context, q bun.IDB, link *CalendarLink, outlookID
 		Scan(ctx); err != nil {
 		return fmt.Errorf("reading event links of link %d: %w", link.ID, err)
 	}
-	var ids []int64
-	var starts, ends []time.Time
-	var longs []bool
-	var shows []string
+	var rows mirrorRows
 	for i := range els {
 		els[i].LinkID = &link.ID
-		start, end, showAs, ok := mirrorRow(&els[i])
-		if !ok {
-			continue
-		}
-		ids, starts, ends, shows = append(ids, els[i].ID), append(starts, start), append(ends, end), append(shows, showAs)
-		longs = append(longs, end.Sub(start) > mirrorLookback)
+		rows.add(&els[i])
 	}
-	if len(ids) == 0 {
-		return nil
-	}
-	_, err := q.NewRaw("INSERT INTO mirror_events (event_link_id, link_id, starts_at, ends_at, show_as, long) "+
-		"SELECT id, ?, s, e, show_as, long FROM unnest(?::bigint[], ?::timestamptz[], ?::timestamptz[], ?::text[], ?::boolean[]) AS m(id, s, e, show_as, long) "+
-		"ON CONFLICT (event_link_id) DO UPDATE SET link_id = EXCLUDED.link_id, starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, "+
-		"show_as = EXCLUDED.show_as, long = EXCLUDED.long",
-		link.ID, pgdialect.Array(ids), pgdialect.Array(starts), pgdialect.Array(ends), pgdialect.Array(shows), pgdialect.Array(longs)).Exec(ctx)
-	if err != nil {
-		return fmt.Errorf("rebuilding mirror of link %d: %w", link.ID, err)
-	}
-	return nil
+	return rows.upsert(ctx, q, link.ID)
 }
 
 // DeleteMirror drops a link's mirror (unlinked, or linked to another
 // mailbox).
 func (s *Store) DeleteMirror(ctx context.Context, linkID int64) error {
-	if _, err := s.db.NewDelete().TableExpr("mirror_events").Where("link_id = ?", linkID).Exec(ctx); err != nil {
+	return deleteMirror(ctx, s.db, linkID)
+}
+
+func deleteMirror(ctx context.Context, q bun.IDB, linkID int64) error {
+	if _, err := q.NewDelete().TableExpr("mirror_events").Where("link_id = ?", linkID).Exec(ctx); err != nil {
 		return fmt.Errorf("dropping mirror of link %d: %w", linkID, err)
 	}
 	return nil
