@@ -123,9 +123,13 @@ func (st *Settings) DaysUntilExpiry(now time.Time) *int {
 	if st.ClientSecretExpiresAt == nil {
 		return nil
 	}
-	d := int(math.Floor(st.ClientSecretExpiresAt.Sub(now).Hours() / 24))
+	d := daysLeft(*st.ClientSecretExpiresAt, now)
 	return &d
 }
+
+// daysLeft is how many whole days are left from now until at (negative
+// once past).
+func daysLeft(at, now time.Time) int { return int(math.Floor(at.Sub(now).Hours() / 24)) }
 
 // Check is what checking an auth file found, before anything is stored.
 type Check struct {
@@ -137,12 +141,12 @@ type Check struct {
 	Problems []error
 }
 
-// Check validates f and proves it against Microsoft exactly as Register
-// does, and stores nothing: what the host shows before its [登録] button.
-// What is wrong is in Problems, not an error.
-func (s *Service) Check(ctx context.Context, companyID string, f authfile.File) *Check {
+// Check reads an uploaded auth file and proves it against Microsoft
+// exactly as the upload does, and stores nothing: what the host shows
+// before its [登録] button. What is wrong is in Problems, not an error.
+func (s *Service) Check(ctx context.Context, companyID string, data []byte) *Check {
 	out := &Check{GrantedPermissions: []string{}}
-	f, err := authfile.Validate(f)
+	f, err := authfile.Parse(data)
 	if err != nil {
 		out.Problems = append(out.Problems, err)
 		return out

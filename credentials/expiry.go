@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"math"
 	"time"
 
 	"github.com/tehaishokunin/calsync/apperr"
@@ -55,8 +54,8 @@ func (s *Service) WarnExpiring(ctx context.Context, now time.Time) (int, error) 
 		if len(reached) == 0 {
 			continue
 		}
-		daysLeft := int(math.Floor(left.Hours() / 24))
-		data, _ := json.Marshal(map[string]any{"companyId": company, "expiresAt": at.UTC(), "daysLeft": daysLeft, "threshold": emit})
+		days := daysLeft(at, now)
+		data, _ := json.Marshal(map[string]any{"companyId": company, "expiresAt": at.UTC(), "daysLeft": days, "threshold": emit})
 		ok, err := s.store.WarnSecretExpiry(ctx, company, at, reached, emit, &db.HostEvent{Type: ExpiringEvent, CompanyID: company, Data: data})
 		if err != nil {
 			return queued, err
@@ -64,7 +63,7 @@ func (s *Service) WarnExpiring(ctx context.Context, now time.Time) (int, error) 
 		if ok {
 			queued++
 			s.log.InfoContext(ctx, "client secret expiring: host warned", slog.String("company", company),
-				slog.Int("days_left", daysLeft), slog.Int("threshold", emit))
+				slog.Int("days_left", days), slog.Int("threshold", emit))
 		}
 	}
 	return queued, nil

@@ -9,24 +9,14 @@ import (
 	"context"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/tehaishokunin/calsync/auth"
-	"github.com/tehaishokunin/calsync/authfile"
 	"github.com/tehaishokunin/calsync/graph/model"
 )
 
 // CheckCalendarAuthFile is the resolver for the checkCalendarAuthFile field.
 func (r *mutationResolver) CheckCalendarAuthFile(ctx context.Context, file graphql.Upload) (*model.CalendarAuthCheck, error) {
-	caller, err := auth.Require(ctx, auth.SystemAdmin)
+	caller, data, err := adminUpload(ctx, file)
 	if err != nil {
 		return nil, err
 	}
-	data, err := readUpload(file)
-	if err != nil {
-		return nil, err
-	}
-	f, err := authfile.Parse(data)
-	if err != nil {
-		return &model.CalendarAuthCheck{GrantedPermissions: []string{}, Problems: []*model.ItemError{itemError(ctx, err)}}, nil
-	}
-	return authCheck(ctx, r.Credentials.Check(ctx, caller.CompanyID, f)), nil
+	return authCheck(ctx, r.Credentials.Check(ctx, caller.CompanyID, data)), nil
 }

@@ -1,14 +1,27 @@
 package resolvers
 
 import (
+	"context"
 	"errors"
 	"io"
 
 	"github.com/99designs/gqlgen/graphql"
 
 	"github.com/tehaishokunin/calsync/apperr"
+	"github.com/tehaishokunin/calsync/auth"
 	"github.com/tehaishokunin/calsync/authfile"
 )
+
+// adminUpload is a system admin's uploaded auth file (the caller, then the
+// file's bytes).
+func adminUpload(ctx context.Context, f graphql.Upload) (auth.Caller, []byte, error) {
+	caller, err := auth.Require(ctx, auth.SystemAdmin)
+	if err != nil {
+		return caller, nil, err
+	}
+	data, err := readUpload(f)
+	return caller, data, err
+}
 
 // readUpload reads an uploaded auth file, at most one byte past the limit so
 // the parser can say it is too large.

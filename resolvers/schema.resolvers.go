@@ -19,11 +19,7 @@ import (
 
 // UploadCalendarAuthFile is the resolver for the uploadCalendarAuthFile field.
 func (r *mutationResolver) UploadCalendarAuthFile(ctx context.Context, file graphql.Upload) (*model.CalendarAuthSettings, error) {
-	caller, err := auth.Require(ctx, auth.SystemAdmin)
-	if err != nil {
-		return nil, err
-	}
-	data, err := readUpload(file)
+	caller, data, err := adminUpload(ctx, file)
 	if err != nil {
 		return nil, err
 	}

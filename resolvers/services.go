@@ -19,7 +19,7 @@ type CredentialsService interface {
 	Register(ctx context.Context, companyID, actor string, f authfile.File) (*credentials.Settings, error)
 	Verify(ctx context.Context, companyID string) (*credentials.Settings, error)
 	Delete(ctx context.Context, companyID, actor string) (bool, error)
-	Check(ctx context.Context, companyID string, f authfile.File) *credentials.Check
+	Check(ctx context.Context, companyID string, authFile []byte) *credentials.Check
 }
 
 // LinksService is what the resolvers need of the links domain.
