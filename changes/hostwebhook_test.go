@@ -40,6 +40,21 @@ func lastCursor(t *testing.T, e *testenv.Env) int64 {
 	return c
 }
 
+// startAtFeedEnd makes the delivery state as a new deployment does (at
+// the feed's current end) and lets its momentary lease lapse.
+func startAtFeedEnd(t *testing.T, e *testenv.Env) {
+	t.Helper()
+	if _, _, err := e.Store.ClaimHostWebhook(context.Background(), time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+}
+
+// deliverer posts to url, signing with "secret".
+func deliverer(e *testenv.Env, url string) *changes.HostWebhook {
+	return changes.NewHostWebhook(e.Store, url, []byte("secret"), cursor.NewCodec([]byte("k")), e.Log)
+}
+
 // TestHostWebhookHoldsNoLockWhileTheHostIsSlow: while the host takes its
 // time to answer, the delivery state row is not locked and no transaction
 // is open for it — another replica's claim is refused by the lease, not
@@ -66,11 +81,8 @@ func TestHostWebhookHoldsNoLockWhileTheHostIsSlow(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer host.Close()
-	h := changes.NewHostWebhook(e.Store, host.URL, []byte("secret"), cursor.NewCodec([]byte("k")), e.Log)
-	if _, _, err := e.Store.ClaimHostWebhook(ctx, time.Millisecond); err != nil { // starts the state at the feed's end
-		t.Fatal(err)
-	}
-	time.Sleep(5 * time.Millisecond)
+	h := deliverer(e, host.URL)
+	startAtFeedEnd(t, e)
 	appendChanges(t, e, 2)
 	if n := h.RunOnce(ctx); n != 2 {
 		t.Fatalf("delivered %d, want 2", n)
@@ -97,16 +109,13 @@ func TestHostWebhookLeaseOutlivesAReplica(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer host.Close()
-	if _, _, err := e.Store.ClaimHostWebhook(ctx, time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(5 * time.Millisecond)
+	startAtFeedEnd(t, e)
 	appendChanges(t, e, 3)
 	dead, token, err := e.Store.ClaimHostWebhook(ctx, 400*time.Millisecond) // and never records
 	if err != nil || dead == nil {
 		t.Fatalf("claim: %v %v", dead, err)
 	}
-	h := changes.NewHostWebhook(e.Store, host.URL, []byte("secret"), cursor.NewCodec([]byte("k")), e.Log)
+	h := deliverer(e, host.URL)
 	h.SetLeaseForTest(400 * time.Millisecond)
 	if n := h.RunOnce(ctx); n != 0 || got.Load() != 0 {
 		t.Fatalf("delivered %d (%d POSTs) under another replica's lease", n, got.Load())
@@ -148,16 +157,13 @@ func TestHostWebhookDeliversOtherEvents(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer host.Close()
-	if _, _, err := e.Store.ClaimHostWebhook(ctx, time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(5 * time.Millisecond)
+	startAtFeedEnd(t, e)
 	appendChanges(t, e, 1)
 	ev := &db.HostEvent{Type: "credentials.expiring", CompanyID: testenv.Company, Data: json.RawMessage(`{"threshold": 14}`)}
 	if ok, err := e.Store.WarnSecretExpiry(ctx, testenv.Company, time.Now().Add(10*24*time.Hour), []int{30, 14}, 14, ev); !ok || err != nil {
 		t.Fatalf("queueing: %v %v", ok, err)
 	}
-	h := changes.NewHostWebhook(e.Store, host.URL, []byte("secret"), cursor.NewCodec([]byte("k")), e.Log)
+	h := deliverer(e, host.URL)
 	if n := h.RunOnce(ctx); n != 2 {
 		t.Fatalf("delivered %d, want 2", n)
 	}
