@@ -212,8 +212,9 @@ type mirrorTimer struct{ observe func(time.Duration) }
 func (mirrorTimer) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context.Context { return ctx }
 
 func (m mirrorTimer) AfterQuery(_ context.Context, ev *bun.QueryEvent) {
-	// Raw statements report no operation of their own: read the text.
-	if !strings.HasPrefix(ev.Query, "SELECT") && strings.Contains(ev.Query, "mirror_events") {
+	// Raw statements report no operation of their own: read the text's
+	// start (a prefix, not a search of every statement on the pool).
+	if strings.HasPrefix(ev.Query, "INSERT INTO mirror_events") || strings.HasPrefix(ev.Query, "DELETE FROM mirror_events") {
 		m.observe(time.Since(ev.StartTime))
 	}
 }
