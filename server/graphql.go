@@ -53,8 +53,8 @@ func newGraphQL(o Options) http.Handler {
 		},
 	})
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(specHTTP{transport.GET{}})
+	srv.AddTransport(specHTTP{transport.POST{}})
 	srv.AddTransport(safeMultipart{transport.MultipartForm{MaxUploadSize: o.MaxBodyBytes, MaxMemory: o.MaxBodyBytes}})
 	cache := o.queryCache()
 	srv.SetQueryCache(cache)

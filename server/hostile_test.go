@@ -403,7 +403,7 @@ func TestHostileTransportErrorsAreCodedAndDoNotEcho(t *testing.T) {
 	}
 	for name, params := range map[string]url.Values{
 		"variables": {"query": {"{ __typename }"}, "variables": {"ECHO-" + marker}},
-		"mutation":  {"query": {"mutation { deleteCalendarAuthSettings }"}},
+		"mutation":  {"query": {"mutation { deleteCalendarAuth }"}},
 	} {
 		a := h.get(t, params)
 		if a.status < 400 || a.code() == "" || bytes.Contains(a.raw, []byte("ECHO-")) {
