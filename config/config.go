@@ -238,6 +238,27 @@ func Load(getenv func(string) string) (Config, error) {
 	return c, nil
 }
 
+// LoadJWTSecret reads only CALSYNC_JWT_SECRET (or its _FILE), with the same
+// checks as Load: what `calsync dev-token` needs to sign a token. A developer
+// minting a token for a production-configured deployment's secret need not
+// supply the rest of serve's configuration (https public URL, encryption
+// key, …), nor have it validated.
+func LoadJWTSecret(getenv func(string) string) ([]byte, error) {
+	p := parser{getenv: getenv}
+	secret := []byte(p.secret("CALSYNC_JWT_SECRET"))
+	switch {
+	case len(p.errs) > 0:
+	case len(secret) == 0:
+		p.fail("CALSYNC_JWT_SECRET", "is required to sign a token (tokens verified through CALSYNC_JWKS_URL are issued by the host, not by calsync)")
+	case len(secret) < 32:
+		p.fail("CALSYNC_JWT_SECRET", "must be at least 32 bytes long")
+	}
+	if err := errors.Join(p.errs...); err != nil {
+		return nil, err
+	}
+	return secret, nil
+}
+
 // RequireAuth checks what serve needs beyond Load: a way to verify callers.
 func (c Config) RequireAuth() error {
 	if len(c.JWTSecret) == 0 && c.JWKSURL == "" {

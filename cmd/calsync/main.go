@@ -48,6 +48,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stderr, usage)
 		return errors.New("no command given")
 	}
+	if args[0] == "dev-token" {
+		// Only the JWT secret: the rest of serve's configuration is not
+		// needed to sign a token, so it is neither required nor checked.
+		secret, err := config.LoadJWTSecret(getenv)
+		if err != nil {
+			return fmt.Errorf("dev-token: invalid configuration:\n%w", err)
+		}
+		return devToken(secret, args[1:], stdout)
+	}
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
@@ -60,8 +69,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return migrateCmd(ctx, cfg, args[1:], stdout)
 	case "rotate-key":
 		return rotateKey(ctx, cfg, log, stdout)
-	case "dev-token":
-		return devToken(cfg, args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -134,7 +141,7 @@ func migrateCmd(ctx context.Context, cfg config.Config, args []string, out io.Wr
 	return nil
 }
 
-func devToken(cfg config.Config, args []string, out io.Writer) error {
+func devToken(secret []byte, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("dev-token", flag.ContinueOnError)
 	company := fs.String("company", "", "company id (required)")
 	user := fs.String("user", "", "host user id (required)")
@@ -150,7 +157,7 @@ func devToken(cfg config.Config, args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("dev-token: %w", err)
 	}
-	tok, err := auth.Sign(cfg.JWTSecret, auth.Caller{UserID: *user, CompanyID: *company, Roles: rs}, *ttl, time.Now())
+	tok, err := auth.Sign(secret, auth.Caller{UserID: *user, CompanyID: *company, Roles: rs}, *ttl, time.Now())
 	if err != nil {
 		return fmt.Errorf("dev-token: %w", err)
 	}

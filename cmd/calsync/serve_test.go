@@ -15,6 +15,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
+	"github.com/tehaishokunin/calsync/auth"
 	"github.com/tehaishokunin/calsync/db"
 )
 
@@ -358,6 +359,29 @@ func TestDevToken(t *testing.T) {
 		func(k string) string { return env[k] }, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "root") {
 		t.Fatalf("unknown role: %v", err)
+	}
+	// Only the secret is needed: a production environment (Graph =
+	// microsoft, no encryption key, plain-http public URL that serve would
+	// refuse) still signs, and the token verifies against that secret.
+	prod := map[string]string{"CALSYNC_GRAPH": "microsoft", "CALSYNC_PUBLIC_URL": "http://calsync.example.jp", "CALSYNC_JWT_SECRET": testSecret}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"dev-token", "--company", "c", "--user", "u", "--roles", "service"},
+		func(k string) string { return prod[k] }, &out, io.Discard); err != nil {
+		t.Fatalf("dev-token with only the secret: %v", err)
+	}
+	v, err := auth.NewVerifier(context.Background(), auth.VerifierConfig{HS256Secret: []byte(testSecret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := v.Verify(context.Background(), strings.TrimSpace(out.String())); err != nil || c.CompanyID != "c" || c.UserID != "u" {
+		t.Fatalf("the token does not verify: %+v %v", c, err)
+	}
+	// A short secret is still refused, naming the variable.
+	prod["CALSYNC_JWT_SECRET"] = "short"
+	err = run(context.Background(), []string{"dev-token", "--company", "c", "--user", "u", "--roles", "service"},
+		func(k string) string { return prod[k] }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "CALSYNC_JWT_SECRET: must be at least 32 bytes") {
+		t.Fatalf("short secret: %v", err)
 	}
 }
 
