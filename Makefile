@@ -7,7 +7,7 @@ DEV_JWT_SECRET ?= calsync-dev-only-jwt-secret-not-for-production
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/calsync_test?sslmode=disable
 export TEST_DATABASE_URL
 
-.PHONY: run build test vet generate check-generated postgres chromium fmt tidy bench fuzz-smoke screenshot reliability
+.PHONY: run build test vet generate check-generated postgres chromium prometheus fmt tidy bench fuzz-smoke screenshot reliability
 
 ## run: start calsync against the local Postgres with the built-in Graph emulator
 run: postgres build
@@ -19,7 +19,7 @@ build:
 	go build -ldflags "-s -w" -o bin/calsync ./cmd/calsync
 
 ## test: vet, generated-code check, and every test with -race against a real Postgres
-test: postgres chromium vet check-generated
+test: postgres chromium prometheus vet check-generated
 	go test -race -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory fuzz-smoke
 
@@ -51,6 +51,9 @@ postgres:
 
 chromium:
 	@scripts/ensure-chromium.sh
+
+prometheus:
+	@scripts/ensure-prometheus.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -64,6 +64,10 @@ type Config struct {
 	// MailboxWait bounds how long a call waits for a free slot before it
 	// fails as throttled; zero means 30 s.
 	MailboxWait time.Duration
+	// Responses, when set, is told the status of every HTTP answer Graph
+	// gives, each retry included (so throttling shows as 429s even when a
+	// retry then succeeds).
+	Responses func(status int)
 }
 
 // Credentials are a company's app registration.
@@ -222,7 +226,11 @@ func (c *Client) For(creds Credentials) (*Session, error) {
 			mw[i] = khttp.NewRetryHandlerWithOptions(khttp.RetryHandlerOptions{ShouldRetry: withinRetryWait(c.cfg.RetryWait)})
 		}
 	}
-	parent := idempotentRetry{next: c.cfg.Transport, attempts: 3, backoff: 250 * time.Millisecond}
+	var next http.RoundTripper = c.cfg.Transport
+	if c.cfg.Responses != nil {
+		next = observed{next: next, fn: c.cfg.Responses}
+	}
+	parent := idempotentRetry{next: next, attempts: 3, backoff: 250 * time.Millisecond}
 	httpClient := &http.Client{Transport: khttp.NewCustomTransportWithParentTransport(parent, mw...), Timeout: c.cfg.Timeout}
 	adapter, err := msgraph.NewGraphRequestAdapterWithParseNodeFactoryAndSerializationWriterFactoryAndHttpClient(auth, nil, nil, httpClient)
 	if err != nil {
@@ -291,4 +299,18 @@ func headers(extra ...string) *abstractions.RequestHeaders {
 		h.Add(extra[i], extra[i+1])
 	}
 	return h
+}
+
+// observed reports the status of every answer that passes through it.
+type observed struct {
+	next http.RoundTripper
+	fn   func(status int)
+}
+
+func (o observed) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := o.next.RoundTrip(req)
+	if err == nil {
+		o.fn(resp.StatusCode)
+	}
+	return resp, err
 }

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"context"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -34,4 +36,24 @@ func (m *httpMetrics) instrument(route string, h http.Handler) http.Handler {
 	l := prometheus.Labels{"route": route}
 	return promhttp.InstrumentHandlerDuration(m.duration.MustCurryWith(l),
 		promhttp.InstrumentHandlerCounter(m.requests.MustCurryWith(l), h))
+}
+
+// registerReady exports calsync_ready: 1 when ready answers (what /readyz
+// asks: the database reachable and migrated), 0 otherwise, checked at each
+// scrape.
+func registerReady(reg prometheus.Registerer, ready func(context.Context) error) {
+	if ready == nil {
+		return
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "calsync_ready",
+		Help: "1 when this replica is ready (database reachable and migrated), 0 when not; as /readyz answers.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if ready(ctx) != nil {
+			return 0
+		}
+		return 1
+	}))
 }

@@ -68,6 +68,7 @@ type Options struct {
 // New builds the root handler.
 func New(o Options) http.Handler {
 	m := newHTTPMetrics(o.Registry)
+	registerReady(o.Registry, o.Ready)
 	mux := http.NewServeMux()
 	handle := func(pattern, route string, h http.Handler) {
 		mux.Handle(pattern, m.instrument(route, h))

@@ -50,7 +50,9 @@ func (g *graphSetup) close() {
 // newGraph builds the Graph client: against Microsoft, a standalone
 // emulator (CALSYNC_GRAPH_BASE_URL + CA file), or an in-process emulator
 // seeded with a demo tenant.
-func newGraph(ctx context.Context, cfg config.Config, devDir string, log *slog.Logger) (*graphSetup, error) {
+// newGraph builds the Graph client; responses (may be nil) is told the
+// status of every answer Graph gives.
+func newGraph(ctx context.Context, cfg config.Config, devDir string, responses func(int), log *slog.Logger) (*graphSetup, error) {
 	if cfg.InProcessEmulator() {
 		emu, err := graphemu.Start("127.0.0.1:0", graphemu.Options{Logger: log.With(slog.String("component", "graphemu"))})
 		if err != nil {
@@ -65,7 +67,7 @@ func newGraph(ctx context.Context, cfg config.Config, devDir string, log *slog.L
 			return nil, fmt.Errorf("seeding the demo tenant: %w", err)
 		}
 		g := &graphSetup{
-			client:   outlook.New(outlook.Config{GraphBaseURL: emu.URL, LoginBaseURL: emu.URL, Transport: emu.Transport(), Timeout: cfg.GraphTimeout}),
+			client:   outlook.New(outlook.Config{GraphBaseURL: emu.URL, LoginBaseURL: emu.URL, Transport: emu.Transport(), Timeout: cfg.GraphTimeout, Responses: responses}),
 			emulator: emu,
 		}
 		if path, err := writeDemoFile(devDir); err == nil {
@@ -91,7 +93,7 @@ func newGraph(ctx context.Context, cfg config.Config, devDir string, log *slog.L
 		}
 		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	return &graphSetup{client: outlook.New(outlook.Config{GraphBaseURL: cfg.GraphBaseURL, LoginBaseURL: cfg.LoginBaseURL, Transport: transport, Timeout: cfg.GraphTimeout})}, nil
+	return &graphSetup{client: outlook.New(outlook.Config{GraphBaseURL: cfg.GraphBaseURL, LoginBaseURL: cfg.LoginBaseURL, Transport: transport, Timeout: cfg.GraphTimeout, Responses: responses})}, nil
 }
 
 // writeDemoFile writes the demo tenant's authOfficeCalendar.json into the

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,7 @@ import (
 	"github.com/tehaishokunin/calsync/credentials"
 	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/graph"
+	"github.com/tehaishokunin/calsync/internal/opsmetrics"
 	"github.com/tehaishokunin/calsync/links"
 	"github.com/tehaishokunin/calsync/readmodel"
 	"github.com/tehaishokunin/calsync/resolvers"
@@ -71,13 +73,18 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 	if err != nil {
 		return err
 	}
-	graphClient, err := newGraph(ctx, cfg, getenv("CALSYNC_DEV_DIR"), log)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	graphResponses := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "calsync_graph_responses_total",
+		Help: "HTTP answers from Microsoft Graph by status code, each retry included (429: throttled)."}, []string{"code"})
+	reg.MustRegister(graphResponses)
+	graphClient, err := newGraph(ctx, cfg, getenv("CALSYNC_DEV_DIR"), func(status int) {
+		graphResponses.WithLabelValues(strconv.Itoa(status)).Inc()
+	}, log)
 	if err != nil {
 		return err
 	}
 	defer graphClient.close()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mirrorUpkeep := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "calsync_mirror_upkeep_seconds",
 		Help:    "Time of each statement writing the read model's mirror (inside the transactions that record events).",
 		Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1}})
@@ -86,6 +93,7 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 
 	creds := credentials.NewService(store, keys, graphClient.client, nil, log)
 	credentials.RegisterMetrics(reg, store)
+	opsmetrics.Register(reg, store)
 	subs := subscriptions.NewManager(subscriptions.Config{PublicURL: cfg.PublicURL, RequireHTTPS: !cfg.Emulator(), VerifyOnStart: cfg.InProcessEmulator()},
 		store, creds, graphClient.client, subscriptions.NewMetrics(reg, store), log)
 	creds.SetSubscriptions(subs)
