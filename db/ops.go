@@ -43,6 +43,6 @@ func (s *Store) ReadOpsState(ctx context.Context) (OpsState, error) {
 		return OpsState{}, fmt.Errorf("reading operational state: %w", err)
 	}
 	return OpsState{LinksByStatus: row.Links, InboxPending: row.InboxPending,
-		OldestPending: time.Duration(row.OldestSeconds * float64(time.Second)),
+		OldestPending:  time.Duration(row.OldestSeconds * float64(time.Second)),
 		RenewalFailing: row.RenewalFailing, HostWebhookFailures: row.HostFailures}, nil
 }
