@@ -2,6 +2,7 @@ package changes
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sort"
 	"sync"
@@ -29,6 +30,7 @@ type Feed struct {
 	hubs  map[string]*hub
 	reads atomic.Int64
 
+	life   sync.Mutex // guards cancel and done: Start and Stop
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -84,11 +86,27 @@ func (f *Feed) wakeAll() {
 
 // Start listens for NOTIFY until Stop, reconnecting as needed.
 func (f *Feed) Start(ctx context.Context) error {
+	f.life.Lock()
+	defer f.life.Unlock()
+	if f.cancel != nil {
+		return errors.New("changes feed: already started")
+	}
 	ctx, f.cancel = context.WithCancel(ctx)
 	f.done = make(chan struct{})
-	go every(ctx, f.poll, f.wakeAll)
+	// Stop waits for the poll timer as well as the listener, so no wake-up
+	// reads the database after Stop returned.
+	var loops sync.WaitGroup
+	loops.Add(2)
 	go func() {
-		defer close(f.done)
+		defer loops.Done()
+		every(ctx, f.poll, f.wakeAll)
+	}()
+	go func() {
+		loops.Wait()
+		close(f.done)
+	}()
+	go func() {
+		defer loops.Done()
 		for ctx.Err() == nil {
 			ln, err := f.store.ListenChanges(ctx)
 			if err != nil {
@@ -123,6 +141,8 @@ func (f *Feed) Start(ctx context.Context) error {
 
 // Stop ends listening.
 func (f *Feed) Stop() {
+	f.life.Lock()
+	defer f.life.Unlock()
 	if f.cancel != nil {
 		f.cancel()
 		<-f.done

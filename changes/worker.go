@@ -2,6 +2,7 @@ package changes
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -112,20 +113,34 @@ func (w *Worker) Wake() {
 func (w *Worker) Start(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.cancel != nil {
+		return errors.New("changes worker: already started")
+	}
 	ctx, w.cancel = context.WithCancel(ctx)
 	w.done = make(chan struct{})
-	go every(ctx, pruneEvery, func() {
-		if n, err := w.Prune(ctx); err != nil && ctx.Err() == nil {
-			w.log.WarnContext(ctx, "pruning the inbox failed", slog.String("error", err.Error()))
-		} else if n > 0 {
-			w.log.InfoContext(ctx, "pruned processed notifications", slog.Int("count", n))
-		}
-	})
+	// Stop waits for both loops: the pruner too, so no prune runs after
+	// Stop returned (and the database may be closed).
+	var loops sync.WaitGroup
+	loops.Add(2)
 	go func() {
-		defer close(w.done)
+		defer loops.Done()
+		every(ctx, pruneEvery, func() {
+			if n, err := w.Prune(ctx); err != nil && ctx.Err() == nil {
+				w.log.WarnContext(ctx, "pruning the inbox failed", slog.String("error", err.Error()))
+			} else if n > 0 {
+				w.log.InfoContext(ctx, "pruned processed notifications", slog.Int("count", n))
+			}
+		})
+	}()
+	go func() {
+		defer loops.Done()
 		t := time.NewTicker(w.poll)
 		defer t.Stop()
 		w.dispatch(ctx, t.C)
+	}()
+	go func() {
+		loops.Wait()
+		close(w.done)
 	}()
 	return nil
 }
