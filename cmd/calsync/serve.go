@@ -178,8 +178,16 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	for _, s := range services {
-		if err := s.Start(ctx); err != nil {
+	// The services run on a context the signal does not cancel: they go on
+	// while the HTTP server drains (a request in flight may still need the
+	// inbox committer or the feed) and end only through Stop, below.
+	svcCtx := context.WithoutCancel(ctx)
+	for i, s := range services {
+		if err := s.Start(svcCtx); err != nil {
+			_ = srv.Close()
+			for j := i - 1; j >= 0; j-- {
+				services[j].Stop() // those already started
+			}
 			return fmt.Errorf("starting background service: %w", err)
 		}
 	}
