@@ -44,6 +44,11 @@ type Handler struct {
 	results *prometheus.CounterVec
 	cache   stateCache
 	commits chan *pending
+	// stop is closed by Close; exited once every committer has returned.
+	// A request still enqueueing after that (Shutdown timed out) is
+	// answered 503 instead of sending on a closed channel.
+	stop, exited chan struct{}
+	closeOnce    sync.Once
 	// outage keeps a database outage from logging once per POST.
 	outage struct {
 		sync.Mutex
@@ -68,7 +73,18 @@ type pending struct {
 const committers = 2
 
 func (h *Handler) commitLoop() {
-	for first := range h.commits {
+	for {
+		var first *pending
+		select {
+		case first = <-h.commits:
+		case <-h.stop:
+			// Commit what was queued before Close, then return.
+			select {
+			case first = <-h.commits:
+			default:
+				return
+			}
+		}
 		batch := []*pending{first}
 		n := len(first.items)
 	more:
@@ -94,20 +110,44 @@ func (h *Handler) commitLoop() {
 	}
 }
 
-// Close stops the committers; call it once the HTTP server has drained.
-func (h *Handler) Close() { close(h.commits) }
+// Close stops the committers once they have committed what is queued; call
+// it once the HTTP server has drained. It is safe to call more than once,
+// and safe while handlers still run (a Shutdown that timed out): those
+// answer 503 and Graph retries.
+func (h *Handler) Close() {
+	h.closeOnce.Do(func() { close(h.stop) })
+	<-h.exited
+}
+
+// errClosed answers a notification that arrives after Close.
+var errClosed = errors.New("notification receiver is closed")
 
 // enqueue stores items through the group committer.
 func (h *Handler) enqueue(ctx context.Context, items []db.InboxItem) error {
 	p := &pending{items: items, done: make(chan error, 1)}
 	select {
+	case <-h.stop:
+		return errClosed
+	default:
+	}
+	select {
 	case h.commits <- p:
+	case <-h.stop:
+		return errClosed
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	select {
 	case err := <-p.done:
 		return err
+	case <-h.exited:
+		// Queued after the last committer looked: nobody will store it.
+		select {
+		case err := <-p.done:
+			return err
+		default:
+			return errClosed
+		}
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -196,13 +236,17 @@ func New(store Store, reg prometheus.Registerer, wake func(), log *slog.Logger) 
 	h := &Handler{store: store, log: log, wake: wake, results: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "calsync_webhook_notifications_total",
 		Help: "Graph notifications received, by endpoint and result (accepted, bad_client_state, unknown_subscription, tenant_mismatch, malformed, busy).",
-	}, []string{"endpoint", "result"}), commits: make(chan *pending, 4096), lookups: make(chan struct{}, concurrentLookups)}
+	}, []string{"endpoint", "result"}), commits: make(chan *pending, 4096), lookups: make(chan struct{}, concurrentLookups),
+		stop: make(chan struct{}), exited: make(chan struct{})}
 	if reg != nil {
 		reg.MustRegister(h.results)
 	}
+	var loops sync.WaitGroup
+	loops.Add(committers)
 	for i := 0; i < committers; i++ {
-		go h.commitLoop()
+		go func() { defer loops.Done(); h.commitLoop() }()
 	}
+	go func() { loops.Wait(); close(h.exited) }()
 	return h
 }
 
