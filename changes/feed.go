@@ -95,18 +95,7 @@ func (f *Feed) Start(ctx context.Context) error {
 	f.done = make(chan struct{})
 	// Stop waits for the poll timer as well as the listener, so no wake-up
 	// reads the database after Stop returned.
-	var loops sync.WaitGroup
-	loops.Add(2)
-	go func() {
-		defer loops.Done()
-		every(ctx, f.poll, f.wakeAll)
-	}()
-	go func() {
-		loops.Wait()
-		close(f.done)
-	}()
-	go func() {
-		defer loops.Done()
+	runLoops(f.done, func() { every(ctx, f.poll, f.wakeAll) }, func() {
 		for ctx.Err() == nil {
 			ln, err := f.store.ListenChanges(ctx)
 			if err != nil {
@@ -135,7 +124,7 @@ func (f *Feed) Start(ctx context.Context) error {
 			}
 			_ = ln.Close()
 		}
-	}()
+	})
 	return nil
 }
 
@@ -344,6 +333,23 @@ func (f *Feed) since(ctx context.Context, h *hub, companyID string, cursor int64
 func (f *Feed) Reads() int64 { return f.reads.Load() }
 
 // every calls fn every d until ctx ends.
+// runLoops runs each loop in its own goroutine and closes done once all of
+// them have returned: what a service's Stop waits on, so no loop outlives it.
+func runLoops(done chan<- struct{}, loops ...func()) {
+	var wg sync.WaitGroup
+	wg.Add(len(loops))
+	for _, loop := range loops {
+		go func() {
+			defer wg.Done()
+			loop()
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+}
+
 func every(ctx context.Context, d time.Duration, fn func()) {
 	t := time.NewTicker(d)
 	defer t.Stop()

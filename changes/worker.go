@@ -120,10 +120,7 @@ func (w *Worker) Start(ctx context.Context) error {
 	w.done = make(chan struct{})
 	// Stop waits for both loops: the pruner too, so no prune runs after
 	// Stop returned (and the database may be closed).
-	var loops sync.WaitGroup
-	loops.Add(2)
-	go func() {
-		defer loops.Done()
+	runLoops(w.done, func() {
 		every(ctx, pruneEvery, func() {
 			if n, err := w.Prune(ctx); err != nil && ctx.Err() == nil {
 				w.log.WarnContext(ctx, "pruning the inbox failed", slog.String("error", err.Error()))
@@ -131,17 +128,11 @@ func (w *Worker) Start(ctx context.Context) error {
 				w.log.InfoContext(ctx, "pruned processed notifications", slog.Int("count", n))
 			}
 		})
-	}()
-	go func() {
-		defer loops.Done()
+	}, func() {
 		t := time.NewTicker(w.poll)
 		defer t.Stop()
 		w.dispatch(ctx, t.C)
-	}()
-	go func() {
-		loops.Wait()
-		close(w.done)
-	}()
+	})
 	return nil
 }
 

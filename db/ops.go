@@ -33,12 +33,17 @@ func (s *Store) ReadOpsState(ctx context.Context) (OpsState, error) {
 		RenewalFailing int            `bun:"renewal_failing"`
 		HostFailures   int            `bun:"host_failures"`
 	}
-	err := s.db.NewRaw(`SELECT
+	// The pending inbox is read once for its count and its oldest row.
+	err := s.db.NewRaw(`WITH pending AS (
+  SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(received_at)), 0) AS oldest
+  FROM inbox WHERE processed_at IS NULL)
+SELECT
   (SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM (SELECT status, count(*) AS n FROM calendar_links GROUP BY status) l) AS links,
-  (SELECT count(*) FROM inbox WHERE processed_at IS NULL) AS inbox_pending,
-  (SELECT coalesce(extract(epoch FROM now() - min(received_at)), 0) FROM inbox WHERE processed_at IS NULL) AS oldest_seconds,
+  pending.n AS inbox_pending,
+  pending.oldest AS oldest_seconds,
   (SELECT count(*) FROM graph_subscriptions WHERE renewal_failures >= 2) AS renewal_failing,
-  (SELECT coalesce(max(failures), 0) FROM host_webhook_state) AS host_failures`).Scan(ctx, &row)
+  (SELECT coalesce(max(failures), 0) FROM host_webhook_state) AS host_failures
+FROM pending`).Scan(ctx, &row)
 	if err != nil {
 		return OpsState{}, fmt.Errorf("reading operational state: %w", err)
 	}

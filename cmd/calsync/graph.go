@@ -49,9 +49,8 @@ func (g *graphSetup) close() {
 
 // newGraph builds the Graph client: against Microsoft, a standalone
 // emulator (CALSYNC_GRAPH_BASE_URL + CA file), or an in-process emulator
-// seeded with a demo tenant.
-// newGraph builds the Graph client; responses (may be nil) is told the
-// status of every answer Graph gives.
+// seeded with a demo tenant. responses (may be nil) is told the status of
+// every answer Graph gives.
 func newGraph(ctx context.Context, cfg config.Config, devDir string, responses func(int), log *slog.Logger) (*graphSetup, error) {
 	if cfg.InProcessEmulator() {
 		emu, err := graphemu.Start("127.0.0.1:0", graphemu.Options{Logger: log.With(slog.String("component", "graphemu"))})
