@@ -106,6 +106,8 @@ type env struct {
 	// their events are spread from.
 	availUsers []graphemu.UserSpec
 	availDay   time.Time
+	// ingest is the notification load, set up by the first step using it.
+	ingest *ingestLoad
 }
 
 const (
@@ -253,7 +255,9 @@ func moduleRoot() string {
 	return dir
 }
 
-func (e *env) stop() {
+// stopProcess ends the calsync process as SIGINT does (drained), killing
+// it after 15 s.
+func (e *env) stopProcess() {
 	if e.proc != nil && e.proc.Process != nil {
 		_ = e.proc.Process.Signal(os.Interrupt)
 		done := make(chan struct{})
@@ -264,6 +268,10 @@ func (e *env) stop() {
 			_ = e.proc.Process.Kill()
 		}
 	}
+}
+
+func (e *env) stop() {
+	e.stopProcess()
 	if e.store != nil {
 		e.store.DB().Close()
 	}
@@ -354,6 +362,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		fn   func(context.Context, *env, *Report) error
 	}{
 		{"webhook ingest", ingest},
+		{"ingest tracing", ingestTracing},
 		{"push", push},
 		{"sync-back latency", syncBack},
 		{"renewal", renewal},

@@ -81,49 +81,93 @@ func load(ctx context.Context, client *http.Client, url string, body func() []by
 	return lats, int(failed)
 }
 
-func ingest(ctx context.Context, e *env, r *Report) error {
-	o := e.opts
+// ingestLoad posts Graph-shaped notifications for 50 subscriptions of one
+// link (set up once per run) and counts what became durable.
+type ingestLoad struct {
+	e    *env
+	subs []struct{ id, state string }
+}
+
+func (e *env) ingestLoad(ctx context.Context) (*ingestLoad, error) {
+	if e.ingest != nil {
+		return e.ingest, nil
+	}
+	l := &ingestLoad{e: e}
 	link := &db.CalendarLink{CompanyID: company, UserID: "ingest", Provider: db.ProviderOutlook, GraphUserID: &e.users[0].ID, CalendarID: &e.users[0].Mail, Status: db.LinkActive}
 	if err := e.store.SaveLink(ctx, link); err != nil {
-		return err
+		return nil, err
 	}
-	type sub struct{ id, state string }
-	var subs []sub
 	for i := 0; i < 50; i++ {
-		s := sub{fmt.Sprintf("bench-sub-%02d", i), fmt.Sprintf("bench-client-state-%02d-0123456789abcdef", i)}
-		subs = append(subs, s)
+		s := struct{ id, state string }{fmt.Sprintf("bench-sub-%02d", i), fmt.Sprintf("bench-client-state-%02d-0123456789abcdef", i)}
+		l.subs = append(l.subs, s)
 		if err := e.store.InsertSubscription(ctx, &db.GraphSubscription{ID: s.id, LinkID: link.ID, CompanyID: company, Resource: "/users/x/events",
 			ExpiresAt: time.Now().Add(24 * time.Hour), RenewAt: time.Now().Add(24 * time.Hour), ClientState: s.state, Status: db.SubActive}); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	payload := func(n int) func() []byte {
-		return func() []byte {
-			var vs []map[string]any
-			for i := 0; i < n; i++ {
-				s := subs[rand.Intn(len(subs))]
-				vs = append(vs, map[string]any{"subscriptionId": s.id, "clientState": s.state, "changeType": "updated",
-					"resource": "Users/" + e.users[0].ID + "/Events/AAMk" + strconv.Itoa(rand.Int()), "tenantId": benchTenant,
-					"subscriptionExpirationDateTime": "2026-12-01T00:00:00Z",
-					"resourceData":                   map[string]any{"@odata.type": "#Microsoft.Graph.Event", "id": "AAMk"}})
-			}
-			b, _ := json.Marshal(map[string]any{"value": vs})
-			return b
+	e.ingest = l
+	return l, nil
+}
+
+// payload makes bodies of n notifications.
+func (l *ingestLoad) payload(n int) func() []byte {
+	return func() []byte {
+		var vs []map[string]any
+		for i := 0; i < n; i++ {
+			s := l.subs[rand.Intn(len(l.subs))]
+			vs = append(vs, map[string]any{"subscriptionId": s.id, "clientState": s.state, "changeType": "updated",
+				"resource": "Users/" + l.e.users[0].ID + "/Events/AAMk" + strconv.Itoa(rand.Int()), "tenantId": benchTenant,
+				"subscriptionExpirationDateTime": "2026-12-01T00:00:00Z",
+				"resourceData":                   map[string]any{"@odata.type": "#Microsoft.Graph.Event", "id": "AAMk"}})
 		}
+		b, _ := json.Marshal(map[string]any{"value": vs})
+		return b
 	}
-	url := e.base + "/webhooks/graph/notifications"
-	count := func() int {
-		n, _ := e.store.DB().NewSelect().Table("inbox").Count(ctx)
-		return int(n)
+}
+
+func (l *ingestLoad) count(ctx context.Context) int {
+	n, _ := l.e.store.DB().NewSelect().Table("inbox").Count(ctx)
+	return int(n)
+}
+
+// run posts bodies of n notifications for the run's duration, at rate
+// POSTs/s (0: as fast as clients can), and returns the notifications made
+// durable per second, each POST's time to its 202, and the failures.
+func (l *ingestLoad) run(ctx context.Context, name string, n, rate, clients int) (float64, []time.Duration, int) {
+	e := l.e
+	before := l.count(ctx)
+	began := time.Now()
+	lats, failed := load(ctx, e.client, e.base+"/webhooks/graph/notifications", l.payload(n), rate, clients, e.opts.Duration)
+	el := time.Since(began)
+	durable := l.count(ctx) - before
+	e.opts.logf("%s: %d POSTs ok, %d failed, %d notifications durable in %v", name, len(lats), failed, durable, el)
+	return float64(durable) / el.Seconds(), lats, failed
+}
+
+// drainInbox waits (up to 2 minutes) for the workers to process the
+// inbox, and says how long that took and what is left.
+func (e *env) drainInbox(ctx context.Context) (time.Duration, int) {
+	began := time.Now()
+	for time.Since(began) < 2*time.Minute {
+		n, err := e.store.PendingInbox(ctx)
+		if err == nil && n == 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
+	pending, _ := e.store.PendingInbox(ctx)
+	return time.Since(began), pending
+}
+
+func ingest(ctx context.Context, e *env, r *Report) error {
+	o := e.opts
+	l, err := e.ingestLoad(ctx)
+	if err != nil {
+		return err
+	}
+	payload := l.payload
 	run := func(name string, n, rate, clients int) (float64, []time.Duration, int) {
-		before := count()
-		began := time.Now()
-		lats, failed := load(ctx, e.client, url, payload(n), rate, clients, o.Duration)
-		el := time.Since(began)
-		durable := count() - before
-		o.logf("%s: %d POSTs ok, %d failed, %d notifications durable in %v", name, len(lats), failed, durable, el)
-		return float64(durable) / el.Seconds(), lats, failed
+		return l.run(ctx, name, n, rate, clients)
 	}
 	// Fixed offered rate.
 	_, latFixed, failedFixed := run("fixed", 1, o.IngestRate, 0)
@@ -151,17 +195,9 @@ func ingest(ctx context.Context, e *env, r *Report) error {
 	r.add("1. Webhook ingest", fmt.Sprintf("upper bound: same parsing, 202 without persisting, %d clients", o.Clients),
 		fmt.Sprintf("%.0f POSTs/s", upper), "", ratio(single, upper), "", "")
 	// Let the workers finish the backlog before the next phase measures.
-	began := time.Now()
-	for time.Since(began) < 2*time.Minute {
-		n, err := e.store.PendingInbox(ctx)
-		if err == nil && n == 0 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	pending, _ := e.store.PendingInbox(ctx)
+	took, pending := e.drainInbox(ctx)
 	r.add("1. Webhook ingest", "time for the workers to process the whole ingest backlog (one delta round per link covers a flood)",
-		fmt.Sprintf("%v (%d left)", time.Since(began).Round(time.Millisecond), pending), "", "", "", "")
+		fmt.Sprintf("%v (%d left)", took.Round(time.Millisecond), pending), "", "", "", "")
 	return nil
 }
 

@@ -15,8 +15,13 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/internal/cursor"
+	"github.com/tehaishokunin/calsync/internal/tracing"
 )
 
 // HostWebhook posts every change to the host app's webhook, signed as the
@@ -134,8 +139,8 @@ func (h *HostWebhook) RunOnce(ctx context.Context) int {
 	delivered := 0
 	// send posts one message; false stops the round (the host refused it,
 	// or the lease is gone).
-	send := func(id string, payload Payload, done func()) bool {
-		if err := h.send(ctx, id, payload); err != nil {
+	send := func(id string, payload Payload, traceparent string, done func()) bool {
+		if err := h.send(ctx, id, payload, traceparent); err != nil {
 			st.Failures++
 			st.NextAttemptAt = time.Now().Add(min(time.Second<<min(st.Failures, 10), 10*time.Minute))
 			msg := err.Error()
@@ -158,7 +163,7 @@ func (h *HostWebhook) RunOnce(ctx context.Context) int {
 			break
 		}
 		for _, c := range cs {
-			if !send("chg_"+strconv.FormatInt(c.Cursor, 10), h.changePayload(c), func() { st.LastCursor = c.Cursor }) {
+			if !send("chg_"+strconv.FormatInt(c.Cursor, 10), h.changePayload(c), c.Traceparent, func() { st.LastCursor = c.Cursor }) {
 				return delivered
 			}
 		}
@@ -172,7 +177,7 @@ func (h *HostWebhook) RunOnce(ctx context.Context) int {
 			var data map[string]any
 			_ = json.Unmarshal(ev.Data, &data)
 			payload := Payload{Type: ev.Type, Timestamp: ev.OccurredAt.UTC(), Data: data}
-			if !send("evt_"+strconv.FormatInt(ev.Seq, 10), payload, func() { st.LastEventSeq = ev.Seq }) {
+			if !send("evt_"+strconv.FormatInt(ev.Seq, 10), payload, "", func() { st.LastEventSeq = ev.Seq }) {
 				return delivered
 			}
 		}
@@ -195,8 +200,19 @@ func (h *HostWebhook) changePayload(c db.Change) Payload {
 }
 
 // send posts one signed message; webhook-id is stable per message, so the
-// host can drop a redelivery.
-func (h *HostWebhook) send(ctx context.Context, id string, payload Payload) error {
+// host can drop a redelivery. Traced, the POST continues the trace of the
+// change it carries (traceparent, as stored with it) and tells the host
+// in a traceparent header.
+func (h *HostWebhook) send(ctx context.Context, id string, payload Payload, traceparent string) (err error) {
+	ctx, span := tracing.Continue(ctx, "host_webhook.deliver", []string{traceparent},
+		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+			attribute.String("calsync.webhook_id", id), attribute.String("calsync.event_type", payload.Type)))
+	defer func() {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
 	body, _ := json.Marshal(payload)
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(body))
@@ -207,11 +223,13 @@ func (h *HostWebhook) send(ctx context.Context, id string, payload Payload) erro
 	req.Header.Set("webhook-id", id)
 	req.Header.Set("webhook-timestamp", ts)
 	req.Header.Set("webhook-signature", "v1,"+Sign(h.secret, id, ts, body))
+	tracing.Inject(ctx, req.Header)
 	resp, err := h.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("posting %s: %w", id, err)
 	}
 	resp.Body.Close()
+	span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return fmt.Errorf("host answered %d for %s", resp.StatusCode, id)
 	}

@@ -14,9 +14,13 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tehaishokunin/calsync/calendar"
 	"github.com/tehaishokunin/calsync/db"
+	"github.com/tehaishokunin/calsync/internal/tracing"
 	"github.com/tehaishokunin/calsync/outlook"
 )
 
@@ -84,10 +88,17 @@ func (s *Syncer) run(ctx context.Context, linkID int64, fresh bool) error {
 
 // Sync runs one round for a link under a per-link lock (safe across
 // replicas) and returns what it did.
-func (s *Syncer) Sync(ctx context.Context, linkID int64, fresh bool) (Result, error) {
-	var res Result
+func (s *Syncer) Sync(ctx context.Context, linkID int64, fresh bool) (res Result, err error) {
+	ctx, span := tracing.Start(ctx, "delta.round", trace.WithAttributes(attribute.Int64("calsync.link_id", linkID)))
+	defer func() {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.SetAttributes(attribute.Int("calsync.changes", res.Changes), attribute.Bool("calsync.full", res.Full))
+		span.End()
+	}()
 	var companyID string
-	err := s.store.DB().RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err = s.store.DB().RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if err := db.LockLink(ctx, tx, linkID); err != nil {
 			return err
 		}
@@ -384,7 +395,7 @@ func (s *Syncer) applyChanged(ctx context.Context, tx bun.Tx, link *db.CalendarL
 	}
 	c := &db.Change{CompanyID: link.CompanyID, UserID: link.UserID, LinkID: &link.ID, ExternalID: ext,
 		OutlookEventID: ev.ID, ChangeType: changeType, ChangedFields: fields, Event: raw}
-	if err := db.InsertChange(ctx, tx, c); err != nil {
+	if err := appendChange(ctx, tx, c); err != nil {
 		return 0, false, err
 	}
 	return 1, false, nil
@@ -492,10 +503,30 @@ func (s *Syncer) applyRemoved(ctx context.Context, tx bun.Tx, link *db.CalendarL
 	}
 	c := &db.Change{CompanyID: link.CompanyID, UserID: link.UserID, LinkID: &link.ID, ExternalID: ext,
 		OutlookEventID: id, ChangeType: Deleted, ChangedFields: []string{"deleted"}}
-	if err := db.InsertChange(ctx, tx, c); err != nil {
+	if err := appendChange(ctx, tx, c); err != nil {
 		return 0, err
 	}
 	return 1, nil
+}
+
+// appendChange adds c to the feed. Traced, the append is a span of the
+// round, and its context is stored with the change: the websocket send
+// and the host webhook POST that deliver it continue the same trace.
+func appendChange(ctx context.Context, tx bun.Tx, c *db.Change) error {
+	if !tracing.Enabled() {
+		return db.InsertChange(ctx, tx, c)
+	}
+	ctx, span := tracing.Start(ctx, "feed.append", trace.WithAttributes(
+		attribute.String("calsync.change_type", c.ChangeType)))
+	defer span.End()
+	c.Traceparent = tracing.Traceparent(ctx)
+	err := db.InsertChange(ctx, tx, c)
+	if err != nil {
+		span.SetStatus(codes.Error, "not appended")
+	} else {
+		span.SetAttributes(attribute.Int64("calsync.cursor", c.Cursor))
+	}
+	return err
 }
 
 func deref(p *string) string {

@@ -8,7 +8,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tehaishokunin/calsync/db"
+	"github.com/tehaishokunin/calsync/internal/tracing"
 )
 
 // Lifecycle acts on lifecycle notifications.
@@ -241,7 +246,10 @@ func (w *Worker) claim(ctx context.Context) ([]func(context.Context), int) {
 		it := it
 		if it.Kind == "lifecycle" {
 			jobs = append(jobs, func(ctx context.Context) {
+				ctx, span := startProcessing(ctx, []db.InboxItem{it}, 0)
+				defer span.End()
 				err := w.lifecycle.HandleLifecycle(ctx, it.SubscriptionID, deref(it.LifecycleEvent))
+				endProcessing(span, err)
 				w.settle(ctx, []db.InboxItem{it}, err)
 			})
 			continue
@@ -255,12 +263,15 @@ func (w *Worker) claim(ctx context.Context) ([]func(context.Context), int) {
 	for link, group := range byLink {
 		link, group := link, group
 		jobs = append(jobs, func(ctx context.Context) {
+			ctx, span := startProcessing(ctx, group, link)
+			defer span.End()
 			var err error
 			// The database's clock, as received_at is stamped by it.
 			began, clockErr := w.store.Now(ctx)
 			if link != 0 {
 				_, err = w.syncer.Sync(ctx, link, false)
 			}
+			endProcessing(span, err)
 			w.settle(ctx, group, err)
 			if err == nil && clockErr == nil && link != 0 {
 				// The round also covered the link's notifications not claimed
@@ -274,6 +285,28 @@ func (w *Worker) claim(ctx context.Context) ([]func(context.Context), int) {
 		})
 	}
 	return jobs, len(items)
+}
+
+// startProcessing starts the span of one job: a child of the POST that
+// stored its first traced notification, linked to the others' (one round
+// serves every notification its link got).
+func startProcessing(ctx context.Context, items []db.InboxItem, link int64) (context.Context, trace.Span) {
+	if !tracing.Enabled() {
+		return tracing.Start(ctx, "")
+	}
+	parents := make([]string, len(items))
+	for i, it := range items {
+		parents[i] = it.Traceparent
+	}
+	return tracing.Continue(ctx, "inbox.process", parents, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("calsync.kind", items[0].Kind),
+			attribute.Int("calsync.notifications", len(items)), attribute.Int64("calsync.link_id", link)))
+}
+
+func endProcessing(span trace.Span, err error) {
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
 }
 
 // vacuumAfter is how many processed rows make the worker vacuum the inbox

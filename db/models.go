@@ -111,6 +111,8 @@ type InboxItem struct {
 	NextAttemptAt  time.Time  `bun:"next_attempt_at,notnull,default:current_timestamp"`
 	ProcessedAt    *time.Time `bun:"processed_at"`
 	LastError      *string    `bun:"last_error"`
+	// Traceparent is the notification POST's span (W3C), "" untraced.
+	Traceparent string `bun:"traceparent,nullzero"`
 }
 
 // EventLink maps a host schedule entry (or an Outlook-made event) to its
@@ -147,4 +149,6 @@ type Change struct {
 	ChangedFields  []string        `bun:"changed_fields,array,notnull"`
 	Event          json.RawMessage `bun:"event,type:jsonb"`
 	OccurredAt     time.Time       `bun:"occurred_at,notnull,default:current_timestamp"`
+	// Traceparent is the span that appended the change (W3C), "" untraced.
+	Traceparent string `bun:"traceparent,nullzero"`
 }

@@ -5,11 +5,16 @@ import (
 	"encoding/json"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tehaishokunin/calsync/apperr"
 	"github.com/tehaishokunin/calsync/calendar"
 	"github.com/tehaishokunin/calsync/credentials"
 	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/graph/model"
+	"github.com/tehaishokunin/calsync/internal/tracing"
 	"github.com/tehaishokunin/calsync/links"
 	"github.com/tehaishokunin/calsync/readmodel"
 )
@@ -193,3 +198,26 @@ func availabilityModel(a readmodel.Availability) *model.UserAvailability {
 	}
 	return m
 }
+
+// sendChange hands one change to a calendarChanged subscriber's websocket
+// and says false when the subscriber has gone. A traced change (one whose
+// append stored a traceparent) gets a websocket.send span in its own
+// trace, so the change is followed from Graph's notification to here.
+func sendChange(ctx context.Context, out chan<- *model.CalendarChange, m *model.CalendarChange, traceparent string) bool {
+	span := noSpan
+	if traceparent != "" {
+		_, span = tracing.Continue(ctx, "websocket.send", []string{traceparent},
+			trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attribute.String("calsync.change_type", string(m.ChangeType))))
+	}
+	defer span.End()
+	select {
+	case out <- m:
+		return true
+	case <-ctx.Done():
+		span.SetStatus(codes.Error, "subscriber gone")
+		return false
+	}
+}
+
+// noSpan is a span that records nothing.
+var noSpan = trace.SpanFromContext(context.Background())

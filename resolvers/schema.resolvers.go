@@ -295,9 +295,7 @@ func (r *subscriptionResolver) CalendarChanged(ctx context.Context, userID *stri
 	go func() {
 		defer close(out)
 		for c := range in {
-			select {
-			case out <- changeModel(r.Feed, c):
-			case <-ctx.Done():
+			if !sendChange(ctx, out, changeModel(r.Feed, c), c.Traceparent) {
 				return
 			}
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tehaishokunin/calsync/apperr"
 	"github.com/tehaishokunin/calsync/auth"
+	"github.com/tehaishokunin/calsync/internal/tracing"
 )
 
 // queryCache is the parsed-document cache the options ask for.
@@ -70,6 +71,9 @@ func newGraphQL(o Options) http.Handler {
 	srv.Use(documentLimits{limits: o.QueryLimits})
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
 	srv.Use(complexityLimit{limit: o.QueryLimits.Complexity, schema: o.Schema, cache: cache})
+	if tracing.Enabled() {
+		srv.AroundOperations(traceOperations)
+	}
 	srv.AroundResponses(capErrors(maxErrors))
 	srv.AroundOperations(capSubscriptions(o.SubscriptionsPerConnection, o.SubscriptionsPerCaller, &callerCounts{n: map[string]int{}}))
 	if o.MutationsPerSecond > 0 {

@@ -71,7 +71,7 @@ func New(o Options) http.Handler {
 	registerReady(o.Registry, o.Ready)
 	mux := http.NewServeMux()
 	handle := func(pattern, route string, h http.Handler) {
-		mux.Handle(pattern, m.instrument(route, h))
+		mux.Handle(pattern, traced(route, m.instrument(route, h)))
 	}
 
 	gql := newGraphQL(o)

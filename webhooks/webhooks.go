@@ -23,8 +23,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tehaishokunin/calsync/db"
+	"github.com/tehaishokunin/calsync/internal/tracing"
 )
 
 // MaxBody is the largest notification POST accepted.
@@ -341,7 +345,7 @@ func (h *Handler) handler(endpoint string) http.Handler {
 			return
 		}
 		if len(items) > 0 {
-			if err := h.enqueue(r.Context(), items); err != nil {
+			if err := h.persist(r.Context(), items); err != nil {
 				h.warnOutage(r.Context(), "cannot store notifications; asking Graph to retry", err)
 				w.Header().Set("Retry-After", "5")
 				http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
@@ -354,6 +358,28 @@ func (h *Handler) handler(endpoint string) http.Handler {
 		}
 		w.WriteHeader(http.StatusAccepted)
 	})
+}
+
+// persist makes items durable. Traced, the request's span becomes each
+// row's parent of record (the delta round that processes it continues the
+// trace), and the wait for the group commit is a span of its own.
+func (h *Handler) persist(ctx context.Context, items []db.InboxItem) error {
+	if !tracing.Enabled() {
+		return h.enqueue(ctx, items)
+	}
+	if tp := tracing.Traceparent(ctx); tp != "" {
+		for i := range items {
+			items[i].Traceparent = tp
+		}
+	}
+	ctx, span := tracing.Start(ctx, "inbox.store",
+		trace.WithAttributes(attribute.Int("calsync.notifications", len(items))))
+	defer span.End()
+	err := h.enqueue(ctx, items)
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return err
 }
 
 // warnOutage logs a failure to reach the database at most every 5 s,

@@ -22,6 +22,7 @@ import (
 	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/graph"
 	"github.com/tehaishokunin/calsync/internal/opsmetrics"
+	"github.com/tehaishokunin/calsync/internal/tracing/otlp"
 	"github.com/tehaishokunin/calsync/links"
 	"github.com/tehaishokunin/calsync/readmodel"
 	"github.com/tehaishokunin/calsync/resolvers"
@@ -42,6 +43,22 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 	if err := cfg.RequireAuth(); err != nil {
 		return err
 	}
+	traceCfg, err := otlp.Load(getenv)
+	if err != nil {
+		return err
+	}
+	stopTracing, err := otlp.Setup(ctx, traceCfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Last: the spans of the shutdown itself are flushed too.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(ctx); err != nil {
+			log.Warn("flushing traces failed", slog.String("error", otlp.Redact(err.Error())))
+		}
+	}()
 	if cfg.Emulator() {
 		log.WarnContext(ctx, "CALSYNC_GRAPH=emulator: development mode, not for production")
 		if err := db.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {

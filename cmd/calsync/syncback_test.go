@@ -27,7 +27,9 @@ type hostHook struct {
 	secret []byte
 	mu     sync.Mutex
 	got    []map[string]any
-	bad    int
+	// headers are the accepted deliveries' request headers, as got.
+	headers []http.Header
+	bad     int
 }
 
 func newHostHook(t *testing.T) *hostHook {
@@ -49,6 +51,7 @@ func newHostHook(t *testing.T) *hostHook {
 		var p map[string]any
 		_ = json.Unmarshal(body, &p)
 		h.got = append(h.got, p)
+		h.headers = append(h.headers, r.Header.Clone())
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(h.srv.Close)

@@ -1,0 +1,3 @@
+ALTER TABLE changes DROP COLUMN traceparent;
+--bun:split
+ALTER TABLE inbox DROP COLUMN traceparent;
