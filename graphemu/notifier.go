@@ -30,14 +30,18 @@ type delivery struct {
 // notifier delivers queued notifications in the background, batching those
 // bound for the same URL, and retries failed or slow deliveries.
 type notifier struct {
-	e       *Emulator
-	mu      sync.Mutex
-	queue   []*delivery
-	busy    map[string]bool
-	wake    chan struct{}
-	done    chan struct{}
-	wg      sync.WaitGroup
-	stopped bool
+	e     *Emulator
+	mu    sync.Mutex
+	queue []*delivery
+	busy  map[string]bool
+	// inFlight counts notifications in POSTs not yet answered: they are
+	// undelivered too (a test waiting for "nothing pending" must wait for
+	// them, or it reads calsync's state before they arrive).
+	inFlight int
+	wake     chan struct{}
+	done     chan struct{}
+	wg       sync.WaitGroup
+	stopped  bool
 }
 
 func newNotifier(e *Emulator) *notifier {
@@ -73,11 +77,12 @@ func (n *notifier) stop() {
 	n.wg.Wait()
 }
 
-// pending counts undelivered notifications.
+// pending counts undelivered notifications: queued, or in a POST not yet
+// answered.
 func (n *notifier) pending() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return len(n.queue)
+	return len(n.queue) + n.inFlight
 }
 
 func (n *notifier) clear() {
@@ -129,6 +134,7 @@ func (n *notifier) dispatch() time.Duration {
 			continue
 		}
 		n.busy[url] = true
+		n.inFlight += len(batch)
 		n.wg.Add(1)
 		go n.post(url, batch)
 	}
@@ -152,6 +158,7 @@ func (n *notifier) postUnrulyLocked(url string, batch []*delivery) {
 				n.queue = append(n.queue, &twin)
 			}
 		}
+		n.inFlight += len(part)
 		n.wg.Add(1)
 		go n.post(url, part)
 	}
@@ -183,6 +190,7 @@ func (n *notifier) post(url string, batch []*delivery) {
 	}
 	n.mu.Lock()
 	delete(n.busy, url)
+	n.inFlight -= len(batch)
 	if !ok && !n.stopped {
 		for _, d := range batch {
 			d.attempts++
