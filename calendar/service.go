@@ -28,6 +28,8 @@ const ExternalIDProperty = "String {7e2b4f35-2c1d-4a8e-9b61-3f0c5d9e8a17} Name c
 // Credentials gives the company's app registration.
 type Credentials interface {
 	Credentials(ctx context.Context, companyID string) (outlook.Credentials, error)
+	// Open opens credentials read with the rest of a push's state.
+	Open(c *db.Credential) (outlook.Credentials, error)
 	ReportRejected(ctx context.Context, companyID string, err error) bool
 }
 
@@ -83,6 +85,10 @@ type target struct {
 	link    *db.CalendarLink
 	sess    *outlook.Session
 	mailbox string
+	// entry is the pushed entry's event link as read with the target
+	// (prepare), for the first plan to use instead of reading it again.
+	entry     *db.EventLink
+	entryRead bool
 }
 
 func (s *Service) target(ctx context.Context, companyID, userID string) (*target, error) {
@@ -96,6 +102,36 @@ func (s *Service) target(ctx context.Context, companyID, userID string) (*target
 	creds, err := s.creds.Credentials(ctx, companyID)
 	if err != nil {
 		return nil, err
+	}
+	return s.targetOf(l, creds)
+}
+
+// prepare reads what pushing one entry needs — the link, the credentials
+// and the entry's event link — in one statement, and opens the session.
+func (s *Service) prepare(ctx context.Context, companyID, userID, externalID string) (*target, error) {
+	st, err := s.store.ReadPushState(ctx, companyID, userID, externalID)
+	if err != nil {
+		return nil, err
+	}
+	if st.Link == nil || st.Link.Provider != db.ProviderOutlook {
+		return nil, ErrNotLinked
+	}
+	creds, err := s.creds.Open(st.Credential)
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.targetOf(st.Link, creds)
+	if err != nil {
+		return nil, err
+	}
+	t.entry, t.entryRead = st.Event, true
+	return t, nil
+}
+
+// targetOf is the target of a link with its company's credentials.
+func (s *Service) targetOf(l *db.CalendarLink, creds outlook.Credentials) (*target, error) {
+	if l == nil || l.Provider != db.ProviderOutlook {
+		return nil, ErrNotLinked
 	}
 	sess, err := s.graph.For(creds)
 	if err != nil {
@@ -191,7 +227,7 @@ func (s *Service) Upsert(ctx context.Context, companyID, userID string, in Input
 		return nil, err
 	}
 	defer s.lock(companyID, e.ExternalID)()
-	t, err := s.target(ctx, companyID, userID)
+	t, err := s.prepare(ctx, companyID, userID, e.ExternalID)
 	if err != nil {
 		return nil, err
 	}
@@ -278,10 +314,15 @@ func (s *Service) recoverDuplicate(ctx context.Context, t *target, p *plan) (out
 // when calsync's own record of it was lost.
 func (s *Service) plan(ctx context.Context, companyID string, t *target, e Entry, adopt bool) (*plan, error) {
 	p := &plan{entry: e}
-	el, err := s.store.EventLinkByExternalID(ctx, companyID, e.ExternalID)
-	if err != nil {
-		return nil, err
+	el := t.entry
+	if !t.entryRead {
+		var err error
+		if el, err = s.store.EventLinkByExternalID(ctx, companyID, e.ExternalID); err != nil {
+			return nil, err
+		}
 	}
+	// Read once: a second plan (after a failed create) reads afresh.
+	t.entry, t.entryRead = nil, false
 	if el != nil && el.UserID != t.link.UserID {
 		// Reassigned to another user: remove it from the previous calendar.
 		if err := s.deleteOutlook(ctx, companyID, el); err != nil {

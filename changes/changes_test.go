@@ -560,3 +560,48 @@ func TestSubscriptionRemovedByGraphLosesNothing(t *testing.T) {
 		t.Fatalf("changes: %+v", cs)
 	}
 }
+
+// TestEchoOfAPushNeedsNoRound: the notification for calsync's own write
+// names (resourceData @odata.etag) the version calsync just recorded, so
+// the worker finishes it without a delta round; an Outlook edit right
+// after names another version and is reported as before. A host-pushed
+// series still gets its round (only a round lists its instances).
+func TestEchoOfAPushNeedsNoRound(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	ctx := context.Background()
+	e.Link(t, "u1", e.Mailbox)
+	drain(t, e)
+	deltas := func(since int64) int {
+		n := 0
+		for _, r := range e.Emu.Requests(since) {
+			if strings.Contains(r.Path, "/delta") {
+				n++
+			}
+		}
+		return n
+	}
+	since := e.Emu.LastRequestSeq()
+	p, err := e.Calendar.Upsert(ctx, co, "u1", calendar.Input{ExternalID: "job-echo", Subject: "現場E", Start: "2026-12-01T09:00:00+09:00", End: "2026-12-01T10:00:00+09:00"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(t, e)
+	if _, err := e.Calendar.Upsert(ctx, co, "u1", calendar.Input{ExternalID: "job-echo", Subject: "現場E（変更）", Start: "2026-12-01T09:00:00+09:00", End: "2026-12-01T10:00:00+09:00"}); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, e)
+	if n := deltas(since); n != 0 || e.Worker.Skipped() < 2 {
+		t.Fatalf("the echoes of a create and an update cost %d delta requests (%d notifications skipped)", n, e.Worker.Skipped())
+	}
+	if cs := allChanges(t, e); len(cs) != 0 {
+		t.Fatalf("calsync's own writes came back as %+v", cs)
+	}
+	// The user's edit right after is a version calsync does not know.
+	ownerEdit(t, e, "PATCH", "/"+p.Event.OutlookEventID, map[string]any{"subject": "鍵は管理室"})
+	drain(t, e)
+	cs := allChanges(t, e)
+	if len(cs) != 1 || cs[0].ChangeType != "UPDATED" || deltas(since) == 0 {
+		t.Fatalf("the Outlook edit after the echo: %+v (delta requests %d)", cs, deltas(since))
+	}
+}

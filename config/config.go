@@ -62,6 +62,8 @@ type Config struct {
 	// FeedRetention is how long the change feed keeps changes.
 	FeedRetention time.Duration
 	LogLevel      string
+	// PprofAddr serves net/http/pprof on a loopback address ("" : off).
+	PprofAddr string
 
 	// Playground and Introspection default to on only with the emulator.
 	Playground    bool
@@ -165,6 +167,13 @@ func Load(getenv func(string) string) (Config, error) {
 
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		p.fail("CALSYNC_ADDR", "must be host:port or :port: %v", err)
+	}
+	// Profiles show code paths and timings to whoever can reach them:
+	// loopback only (reach it through a port-forward).
+	if c.PprofAddr = p.str("CALSYNC_PPROF_ADDR", ""); c.PprofAddr != "" {
+		if host, _, err := net.SplitHostPort(c.PprofAddr); err != nil || !isLoopback(host) {
+			p.fail("CALSYNC_PPROF_ADDR", "must be a loopback host:port such as 127.0.0.1:6060, got %q", c.PprofAddr)
+		}
 	}
 	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		p.fail("DATABASE_URL", "must be a postgres:// URL")

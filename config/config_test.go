@@ -66,6 +66,15 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"CALSYNC_MAX_BODY_BYTES":      {"CALSYNC_MAX_BODY_BYTES": "lots"},
 		"CALSYNC_LOG_LEVEL":           {"CALSYNC_LOG_LEVEL": "loud"},
 		"CALSYNC_HOST_WEBHOOK_SECRET": {"CALSYNC_HOST_WEBHOOK_URL": "https://host.example/hook"},
+		"CALSYNC_PPROF_ADDR":          {"CALSYNC_PPROF_ADDR": "0.0.0.0:6060"},
+	}
+	for _, addr := range []string{":6060", "10.0.0.1:6060", "6060", "localhost"} {
+		if _, err := Load(env(map[string]string{"CALSYNC_GRAPH": "emulator", "CALSYNC_PPROF_ADDR": addr})); err == nil {
+			t.Errorf("CALSYNC_PPROF_ADDR=%q accepted: profiles would be reachable off the machine", addr)
+		}
+	}
+	if c, err := Load(env(map[string]string{"CALSYNC_GRAPH": "emulator", "CALSYNC_PPROF_ADDR": "127.0.0.1:6060"})); err != nil || c.PprofAddr != "127.0.0.1:6060" {
+		t.Errorf("loopback pprof address: %v %q", err, c.PprofAddr)
 	}
 	for name, vars := range cases {
 		vars["CALSYNC_GRAPH"] = orDefault(vars["CALSYNC_GRAPH"], "emulator")

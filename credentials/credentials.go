@@ -337,6 +337,12 @@ func (s *Service) Credentials(ctx context.Context, companyID string) (outlook.Cr
 	if err != nil {
 		return outlook.Credentials{}, err
 	}
+	return s.Open(c)
+}
+
+// Open opens a stored credentials row read elsewhere (with a push's other
+// state, in one statement); nil is ErrNotRegistered.
+func (s *Service) Open(c *db.Credential) (outlook.Credentials, error) {
 	if c == nil {
 		return outlook.Credentials{}, ErrNotRegistered
 	}

@@ -46,10 +46,33 @@ func (s *Store) EventLinkByExternalID(ctx context.Context, companyID, externalID
 // event's mirror row is kept by the same call (run it in a transaction
 // when the two must change together).
 func SaveEventLink(ctx context.Context, q bun.IDB, e *EventLink) error {
+	if e.ID != 0 {
+		return updateEventLink(ctx, q, e)
+	}
 	if err := SaveEventLinkForRebuild(ctx, q, e); err != nil {
 		return err
 	}
 	return keepMirror(ctx, q, e)
+}
+
+// updateEventLink updates a stored event link and its mirror row in one
+// statement (a data-modifying WITH): one round trip, atomic without a
+// transaction of its own.
+func updateEventLink(ctx context.Context, q bun.IDB, e *EventLink) error {
+	upd := q.NewUpdate().Model(e).WherePK().ExcludeColumn("created_at", "updated_at").Set("updated_at = now()").Returning("id")
+	var err error
+	if start, end, showAs, ok := mirrorRow(e); ok {
+		_, err = q.NewRaw("WITH saved_link AS (?) INSERT INTO mirror_events (event_link_id, link_id, starts_at, ends_at, show_as, long) "+
+			"SELECT id, ?, ?, ?, ?, ? FROM saved_link ON CONFLICT (event_link_id) DO UPDATE SET link_id = EXCLUDED.link_id, "+
+			"starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, show_as = EXCLUDED.show_as, long = EXCLUDED.long",
+			upd, *e.LinkID, start, end, showAs, end.Sub(start) > mirrorLookback).Exec(ctx)
+	} else {
+		_, err = q.NewRaw("WITH saved_link AS (?) DELETE FROM mirror_events WHERE event_link_id IN (SELECT id FROM saved_link)", upd).Exec(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("saving event link of %s: %w", e.OutlookEventID, err)
+	}
+	return nil
 }
 
 // SaveEventLinkForRebuild is SaveEventLink without the mirror row, for a
@@ -80,6 +103,9 @@ func SaveEventLinkForRebuild(ctx context.Context, q bun.IDB, e *EventLink) error
 // SaveEventLink is SaveEventLink in a transaction of its own, so the
 // event link and its mirror row change together or not at all.
 func (s *Store) SaveEventLink(ctx context.Context, e *EventLink) error {
+	if e.ID != 0 {
+		return updateEventLink(ctx, s.db, e) // one statement: atomic as it is
+	}
 	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		return SaveEventLink(ctx, tx, e)
 	})

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 )
 
 // SubscriptionState is what checking a notification needs to know of its
@@ -149,4 +150,25 @@ func (s *Store) Now(ctx context.Context) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("reading the database clock: %w", err)
 	}
 	return t, nil
+}
+
+// Known says whether the link already knows every (event, changeKey) pair
+// given: each names a live single event (not a series or one of its
+// instances) of the link whose last known version is that changeKey. Such notifications (the echo of calsync's
+// own write, a redelivery) need no delta round.
+func (s *Store) Known(ctx context.Context, linkID int64, eventIDs, changeKeys []string) (bool, error) {
+	if len(eventIDs) == 0 || len(eventIDs) != len(changeKeys) {
+		return false, nil
+	}
+	var ok bool
+	err := s.db.NewRaw("SELECT count(DISTINCT e.id) = (SELECT count(DISTINCT (n.id, n.ck)) FROM unnest(?::text[], ?::text[]) AS n(id, ck)) "+
+		"FROM event_links AS e JOIN unnest(?::text[], ?::text[]) AS n(id, ck) ON e.outlook_event_id = n.id AND e.known_change_key = n.ck "+
+		// Single events only: a series' notification also stands for
+		// instances that only a delta round lists.
+		"WHERE e.link_id = ? AND NOT e.deleted AND coalesce(e.last_known->>'type', 'SINGLE_INSTANCE') = 'SINGLE_INSTANCE'",
+		pgdialect.Array(eventIDs), pgdialect.Array(changeKeys), pgdialect.Array(eventIDs), pgdialect.Array(changeKeys), linkID).Scan(ctx, &ok)
+	if err != nil {
+		return false, fmt.Errorf("checking known versions of link %d: %w", linkID, err)
+	}
+	return ok, nil
 }

@@ -113,6 +113,10 @@ type InboxItem struct {
 	LastError      *string    `bun:"last_error"`
 	// Traceparent is the notification POST's span (W3C), "" untraced.
 	Traceparent string `bun:"traceparent,nullzero"`
+	// EventID and ChangeKey are the event and version a change
+	// notification names (resourceData id and @odata.etag), "" when not.
+	EventID   string `bun:"event_id,nullzero"`
+	ChangeKey string `bun:"change_key,nullzero"`
 }
 
 // EventLink maps a host schedule entry (or an Outlook-made event) to its

@@ -268,6 +268,33 @@ type Notification struct {
 	Resource       string `json:"resource"`
 	LifecycleEvent string `json:"lifecycleEvent"`
 	TenantID       string `json:"tenantId"`
+	// ResourceData names the event and its version for Outlook resources
+	// (resources/resourcedata.md: id and @odata.etag).
+	ResourceData struct {
+		ID   string `json:"id"`
+		ETag string `json:"@odata.etag"`
+	} `json:"resourceData"`
+}
+
+func hasControl(s string) bool {
+	return strings.IndexFunc(s, unicode.IsControl) >= 0
+}
+
+// version returns the event id and changeKey a change notification names
+// (@odata.etag is W/"<changeKey>"), or "" for both when it names none or
+// the values are not plausible ones: they only ever let the worker skip a
+// delta round when they match what calsync stored, so anything odd just
+// means the round runs.
+func (n Notification) version() (eventID, changeKey string) {
+	id, tag := n.ResourceData.ID, n.ResourceData.ETag
+	if id == "" || len(id) > 512 || !strings.HasPrefix(tag, `W/"`) || !strings.HasSuffix(tag, `"`) || len(tag) > 256 {
+		return "", ""
+	}
+	ck := tag[3 : len(tag)-1]
+	if ck == "" || strings.ContainsAny(ck, "\"\\") || hasControl(id) || hasControl(ck) {
+		return "", ""
+	}
+	return id, ck
 }
 
 // MaxNotifications caps the entries one POST may carry.
@@ -498,9 +525,18 @@ func (h *Handler) accept(ctx context.Context, endpoint string, ns []Notification
 		} else {
 			ct, res := n.ChangeType, n.Resource
 			if len(res) > 512 {
-				res = res[:512]
+				res = strings.ToValidUTF8(res[:512], "")
+			}
+			// Postgres text refuses NUL: one such value would fail the
+			// whole group commit, other requests' notifications with it.
+			res = strings.ReplaceAll(res, "\x00", "")
+			if len(ct) > 32 || hasControl(ct) {
+				ct = "unknown"
 			}
 			it.Kind, it.ChangeType, it.Resource = "change", &ct, &res
+			if ct == "created" || ct == "updated" {
+				it.EventID, it.ChangeKey = n.version()
+			}
 		}
 		items = append(items, it)
 	}

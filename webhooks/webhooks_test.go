@@ -2,6 +2,7 @@ package webhooks_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -250,5 +251,49 @@ func TestForgedNotifications(t *testing.T) {
 	}
 	if got := counter(t, f.reg, "unknown_subscription"); got != 20 {
 		t.Fatalf("unknown_subscription counted %v, want 20", got)
+	}
+}
+
+// TestVersionsAndHostileValues: the event and changeKey a notification
+// names are kept only when plausible, and values Postgres would refuse
+// (NUL) never fail the commit that other requests' notifications share.
+func TestVersionsAndHostileValues(t *testing.T) {
+	t.Parallel()
+	store := db.NewStore(dbtest.New(t))
+	f := setup(t, store)
+	sub, cs := seed(t, store)
+	note := func(changeType, resource, id, etag string) string {
+		b, _ := json.Marshal(map[string]any{"subscriptionId": sub, "clientState": cs, "changeType": changeType, "resource": resource,
+			"resourceData": map[string]any{"id": id, "@odata.etag": etag}})
+		return string(b)
+	}
+	body := `{"value":[` + strings.Join([]string{
+		note("updated", "Users/x/Events/AAMk1", "AAMk1", `W/"DwAAABYAAAA1"`),
+		note("created", "Users/x/Events/AAMk2", "AAMk2", `"no-weak-prefix"`),
+		note("updated", "Users/x/Events/AAMk3", "AAMk3", `W/"`+strings.Repeat("A", 300)+`"`),
+		note("updated", "Users/x/Events/AAMk4", "AAMk\u00004", `W/"DwAAABYAAAA4"`),
+		note("updated", "Users/x/Events/AAMk5", "AAMk5", `W/"Dw\u0000AA"`),
+		note("deleted", "Users/x/Events/AAMk6", "AAMk6", `W/"DwAAABYAAAA6"`),
+		note("updated", "Users/x/Events/\u0000AAMk7", "", ""),
+		note("up\u0000dated", "Users/x/Events/AAMk8", "AAMk8", `W/"DwAAABYAAAA8"`),
+	}, ",") + `]}`
+	if s, _ := post(t, f.srv.URL+"/n", "application/json", body); s != 202 {
+		t.Fatalf("status %d", s)
+	}
+	var rows []db.InboxItem
+	if err := store.DB().NewSelect().Model(&rows).Order("id").Scan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 8 {
+		t.Fatalf("%d stored, want all 8", len(rows))
+	}
+	want := map[int][2]string{0: {"AAMk1", "DwAAABYAAAA1"}}
+	for i, r := range rows {
+		if got := [2]string{r.EventID, r.ChangeKey}; got != want[i] {
+			t.Errorf("notification %d stored version %q, want %q", i, got, want[i])
+		}
+		if strings.ContainsRune(*r.Resource, 0) || strings.ContainsRune(*r.ChangeType, 0) {
+			t.Errorf("notification %d stored a NUL: %q %q", i, *r.Resource, *r.ChangeType)
+		}
 	}
 }

@@ -20,6 +20,7 @@ func main() {
 	dsn := flag.String("db", "postgres://postgres@127.0.0.1:5432/calsync_bench?sslmode=disable", "a database the run may drop and recreate")
 	bin := flag.String("bin", "", "calsync binary (built when empty)")
 	only := flag.String("only", "", "comma-separated steps to run (e.g. \"read model\"); all when empty")
+	procLog := flag.String("process-log", "", "write calsync's own log (stderr) to this file")
 	flag.Parse()
 	o := bench.Full()
 	if *smoke {
@@ -28,6 +29,15 @@ func main() {
 	o.DatabaseURL, o.Binary, o.Log = *dsn, *bin, os.Stderr
 	if *only != "" {
 		o.Only = strings.Split(*only, ",")
+	}
+	if *procLog != "" {
+		f, err := os.Create(*procLog)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "calsync-bench:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		o.ProcessLog = f
 	}
 	rep, err := bench.Run(context.Background(), o)
 	if rep != nil {

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -103,7 +105,8 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 	}
 	defer graphClient.close()
 	mirrorUpkeep := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "calsync_mirror_upkeep_seconds",
-		Help:    "Time of each statement writing the read model's mirror (inside the transactions that record events).",
+		Help: "Time of each statement writing the read model's mirror (inside the transactions that record events; " +
+			"an event link's update writes its mirror row in the same statement and is counted whole).",
 		Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1}})
 	reg.MustRegister(mirrorUpkeep)
 	sqlDB.AddQueryHook(db.MirrorTimer(func(d time.Duration) { mirrorUpkeep.Observe(d.Seconds()) }))
@@ -193,6 +196,15 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 		printDevBanner(out, cfg, ln.Addr(), graphClient)
 	}
 
+	if cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.PprofAddr, log)
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		defer stopPprof()
+	}
+
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	// The services run on a context the signal does not cancel: they go on
@@ -253,4 +265,28 @@ func printDevBanner(out io.Writer, cfg config.Config, addr net.Addr, g *graphSet
 		fmt.Fprintf(out, "\n  System admin header (paste into the Playground's Headers tab):\n  {\"Authorization\": \"Bearer %s\"}\n", admin)
 		fmt.Fprintf(out, "\n  Service (host backend) header:\n  {\"Authorization\": \"Bearer %s\"}\n\n", svc)
 	}
+}
+
+// servePprof serves net/http/pprof on its own loopback listener
+// (CALSYNC_PPROF_ADDR), apart from the public handler, and returns what
+// closes it.
+func servePprof(addr string, log *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on CALSYNC_PPROF_ADDR %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// Block and mutex profiles sample only while profiling is on: a
+	// blocking event of 10 µs or more, one contended lock in 10.
+	runtime.SetBlockProfileRate(10_000)
+	runtime.SetMutexProfileFraction(10)
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("pprof listening", slog.String("addr", ln.Addr().String()))
+	return func() { _ = srv.Close() }, nil
 }

@@ -1,0 +1,1 @@
+ALTER TABLE inbox DROP COLUMN IF EXISTS change_key, DROP COLUMN IF EXISTS event_id;
