@@ -1,6 +1,7 @@
 package bench
 
 import (
+	_ "embed"
 	"fmt"
 	"os"
 	"sort"
@@ -28,5 +29,13 @@ func (r *Report) Markdown() string {
 			b.WriteString("- " + n + "\n")
 		}
 	}
+	b.WriteString("\n## Profiles (bench/profiles.md, written by hand)\n\n")
+	b.WriteString(profiles)
 	return b.String()
 }
+
+// profiles is what pprof showed under the bench's loads, written by hand
+// (the rows above are measured; this says why they are what they are).
+//
+//go:embed profiles.md
+var profiles string
