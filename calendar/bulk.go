@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/tehaishokunin/calsync/apperr"
@@ -54,10 +53,11 @@ func (s *Service) UpsertMany(ctx context.Context, companyID, userID string, ins 
 		ids = append(ids, e.ExternalID)
 		plans[i] = &plan{entry: e}
 	}
-	slices.Sort(ids)
-	for _, id := range ids { // a fixed order, so two bulk calls cannot deadlock
-		defer s.lock(companyID, id)()
+	unlock, err := s.lock(ctx, companyID, ids...) // all at once, in a fixed order
+	if err != nil {
+		return nil, err
 	}
+	defer unlock()
 	var pending []int
 	for i, p := range plans {
 		if p == nil {

@@ -63,8 +63,36 @@ var (
 	ErrNotFound = apperr.New(apperr.NotFound, "予定が見つかりません。", "No such calendar entry.").WithField("externalId")
 )
 
-func (s *Service) lock(companyID, externalID string) func() {
-	return s.locks.Lock(companyID + "\x00" + externalID)
+// lock serialises work on the company's entries, in this process first
+// (so waiters here hold no connection) and then across replicas with
+// Postgres advisory locks (db.LockKeys), each set in a fixed order so two
+// callers never wait on each other in a cycle. The returned function
+// releases both.
+func (s *Service) lock(ctx context.Context, companyID string, externalIDs ...string) (func(), error) {
+	ids := slices.Clone(externalIDs)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	local := make([]func(), 0, len(ids))
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		key := companyID + "\x00" + id
+		local = append(local, s.locks.Lock(key))
+		keys[i] = "entry\x00" + key
+	}
+	unlockLocal := func() {
+		for i := len(local) - 1; i >= 0; i-- {
+			local[i]()
+		}
+	}
+	release, err := s.store.LockKeys(ctx, keys...)
+	if err != nil {
+		unlockLocal()
+		return nil, err
+	}
+	return func() {
+		release()
+		unlockLocal()
+	}, nil
 }
 
 // checkIDs refuses unusable ids before they reach a lock or the database.
@@ -226,7 +254,11 @@ func (s *Service) Upsert(ctx context.Context, companyID, userID string, in Input
 	if err != nil {
 		return nil, err
 	}
-	defer s.lock(companyID, e.ExternalID)()
+	unlock, err := s.lock(ctx, companyID, e.ExternalID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	t, err := s.prepare(ctx, companyID, userID, e.ExternalID)
 	if err != nil {
 		return nil, err
@@ -615,7 +647,11 @@ func (s *Service) Delete(ctx context.Context, companyID, userID, externalID stri
 	if err := checkIDs(userID, externalID); err != nil {
 		return false, err
 	}
-	defer s.lock(companyID, externalID)()
+	unlock, err := s.lock(ctx, companyID, externalID)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
 	el, err := s.store.EventLinkByExternalID(ctx, companyID, externalID)
 	if err != nil {
 		return false, err

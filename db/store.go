@@ -13,6 +13,8 @@ import (
 // Store is every query calsync runs.
 type Store struct {
 	db *bun.DB
+	// locks holds the connections of LockKeys (nil: db's pool).
+	locks *bun.DB
 }
 
 // NewStore wraps db.

@@ -63,8 +63,21 @@ func NewService(store *db.Store, creds Credentials, graph *outlook.Client, subs 
 	return &Service{store: store, creds: creds, graph: graph, subs: subs, sync: sync, cursors: cursors, log: log, maxBulk: 500}
 }
 
-func (s *Service) lock(companyID, userID string) func() {
-	return s.locks.Lock(companyID + "\x00" + userID)
+// lock serialises link changes of one user: in this process, then across
+// replicas (a Postgres advisory lock, db.LockKeys). The returned function
+// releases both.
+func (s *Service) lock(ctx context.Context, companyID, userID string) (func(), error) {
+	key := companyID + "\x00" + userID
+	unlockLocal := s.locks.Lock(key)
+	release, err := s.store.LockKeys(ctx, "link\x00"+key)
+	if err != nil {
+		unlockLocal()
+		return nil, err
+	}
+	return func() {
+		release()
+		unlockLocal()
+	}, nil
 }
 
 // Errors of linking.
@@ -163,7 +176,11 @@ func (s *Service) Set(ctx context.Context, companyID, actor string, in Input) (*
 	if err := hostid.Check("userId", in.UserID); err != nil {
 		return nil, err
 	}
-	defer s.lock(companyID, in.UserID)()
+	unlock, err := s.lock(ctx, companyID, in.UserID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	switch in.Provider {
 	case db.ProviderNone:
 		return s.unlink(ctx, companyID, actor, in.UserID)

@@ -82,6 +82,11 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 		log.InfoContext(ctx, "migration applied", slog.String("name", name))
 	}
 	store := db.NewStore(sqlDB)
+	// Pushes hold a connection with their entry locks while they call
+	// Graph: a pool of their own, so they cannot starve the inbox.
+	lockDB := db.Open(cfg.DatabaseURL, db.Options{MaxOpenConns: 32})
+	defer lockDB.Close()
+	store.UseLockPool(lockDB)
 
 	verifier, err := auth.NewVerifier(ctx, auth.VerifierConfig{HS256Secret: cfg.JWTSecret, JWKSURL: cfg.JWKSURL})
 	if err != nil {

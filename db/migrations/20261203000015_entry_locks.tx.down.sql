@@ -1,0 +1,1 @@
+DROP FUNCTION IF EXISTS calsync_lock_keys(bigint[]);
