@@ -92,6 +92,8 @@ func TestHandshake(t *testing.T) {
 
 func TestAcceptAndReject(t *testing.T) {
 	t.Parallel()
+	hostileRows.Record(t, "2. wrong clientState, unknown subscription", "a POST mixing a genuine notification with a wrong clientState, an unknown subscription id and a deletion; lifecycle notifications with a wrong clientState",
+		"only the genuine ones stored (clientState compared in constant time); the others counted")
 	store := db.NewStore(dbtest.New(t))
 	f := setup(t, store)
 	sub, cs := seed(t, store)
@@ -197,6 +199,8 @@ func (c *countingStore) SubscriptionStates(ctx context.Context, ids []string) (m
 
 func TestForgedNotifications(t *testing.T) {
 	t.Parallel()
+	hostileRows.Record(t, "1. forged notifications", "another tenant's tenantId with the right clientState; text/plain, form and ISO-8859-1 bodies; invalid UTF-8; 100,000 nested arrays; 5,000 nested objects in one field; one unknown subscription id POSTed 20 times",
+		"nothing stored; each counted once under its reason; a repeated unknown id costs one database read")
 	store := db.NewStore(dbtest.New(t))
 	sub, cs := seed(t, store)
 	cstore := &countingStore{Store: store}
@@ -259,6 +263,8 @@ func TestForgedNotifications(t *testing.T) {
 // (NUL) never fail the commit that other requests' notifications share.
 func TestVersionsAndHostileValues(t *testing.T) {
 	t.Parallel()
+	hostileRows.Record(t, "3. values Postgres refuses", "from a genuine subscription: NUL in resource, in changeType, in resourceData id and in @odata.etag; a 300-byte etag; an etag without W/",
+		"all 8 stored and answered 202 (NUL removed, implausible versions dropped): one bad value never fails the group commit other requests share")
 	store := db.NewStore(dbtest.New(t))
 	f := setup(t, store)
 	sub, cs := seed(t, store)

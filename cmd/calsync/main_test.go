@@ -12,5 +12,5 @@ var hostileRows reliability.Recorder
 
 func TestMain(m *testing.M) {
 	hostileRows.Main(m, "../../docs/RELIABILITY.md", "hostile-service", "Hostile input: a running calsync",
-		"From cmd/calsync/hostile_test.go: a whole calsync started as `calsync serve` starts, attacked through its HTTP and websocket edges.")
+		"From cmd/calsync/hostile_test.go and authz_test.go: a whole calsync started as `calsync serve` starts, attacked through its HTTP and websocket edges.")
 }
