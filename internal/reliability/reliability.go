@@ -42,6 +42,13 @@ func (r *Recorder) Record(t testing.TB, scenario, injected, checked string) *str
 	return measured
 }
 
+// Add adds a row directly (a program, not a test, that checked something).
+func (r *Recorder) Add(scenario, injected, checked, result string) {
+	r.mu.Lock()
+	r.rows = append(r.rows, [4]string{scenario, injected, checked, result})
+	r.mu.Unlock()
+}
+
 // Enabled reports whether this run writes the document.
 func Enabled() bool { return os.Getenv("CALSYNC_WRITE_RELIABILITY") == "1" }
 
