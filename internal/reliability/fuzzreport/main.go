@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/tehaishokunin/calsync/internal/reliability"
 )
@@ -44,7 +45,7 @@ func main() {
 	failed := false
 	for i, tg := range targets {
 		args := []string{"test", "-run", "^$", "-fuzz", "^" + tg.name + "$", "-fuzztime", strconv.Itoa(tg.execs) + "x", tg.pkg}
-		fmt.Println("go", args)
+		fmt.Println("go " + strings.Join(args, " "))
 		cmd := exec.Command("go", args...)
 		out, err := cmd.CombinedOutput()
 		os.Stdout.Write(out)
