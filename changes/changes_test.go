@@ -348,7 +348,20 @@ func TestStreamsCatchUpWithoutANotify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond) // LISTEN is up (its connect also wakes every stream)
+	// LISTEN is up, and the stream has read twice since (the connect wakes
+	// every stream once; two reads later that wake-up is spent): from here
+	// only a poll can bring what follows.
+	wait := func(what string, cond func() bool) {
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("waiting for %s: LISTEN made %d times, %d reads", what, feed.Listens(), feed.Reads())
+			}
+		}
+	}
+	wait("LISTEN", func() bool { return feed.Listens() == 1 })
+	since := feed.Reads()
+	wait("two reads after LISTEN", func() bool { return feed.Reads() >= since+2 })
+	reads := feed.Reads()
 	// A change recorded without its NOTIFY (as if the LISTEN connection
 	// was down): the feed's periodic re-check still delivers it.
 	if _, err := e.Store.DB().NewInsert().Model(&db.Change{CompanyID: co, UserID: "u1", OutlookEventID: "AAMk-silent", ChangeType: "CREATED", ChangedFields: []string{}}).Exec(ctx); err != nil {
@@ -361,6 +374,9 @@ func TestStreamsCatchUpWithoutANotify(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the stream never caught up without a NOTIFY")
+	}
+	if feed.Listens() != 1 || feed.Reads() <= reads {
+		t.Fatalf("delivered by a reconnect (%d LISTENs), not by the poll", feed.Listens())
 	}
 }
 

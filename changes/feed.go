@@ -29,6 +29,8 @@ type Feed struct {
 	subs  map[string]map[chan struct{}]struct{}
 	hubs  map[string]*hub
 	reads atomic.Int64
+	// listens counts LISTEN connections made (each wakes every stream).
+	listens atomic.Int64
 
 	life   sync.Mutex // guards cancel and done: Start and Stop
 	cancel context.CancelFunc
@@ -109,6 +111,7 @@ func (f *Feed) Start(ctx context.Context) error {
 				continue
 			}
 			ch := ln.Channel()
+			f.listens.Add(1)
 			f.wakeAll() // catch up with what was announced while not listening
 		loop:
 			for {
@@ -331,6 +334,10 @@ func (f *Feed) since(ctx context.Context, h *hub, companyID string, cursor int64
 // Reads is how many times streams read the feed from the database (tests
 // check that a wake-up costs one).
 func (f *Feed) Reads() int64 { return f.reads.Load() }
+
+// Listens is how many times the LISTEN connection was made (tests tell a
+// catch-up by the poll from one by a reconnect).
+func (f *Feed) Listens() int64 { return f.listens.Load() }
 
 // every calls fn every d until ctx ends.
 // runLoops runs each loop in its own goroutine and closes done once all of
