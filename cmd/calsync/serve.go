@@ -69,7 +69,11 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 	}
 
 	sqlDB := db.Open(cfg.DatabaseURL, db.Options{})
-	defer sqlDB.Close()
+	defer func() {
+		// Last of the shutdown order (after the services, which still use it).
+		_ = sqlDB.Close()
+		log.Info("shutdown: database closed")
+	}()
 	migrator, err := db.NewMigrator(sqlDB)
 	if err != nil {
 		return err
@@ -242,11 +246,12 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 		log.Warn("http shutdown incomplete", slog.String("error", err.Error()))
 		_ = srv.Close()
 	}
-	hooks.Close()
+	log.Info("shutdown: http drained")
+	hooks.Close() // commits what the drained requests queued
 	for i := len(services) - 1; i >= 0; i-- {
 		services[i].Stop()
 	}
-	log.Info("stopped")
+	log.Info("shutdown: services stopped")
 	return nil
 }
 
