@@ -16,7 +16,6 @@ import (
 	"github.com/tehaishokunin/calsync/apperr"
 	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/internal/hostid"
-	"github.com/tehaishokunin/calsync/internal/keylock"
 	"github.com/tehaishokunin/calsync/outlook"
 )
 
@@ -39,7 +38,6 @@ type Service struct {
 	creds Credentials
 	graph *outlook.Client
 	log   *slog.Logger
-	locks keylock.Map // company/externalId
 	now   func() time.Time
 }
 
@@ -63,36 +61,14 @@ var (
 	ErrNotFound = apperr.New(apperr.NotFound, "予定が見つかりません。", "No such calendar entry.").WithField("externalId")
 )
 
-// lock serialises work on the company's entries, in this process first
-// (so waiters here hold no connection) and then across replicas with
-// Postgres advisory locks (db.LockKeys), each set in a fixed order so two
-// callers never wait on each other in a cycle. The returned function
-// releases both.
+// lock serialises work on the company's entries, in this process and
+// across replicas (db.LockKeys). The returned function releases them.
 func (s *Service) lock(ctx context.Context, companyID string, externalIDs ...string) (func(), error) {
-	ids := slices.Clone(externalIDs)
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
-	local := make([]func(), 0, len(ids))
-	keys := make([]string, len(ids))
-	for i, id := range ids {
-		key := companyID + "\x00" + id
-		local = append(local, s.locks.Lock(key))
-		keys[i] = "entry\x00" + key
+	keys := make([]string, len(externalIDs))
+	for i, id := range externalIDs {
+		keys[i] = "entry\x00" + companyID + "\x00" + id
 	}
-	unlockLocal := func() {
-		for i := len(local) - 1; i >= 0; i-- {
-			local[i]()
-		}
-	}
-	release, err := s.store.LockKeys(ctx, keys...)
-	if err != nil {
-		unlockLocal()
-		return nil, err
-	}
-	return func() {
-		release()
-		unlockLocal()
-	}, nil
+	return s.store.LockKeys(ctx, keys...)
 }
 
 // checkIDs refuses unusable ids before they reach a lock or the database.

@@ -17,13 +17,41 @@ import (
 // the connections the inbox and the workers need.
 func (s *Store) UseLockPool(p *bun.DB) { s.locks = p }
 
-// LockKeys serialises work on keys across every replica: it takes a
-// Postgres advisory lock (session level) on each key, in one fixed order,
-// on a connection it holds until the returned function is called. A
-// replica that dies releases its locks with its connection. Any error
-// while locking or unlocking discards the connection, so no lock can
-// outlive its holder on a pooled connection.
+// LockKeys serialises work on keys, in this process first and then across
+// every replica. Waiters in this process wait on in-process locks (taken
+// in key order), so they hold no connection; then it takes a Postgres
+// advisory lock (session level) on each key, in hash order, on a
+// connection it holds until the returned function is called. All
+// in-process locks come before any Postgres one, so two callers never
+// wait on each other in a cycle. A replica that dies releases its locks
+// with its connection. Any error while locking or unlocking discards the
+// connection, so no lock can outlive its holder on a pooled connection.
 func (s *Store) LockKeys(ctx context.Context, keys ...string) (func(), error) {
+	keys = slices.Clone(keys)
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	local := make([]func(), len(keys))
+	for i, k := range keys {
+		local[i] = s.local.Lock(k)
+	}
+	unlockLocal := func() {
+		for i := len(local) - 1; i >= 0; i-- {
+			local[i]()
+		}
+	}
+	release, err := s.lockInPostgres(ctx, keys)
+	if err != nil {
+		unlockLocal()
+		return nil, err
+	}
+	return func() {
+		release()
+		unlockLocal()
+	}, nil
+}
+
+// lockInPostgres takes the advisory locks of keys; see LockKeys.
+func (s *Store) lockInPostgres(ctx context.Context, keys []string) (func(), error) {
 	pool := s.locks
 	if pool == nil {
 		pool = s.db

@@ -8,6 +8,8 @@ import (
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
+
+	"github.com/tehaishokunin/calsync/internal/keylock"
 )
 
 // Store is every query calsync runs.
@@ -15,10 +17,12 @@ type Store struct {
 	db *bun.DB
 	// locks holds the connections of LockKeys (nil: db's pool).
 	locks *bun.DB
+	// local is LockKeys' in-process side.
+	local *keylock.Map
 }
 
 // NewStore wraps db.
-func NewStore(db *bun.DB) *Store { return &Store{db: db} }
+func NewStore(db *bun.DB) *Store { return &Store{db: db, local: new(keylock.Map)} }
 
 // DB exposes the handle for the composition root (closing, migrations).
 func (s *Store) DB() *bun.DB { return s.db }

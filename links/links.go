@@ -17,7 +17,6 @@ import (
 	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/internal/cursor"
 	"github.com/tehaishokunin/calsync/internal/hostid"
-	"github.com/tehaishokunin/calsync/internal/keylock"
 	"github.com/tehaishokunin/calsync/outlook"
 	"github.com/tehaishokunin/calsync/subscriptions"
 )
@@ -53,7 +52,6 @@ type Service struct {
 	subs    *subscriptions.Manager
 	sync    Syncer
 	log     *slog.Logger
-	locks   keylock.Map // company/user
 	cursors *cursor.Codec
 	maxBulk int
 }
@@ -61,23 +59,6 @@ type Service struct {
 // NewService builds the service.
 func NewService(store *db.Store, creds Credentials, graph *outlook.Client, subs *subscriptions.Manager, sync Syncer, cursors *cursor.Codec, log *slog.Logger) *Service {
 	return &Service{store: store, creds: creds, graph: graph, subs: subs, sync: sync, cursors: cursors, log: log, maxBulk: 500}
-}
-
-// lock serialises link changes of one user: in this process, then across
-// replicas (a Postgres advisory lock, db.LockKeys). The returned function
-// releases both.
-func (s *Service) lock(ctx context.Context, companyID, userID string) (func(), error) {
-	key := companyID + "\x00" + userID
-	unlockLocal := s.locks.Lock(key)
-	release, err := s.store.LockKeys(ctx, "link\x00"+key)
-	if err != nil {
-		unlockLocal()
-		return nil, err
-	}
-	return func() {
-		release()
-		unlockLocal()
-	}, nil
 }
 
 // Errors of linking.
@@ -176,7 +157,8 @@ func (s *Service) Set(ctx context.Context, companyID, actor string, in Input) (*
 	if err := hostid.Check("userId", in.UserID); err != nil {
 		return nil, err
 	}
-	unlock, err := s.lock(ctx, companyID, in.UserID)
+	// One link change per user at a time, across replicas (db.LockKeys).
+	unlock, err := s.store.LockKeys(ctx, "link\x00"+companyID+"\x00"+in.UserID)
 	if err != nil {
 		return nil, err
 	}
