@@ -2,7 +2,6 @@ package changes
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sort"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/internal/cursor"
 	"github.com/tehaishokunin/calsync/internal/hostid"
+	"github.com/tehaishokunin/calsync/internal/service"
 )
 
 // Feed serves the change feed three ways that agree because they read the
@@ -32,9 +32,7 @@ type Feed struct {
 	// listens counts LISTEN connections made (each wakes every stream).
 	listens atomic.Int64
 
-	life   sync.Mutex // guards cancel and done: Start and Stop
-	cancel context.CancelFunc
-	done   chan struct{}
+	run service.Runner
 }
 
 // NewFeed builds the feed. Streams wake on NOTIFY; every poll, and each
@@ -86,61 +84,49 @@ func (f *Feed) wakeAll() {
 	}
 }
 
-// Start listens for NOTIFY until Stop, reconnecting as needed.
+// Start listens for NOTIFY until Stop, reconnecting as needed; every poll
+// it wakes every stream as well.
 func (f *Feed) Start(ctx context.Context) error {
-	f.life.Lock()
-	defer f.life.Unlock()
-	if f.cancel != nil {
-		return errors.New("changes feed: already started")
-	}
-	ctx, f.cancel = context.WithCancel(ctx)
-	f.done = make(chan struct{})
-	// Stop waits for the poll timer as well as the listener, so no wake-up
-	// reads the database after Stop returned.
-	runLoops(f.done, func() { every(ctx, f.poll, f.wakeAll) }, func() {
-		for ctx.Err() == nil {
-			ln, err := f.store.ListenChanges(ctx)
-			if err != nil {
-				if ctx.Err() == nil {
-					f.log.Warn("LISTEN failed; retrying", slog.String("error", err.Error()))
-				}
-				select {
-				case <-ctx.Done():
-				case <-time.After(2 * time.Second):
-				}
-				continue
-			}
-			ch := ln.Channel()
-			f.listens.Add(1)
-			f.wakeAll() // catch up with what was announced while not listening
-		loop:
-			for {
-				select {
-				case <-ctx.Done():
-					break loop
-				case n, ok := <-ch:
-					if !ok {
-						break loop
-					}
-					f.wake(n.Payload)
-				}
-			}
-			_ = ln.Close()
-		}
-	})
-	return nil
+	poll := service.Loop{Every: f.poll, Delay: true, Do: func(context.Context) { f.wakeAll() }}
+	return f.run.Start(ctx, poll.Run, f.listen)
 }
 
-// Stop ends listening.
-func (f *Feed) Stop() {
-	f.life.Lock()
-	defer f.life.Unlock()
-	if f.cancel != nil {
-		f.cancel()
-		<-f.done
-		f.cancel = nil
+// listen holds a LISTEN connection until ctx ends, making it again when it
+// drops, and wakes the streams its notifications name.
+func (f *Feed) listen(ctx context.Context) {
+	for ctx.Err() == nil {
+		ln, err := f.store.ListenChanges(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				f.log.Warn("LISTEN failed; retrying", slog.String("error", err.Error()))
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(2 * time.Second):
+			}
+			continue
+		}
+		ch := ln.Channel()
+		f.listens.Add(1)
+		f.wakeAll() // catch up with what was announced while not listening
+	loop:
+		for {
+			select {
+			case <-ctx.Done():
+				break loop
+			case n, ok := <-ch:
+				if !ok {
+					break loop
+				}
+				f.wake(n.Payload)
+			}
+		}
+		_ = ln.Close()
 	}
 }
+
+// Stop ends listening and the poll, and waits for both.
+func (f *Feed) Stop() { f.run.Stop() }
 
 // Cursor renders a change's feed position for the host, sealed for its
 // company.
@@ -338,34 +324,3 @@ func (f *Feed) Reads() int64 { return f.reads.Load() }
 // Listens is how many times the LISTEN connection was made (tests tell a
 // catch-up by the poll from one by a reconnect).
 func (f *Feed) Listens() int64 { return f.listens.Load() }
-
-// every calls fn every d until ctx ends.
-// runLoops runs each loop in its own goroutine and closes done once all of
-// them have returned: what a service's Stop waits on, so no loop outlives it.
-func runLoops(done chan<- struct{}, loops ...func()) {
-	var wg sync.WaitGroup
-	wg.Add(len(loops))
-	for _, loop := range loops {
-		go func() {
-			defer wg.Done()
-			loop()
-		}()
-	}
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
-}
-
-func every(ctx context.Context, d time.Duration, fn func()) {
-	t := time.NewTicker(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			fn()
-		}
-	}
-}

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/internal/cursor"
+	"github.com/tehaishokunin/calsync/internal/service"
 	"github.com/tehaishokunin/calsync/internal/tracing"
 )
 
@@ -41,10 +41,7 @@ type HostWebhook struct {
 	// lease is how long a replica may deliver without recording progress
 	// before another may take over (longer than one POST's timeout).
 	lease time.Duration
-
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	run   service.Runner
 }
 
 // SecretBytes decodes a Standard Webhooks secret ("whsec_" + base64) or
@@ -72,39 +69,18 @@ func (h *HostWebhook) Wake() {
 	}
 }
 
-// Start runs deliveries until Stop.
+// runTimeout bounds one delivery round; a backlog longer than that goes on
+// in the next round (progress is recorded change by change).
+const runTimeout = 5 * time.Minute
+
+// Start runs deliveries until Stop: a round at once, then one every
+// `every` and whenever Wake is called.
 func (h *HostWebhook) Start(ctx context.Context) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	ctx, h.cancel = context.WithCancel(ctx)
-	h.done = make(chan struct{})
-	go func() {
-		defer close(h.done)
-		t := time.NewTicker(h.every)
-		defer t.Stop()
-		for {
-			h.RunOnce(ctx)
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			case <-h.wake:
-			}
-		}
-	}()
-	return nil
+	return h.run.Start(ctx, service.Loop{Every: h.every, Wake: h.wake, Timeout: runTimeout, Do: func(ctx context.Context) { h.RunOnce(ctx) }}.Run)
 }
 
-// Stop ends deliveries.
-func (h *HostWebhook) Stop() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.cancel != nil {
-		h.cancel()
-		<-h.done
-		h.cancel = nil
-	}
-}
+// Stop ends deliveries and waits for the round in progress.
+func (h *HostWebhook) Stop() { h.run.Stop() }
 
 // Payload is the JSON body the host receives.
 type Payload struct {

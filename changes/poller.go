@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tehaishokunin/calsync/db"
+	"github.com/tehaishokunin/calsync/internal/service"
 )
 
 // DefaultResyncInterval is how long a link may go without a delta round
@@ -30,10 +31,7 @@ type Poller struct {
 	lease       time.Duration
 	batch       int
 	concurrency int
-
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	run         service.Runner
 }
 
 // NewPoller builds a poller giving every link a round at least every
@@ -52,39 +50,14 @@ func NewPoller(store *db.Store, syncer *Syncer, interval time.Duration, log *slo
 // round is never much later than due, spreading the interval's rounds.
 func (p *Poller) tick() time.Duration { return min(max(p.interval/120, time.Second), 30*time.Second) }
 
-// Start runs the loop until Stop.
+// Start runs the loop until Stop: a run at once, then one every tick,
+// each bounded by the lease the claim takes.
 func (p *Poller) Start(ctx context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	ctx, p.cancel = context.WithCancel(ctx)
-	p.done = make(chan struct{})
-	go func() {
-		defer close(p.done)
-		t := time.NewTicker(p.tick())
-		defer t.Stop()
-		for {
-			p.RunOnce(ctx, time.Now())
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return nil
+	return p.run.Start(ctx, service.Loop{Every: p.tick(), Timeout: p.lease, Do: func(ctx context.Context) { p.RunOnce(ctx, time.Now()) }}.Run)
 }
 
 // Stop ends the loop, letting the rounds in progress finish.
-func (p *Poller) Stop() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cancel == nil {
-		return
-	}
-	p.cancel()
-	<-p.done
-	p.cancel = nil
-}
+func (p *Poller) Stop() { p.run.Stop() }
 
 // RunOnce runs the rounds due at now and returns how many it ran.
 func (p *Poller) RunOnce(ctx context.Context, now time.Time) int {

@@ -2,7 +2,6 @@ package changes
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -13,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tehaishokunin/calsync/db"
+	"github.com/tehaishokunin/calsync/internal/service"
 	"github.com/tehaishokunin/calsync/internal/tracing"
 )
 
@@ -44,9 +44,7 @@ type Worker struct {
 	skipped    atomic.Int64
 	lastVacuum time.Time
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	run service.Runner
 }
 
 // NewWorker builds a worker polling every poll (and woken early by Wake).
@@ -115,31 +113,23 @@ func (w *Worker) Wake() {
 	}
 }
 
-// Start runs the loop until Stop.
+// pruneTimeout bounds one prune; what is left goes next time.
+const pruneTimeout = 5 * time.Minute
+
+// Start runs the dispatcher and the pruner until Stop.
 func (w *Worker) Start(ctx context.Context) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.cancel != nil {
-		return errors.New("changes worker: already started")
-	}
-	ctx, w.cancel = context.WithCancel(ctx)
-	w.done = make(chan struct{})
-	// Stop waits for both loops: the pruner too, so no prune runs after
-	// Stop returned (and the database may be closed).
-	runLoops(w.done, func() {
-		every(ctx, pruneEvery, func() {
-			if n, err := w.Prune(ctx); err != nil && ctx.Err() == nil {
-				w.log.WarnContext(ctx, "pruning the inbox failed", slog.String("error", err.Error()))
-			} else if n > 0 {
-				w.log.InfoContext(ctx, "pruned processed notifications", slog.Int("count", n))
-			}
-		})
-	}, func() {
+	prune := service.Loop{Every: pruneEvery, Delay: true, Timeout: pruneTimeout, Do: func(ctx context.Context) {
+		if n, err := w.Prune(ctx); err != nil && ctx.Err() == nil {
+			w.log.WarnContext(ctx, "pruning the inbox failed", slog.String("error", err.Error()))
+		} else if n > 0 {
+			w.log.InfoContext(ctx, "pruned processed notifications", slog.Int("count", n))
+		}
+	}}
+	return w.run.Start(ctx, prune.Run, func(ctx context.Context) {
 		t := time.NewTicker(w.poll)
 		defer t.Stop()
 		w.dispatch(ctx, t.C)
 	})
-	return nil
 }
 
 // dispatch claims work whenever one of the worker's slots is free, so a
@@ -198,17 +188,8 @@ func (w *Worker) spawn(ctx context.Context, slots chan struct{}, wg *sync.WaitGr
 	}()
 }
 
-// Stop ends the loop, letting the round in progress finish.
-func (w *Worker) Stop() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.cancel == nil {
-		return
-	}
-	w.cancel()
-	<-w.done
-	w.cancel = nil
-}
+// Stop ends the loops, letting the rounds in progress finish.
+func (w *Worker) Stop() { w.run.Stop() }
 
 // RunOnce processes one claimed batch, waits for all of it, and returns
 // its size.

@@ -3,8 +3,9 @@ package credentials
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"time"
+
+	"github.com/tehaishokunin/calsync/internal/service"
 )
 
 // Checker re-verifies every company's credentials about once a day, so an
@@ -18,10 +19,8 @@ type Checker struct {
 	maxAge     time.Duration // how old a check may get
 	batch      int
 	log        *slog.Logger
-	stop       context.CancelFunc
-	done       chan struct{}
-	startMu    sync.Mutex
 	runTimeout time.Duration
+	run        service.Runner
 }
 
 // NewChecker builds a checker looking every `every` for credentials last
@@ -30,44 +29,17 @@ func NewChecker(svc *Service, every, maxAge time.Duration, log *slog.Logger) *Ch
 	return &Checker{svc: svc, every: every, maxAge: maxAge, batch: 50, log: log, runTimeout: 2 * time.Minute}
 }
 
-// Start runs the loop until Stop or ctx ends.
+// Start runs the loop until Stop: a run at once, then every `every`, each
+// bounded by runTimeout.
 func (c *Checker) Start(ctx context.Context) error {
-	c.startMu.Lock()
-	defer c.startMu.Unlock()
-	ctx, c.stop = context.WithCancel(ctx)
-	c.done = make(chan struct{})
-	go func() {
-		defer close(c.done)
-		t := time.NewTicker(c.every)
-		defer t.Stop()
-		for {
-			c.RunOnce(ctx)
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return nil
+	return c.run.Start(ctx, service.Loop{Every: c.every, Timeout: c.runTimeout, Do: func(ctx context.Context) { c.RunOnce(ctx) }}.Run)
 }
 
 // Stop ends the loop and waits for it.
-func (c *Checker) Stop() {
-	c.startMu.Lock()
-	defer c.startMu.Unlock()
-	if c.stop == nil {
-		return
-	}
-	c.stop()
-	<-c.done
-	c.stop = nil
-}
+func (c *Checker) Stop() { c.run.Stop() }
 
 // RunOnce checks every due company once and returns how many it checked.
 func (c *Checker) RunOnce(ctx context.Context) int {
-	ctx, cancel := context.WithTimeout(ctx, c.runTimeout)
-	defer cancel()
 	checked := 0
 	// One cutoff per run: rows claimed now are stamped with start, which is
 	// not before the cutoff, so a run never claims the same row twice.

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tehaishokunin/calsync/db"
+	"github.com/tehaishokunin/calsync/internal/service"
 )
 
 // Renewer is the renewal timer: every tick it claims the subscriptions due
@@ -22,10 +23,7 @@ type Renewer struct {
 	batch       int
 	concurrency int
 	log         *slog.Logger
-
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	run         service.Runner
 }
 
 // NewRenewer builds a renewer ticking every `every`.
@@ -33,44 +31,23 @@ func NewRenewer(m *Manager, every time.Duration, log *slog.Logger) *Renewer {
 	return &Renewer{m: m, every: every, lease: 10 * time.Minute, batch: 200, concurrency: 8, log: log}
 }
 
-// Start reconciles links, then runs the loop until Stop.
+// Start reconciles links, then runs the loop until Stop: a run at once,
+// then one every `every`, each bounded by the lease (past it another
+// replica may claim the same subscriptions).
 func (r *Renewer) Start(ctx context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	ctx, r.cancel = context.WithCancel(ctx)
-	r.done = make(chan struct{})
-	go func() {
-		defer close(r.done)
+	loop := service.Loop{Every: r.every, Timeout: r.lease, Do: func(ctx context.Context) { r.RunOnce(ctx) }}
+	return r.run.Start(ctx, func(ctx context.Context) {
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-		if err := r.m.Reconcile(rctx); err != nil {
+		if err := r.m.Reconcile(rctx); err != nil && ctx.Err() == nil {
 			r.log.WarnContext(ctx, "start-up reconciliation incomplete", slog.String("error", err.Error()))
 		}
 		cancel()
-		t := time.NewTicker(r.every)
-		defer t.Stop()
-		for {
-			r.RunOnce(ctx)
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return nil
+		loop.Run(ctx)
+	})
 }
 
 // Stop ends the loop and waits for it.
-func (r *Renewer) Stop() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cancel == nil {
-		return
-	}
-	r.cancel()
-	<-r.done
-	r.cancel = nil
-}
+func (r *Renewer) Stop() { r.run.Stop() }
 
 // RunOnce activates the pending links that are due (mailboxes that were not
 // ready), renews every subscription due now, and returns how many it

@@ -28,6 +28,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tehaishokunin/calsync/db"
+	"github.com/tehaishokunin/calsync/internal/service"
 	"github.com/tehaishokunin/calsync/internal/tracing"
 )
 
@@ -48,11 +49,11 @@ type Handler struct {
 	results *prometheus.CounterVec
 	cache   stateCache
 	commits chan *pending
-	// stop is closed by Close; exited once every committer has returned.
-	// A request still enqueueing after that (Shutdown timed out) is
-	// answered 503 instead of sending on a closed channel.
-	stop, exited chan struct{}
-	closeOnce    sync.Once
+	// committers runs the group committers from New until Close. stop is
+	// closed by Close, exited once every committer has returned: a request
+	// still enqueueing after that (Shutdown timed out) is answered 503.
+	committers   service.Runner
+	stop, exited <-chan struct{}
 	// outage keeps a database outage from logging once per POST.
 	outage struct {
 		sync.Mutex
@@ -76,12 +77,12 @@ type pending struct {
 // commits under load.
 const committers = 2
 
-func (h *Handler) commitLoop() {
+func (h *Handler) commitLoop(ctx context.Context) {
 	for {
 		var first *pending
 		select {
 		case first = <-h.commits:
-		case <-h.stop:
+		case <-ctx.Done():
 			// Commit what was queued before Close, then return.
 			select {
 			case first = <-h.commits:
@@ -118,10 +119,7 @@ func (h *Handler) commitLoop() {
 // it once the HTTP server has drained. It is safe to call more than once,
 // and safe while handlers still run (a Shutdown that timed out): those
 // answer 503 and Graph retries.
-func (h *Handler) Close() {
-	h.closeOnce.Do(func() { close(h.stop) })
-	<-h.exited
-}
+func (h *Handler) Close() { h.committers.Stop() }
 
 // errClosed answers a notification that arrives after Close.
 var errClosed = errors.New("notification receiver is closed")
@@ -241,16 +239,16 @@ func New(store Store, reg prometheus.Registerer, wake func(), log *slog.Logger) 
 		Name: "calsync_webhook_notifications_total",
 		Help: "Graph notifications received, by endpoint and result (accepted, bad_client_state, unknown_subscription, tenant_mismatch, malformed, busy).",
 	}, []string{"endpoint", "result"}), commits: make(chan *pending, 4096), lookups: make(chan struct{}, concurrentLookups),
-		stop: make(chan struct{}), exited: make(chan struct{})}
+	}
 	if reg != nil {
 		reg.MustRegister(h.results)
 	}
-	var loops sync.WaitGroup
-	loops.Add(committers)
-	for i := 0; i < committers; i++ {
-		go func() { defer loops.Done(); h.commitLoop() }()
+	loops := make([]func(context.Context), committers)
+	for i := range loops {
+		loops[i] = h.commitLoop
 	}
-	go func() { loops.Wait(); close(h.exited) }()
+	_ = h.committers.Start(context.Background(), loops...) // a new Runner: cannot be started already
+	h.stop, h.exited = h.committers.Stopping(), h.committers.Done()
 	return h
 }
 

@@ -127,6 +127,7 @@ func NewWith(t testing.TB, opts graphemu.Options) *Env {
 			wake()
 		}
 	}, log)
+	t.Cleanup(recv.Close) // after the server below: cleanups run last first
 	mux := http.NewServeMux()
 	mux.Handle(subscriptions.NotificationPath, recv.Notifications())
 	mux.Handle(subscriptions.LifecyclePath, recv.Lifecycle())
