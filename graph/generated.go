@@ -36,6 +36,7 @@ type ResolverRoot interface {
 }
 
 type DirectiveRoot struct {
+	HasRole func(ctx context.Context, obj any, next graphql.Resolver, roles []model.Role, self *string) (res any, err error)
 }
 
 type ComplexityRoot struct {
@@ -1517,6 +1518,28 @@ func (ec *executionContext) childFields___Type(ctx context.Context, field graphq
 // endregion ************************** internal!.gotpl ***************************
 
 // region    ***************************** args.gotpl *****************************
+
+func (ec *executionContext) dir_hasRole_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "roles",
+		func(ctx context.Context, v any) ([]model.Role, error) {
+			return ec.unmarshalNRole2ᚕgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐRoleᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["roles"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "self",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["self"] = arg1
+	return args, nil
+}
 
 func (ec *executionContext) field_Mutation_checkCalendarAuthFile_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
@@ -3570,7 +3593,25 @@ func (ec *executionContext) _Mutation_uploadCalendarAuthFile(ctx context.Context
 			fc := graphql.GetFieldContext(ctx)
 			return ec.Resolvers.Mutation().UploadCalendarAuthFile(ctx, fc.Args["file"].(graphql.Upload))
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				roles, err := ec.unmarshalNRole2ᚕgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐRoleᚄ(ctx, []any{"SYSTEM_ADMIN"})
+				if err != nil {
+					var zeroVal *model.CalendarAuthSettings
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.CalendarAuthSettings
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, roles, nil)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v *model.CalendarAuthSettings) graphql.Marshaler {
 			return ec.marshalNCalendarAuthSettings2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐCalendarAuthSettings(ctx, selections, v)
 		},
@@ -3614,7 +3655,25 @@ func (ec *executionContext) _Mutation_setCalendarAuth(ctx context.Context, field
 			fc := graphql.GetFieldContext(ctx)
 			return ec.Resolvers.Mutation().SetCalendarAuth(ctx, fc.Args["input"].(model.CalendarAuthInput))
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				roles, err := ec.unmarshalNRole2ᚕgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐRoleᚄ(ctx, []any{"SYSTEM_ADMIN"})
+				if err != nil {
+					var zeroVal *model.CalendarAuthSettings
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.CalendarAuthSettings
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, roles, nil)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v *model.CalendarAuthSettings) graphql.Marshaler {
 			return ec.marshalNCalendarAuthSettings2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐCalendarAuthSettings(ctx, selections, v)
 		},
@@ -3657,7 +3716,25 @@ func (ec *executionContext) _Mutation_verifyCalendarAuth(ctx context.Context, fi
 		func(ctx context.Context) (any, error) {
 			return ec.Resolvers.Mutation().VerifyCalendarAuth(ctx)
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				roles, err := ec.unmarshalNRole2ᚕgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐRoleᚄ(ctx, []any{"SYSTEM_ADMIN"})
+				if err != nil {
+					var zeroVal *model.CalendarAuthSettings
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.CalendarAuthSettings
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, roles, nil)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v *model.CalendarAuthSettings) graphql.Marshaler {
 			return ec.marshalNCalendarAuthSettings2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐCalendarAuthSettings(ctx, selections, v)
 		},
@@ -3689,7 +3766,25 @@ func (ec *executionContext) _Mutation_deleteCalendarAuth(ctx context.Context, fi
 		func(ctx context.Context) (any, error) {
 			return ec.Resolvers.Mutation().DeleteCalendarAuth(ctx)
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				roles, err := ec.unmarshalNRole2ᚕgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐRoleᚄ(ctx, []any{"SYSTEM_ADMIN"})
+				if err != nil {
+					var zeroVal bool
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal bool
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, roles, nil)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
 			return ec.marshalNBoolean2bool(ctx, selections, v)
 		},
@@ -3713,7 +3808,25 @@ func (ec *executionContext) _Mutation_setUserCalendar(ctx context.Context, field
 			fc := graphql.GetFieldContext(ctx)
 			return ec.Resolvers.Mutation().SetUserCalendar(ctx, fc.Args["userId"].(string), fc.Args["input"].(model.UserCalendarInput))
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				roles, err := ec.unmarshalNRole2ᚕgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐRoleᚄ(ctx, []any{"SYSTEM_ADMIN", "USER_ADMIN"})
+				if err != nil {
+					var zeroVal *model.UserCalendarLink
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.UserCalendarLink
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, roles, nil)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v *model.UserCalendarLink) graphql.Marshaler {
 			return ec.marshalNUserCalendarLink2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐUserCalendarLink(ctx, selections, v)
 		},
@@ -3757,7 +3870,25 @@ func (ec *executionContext) _Mutation_setUserCalendars(ctx context.Context, fiel
 			fc := graphql.GetFieldContext(ctx)
 			return ec.Resolvers.Mutation().SetUserCalendars(ctx, fc.Args["inputs"].([]*model.UserCalendarBulkInput))
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				roles, err := ec.unmarshalNRole2ᚕgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐRoleᚄ(ctx, []any{"SYSTEM_ADMIN", "USER_ADMIN"})
+				if err != nil {
+					var zeroVal []*model.UserCalendarResult
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal []*model.UserCalendarResult
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, roles, nil)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserCalendarResult) graphql.Marshaler {
 			return ec.marshalNUserCalendarResult2ᚕᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐUserCalendarResultᚄ(ctx, selections, v)
 		},
@@ -3801,7 +3932,25 @@ func (ec *executionContext) _Mutation_upsertCalendarEvent(ctx context.Context, f
 			fc := graphql.GetFieldContext(ctx)
 			return ec.Resolvers.Mutation().UpsertCalendarEvent(ctx, fc.Args["userId"].(string), fc.Args["input"].(model.CalendarEventInput))
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				roles, err := ec.unmarshalNRole2ᚕgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐRoleᚄ(ctx, []any{"SERVICE", "SYSTEM_ADMIN", "USER_ADMIN"})
+				if err != nil {
+					var zeroVal *model.CalendarEvent
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.CalendarEvent
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, roles, nil)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v *model.CalendarEvent) graphql.Marshaler {
 			return ec.marshalNCalendarEvent2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐCalendarEvent(ctx, selections, v)
 		},
@@ -3845,7 +3994,25 @@ func (ec *executionContext) _Mutation_upsertCalendarEvents(ctx context.Context, 
 			fc := graphql.GetFieldContext(ctx)
 			return ec.Resolvers.Mutation().UpsertCalendarEvents(ctx, fc.Args["userId"].(string), fc.Args["inputs"].([]*model.CalendarEventInput))
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				roles, err := ec.unmarshalNRole2ᚕgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐRoleᚄ(ctx, []any{"SERVICE", "SYSTEM_ADMIN", "USER_ADMIN"})
+				if err != nil {
+					var zeroVal []*model.CalendarEventResult
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal []*model.CalendarEventResult
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, roles, nil)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v []*model.CalendarEventResult) graphql.Marshaler {
 			return ec.marshalNCalendarEventResult2ᚕᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐCalendarEventResultᚄ(ctx, selections, v)
 		},
@@ -3889,7 +4056,25 @@ func (ec *executionContext) _Mutation_deleteCalendarEvent(ctx context.Context, f
 			fc := graphql.GetFieldContext(ctx)
 			return ec.Resolvers.Mutation().DeleteCalendarEvent(ctx, fc.Args["userId"].(string), fc.Args["externalId"].(string))
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				roles, err := ec.unmarshalNRole2ᚕgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐRoleᚄ(ctx, []any{"SERVICE", "SYSTEM_ADMIN", "USER_ADMIN"})
+				if err != nil {
+					var zeroVal bool
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal bool
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, roles, nil)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
 			return ec.marshalNBoolean2bool(ctx, selections, v)
 		},
@@ -3933,7 +4118,25 @@ func (ec *executionContext) _Mutation_resyncUserCalendar(ctx context.Context, fi
 			fc := graphql.GetFieldContext(ctx)
 			return ec.Resolvers.Mutation().ResyncUserCalendar(ctx, fc.Args["userId"].(string))
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				roles, err := ec.unmarshalNRole2ᚕgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐRoleᚄ(ctx, []any{"SERVICE", "SYSTEM_ADMIN", "USER_ADMIN"})
+				if err != nil {
+					var zeroVal *model.UserCalendarLink
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.UserCalendarLink
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, roles, nil)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v *model.UserCalendarLink) graphql.Marshaler {
 			return ec.marshalNUserCalendarLink2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐUserCalendarLink(ctx, selections, v)
 		},
@@ -3977,7 +4180,25 @@ func (ec *executionContext) _Mutation_checkCalendarAuthFile(ctx context.Context,
 			fc := graphql.GetFieldContext(ctx)
 			return ec.Resolvers.Mutation().CheckCalendarAuthFile(ctx, fc.Args["file"].(graphql.Upload))
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				roles, err := ec.unmarshalNRole2ᚕgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐRoleᚄ(ctx, []any{"SYSTEM_ADMIN"})
+				if err != nil {
+					var zeroVal *model.CalendarAuthCheck
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.CalendarAuthCheck
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, roles, nil)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v *model.CalendarAuthCheck) graphql.Marshaler {
 			return ec.marshalNCalendarAuthCheck2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐCalendarAuthCheck(ctx, selections, v)
 		},
@@ -4066,7 +4287,25 @@ func (ec *executionContext) _Query_calendarAuthSettings(ctx context.Context, fie
 		func(ctx context.Context) (any, error) {
 			return ec.Resolvers.Query().CalendarAuthSettings(ctx)
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				roles, err := ec.unmarshalNRole2ᚕgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐRoleᚄ(ctx, []any{"SYSTEM_ADMIN"})
+				if err != nil {
+					var zeroVal *model.CalendarAuthSettings
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.CalendarAuthSettings
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, roles, nil)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v *model.CalendarAuthSettings) graphql.Marshaler {
 			return ec.marshalOCalendarAuthSettings2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐCalendarAuthSettings(ctx, selections, v)
 		},
@@ -4099,7 +4338,30 @@ func (ec *executionContext) _Query_userCalendarLink(ctx context.Context, field g
 			fc := graphql.GetFieldContext(ctx)
 			return ec.Resolvers.Query().UserCalendarLink(ctx, fc.Args["userId"].(string))
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				roles, err := ec.unmarshalNRole2ᚕgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐRoleᚄ(ctx, []any{"SERVICE", "SYSTEM_ADMIN", "USER_ADMIN"})
+				if err != nil {
+					var zeroVal *model.UserCalendarLink
+					return zeroVal, err
+				}
+				self, err := ec.unmarshalOString2ᚖstring(ctx, "userId")
+				if err != nil {
+					var zeroVal *model.UserCalendarLink
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.UserCalendarLink
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, roles, self)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v *model.UserCalendarLink) graphql.Marshaler {
 			return ec.marshalNUserCalendarLink2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐUserCalendarLink(ctx, selections, v)
 		},
@@ -4143,7 +4405,25 @@ func (ec *executionContext) _Query_userCalendarLinks(ctx context.Context, field 
 			fc := graphql.GetFieldContext(ctx)
 			return ec.Resolvers.Query().UserCalendarLinks(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["status"].(*model.LinkStatus))
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				roles, err := ec.unmarshalNRole2ᚕgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐRoleᚄ(ctx, []any{"SERVICE", "SYSTEM_ADMIN", "USER_ADMIN"})
+				if err != nil {
+					var zeroVal *model.UserCalendarLinkConnection
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.UserCalendarLinkConnection
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, roles, nil)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v *model.UserCalendarLinkConnection) graphql.Marshaler {
 			return ec.marshalNUserCalendarLinkConnection2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐUserCalendarLinkConnection(ctx, selections, v)
 		},
@@ -4187,7 +4467,30 @@ func (ec *executionContext) _Query_calendarEvent(ctx context.Context, field grap
 			fc := graphql.GetFieldContext(ctx)
 			return ec.Resolvers.Query().CalendarEvent(ctx, fc.Args["userId"].(string), fc.Args["externalId"].(string))
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				roles, err := ec.unmarshalNRole2ᚕgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐRoleᚄ(ctx, []any{"SERVICE", "SYSTEM_ADMIN", "USER_ADMIN"})
+				if err != nil {
+					var zeroVal *model.CalendarEvent
+					return zeroVal, err
+				}
+				self, err := ec.unmarshalOString2ᚖstring(ctx, "userId")
+				if err != nil {
+					var zeroVal *model.CalendarEvent
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.CalendarEvent
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, roles, self)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v *model.CalendarEvent) graphql.Marshaler {
 			return ec.marshalOCalendarEvent2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐCalendarEvent(ctx, selections, v)
 		},
@@ -4231,7 +4534,30 @@ func (ec *executionContext) _Query_calendarChanges(ctx context.Context, field gr
 			fc := graphql.GetFieldContext(ctx)
 			return ec.Resolvers.Query().CalendarChanges(ctx, fc.Args["after"].(*string), fc.Args["first"].(*int), fc.Args["userId"].(*string))
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				roles, err := ec.unmarshalNRole2ᚕgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐRoleᚄ(ctx, []any{"SERVICE", "SYSTEM_ADMIN", "USER_ADMIN"})
+				if err != nil {
+					var zeroVal *model.CalendarChangeConnection
+					return zeroVal, err
+				}
+				self, err := ec.unmarshalOString2ᚖstring(ctx, "userId")
+				if err != nil {
+					var zeroVal *model.CalendarChangeConnection
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.CalendarChangeConnection
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, roles, self)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v *model.CalendarChangeConnection) graphql.Marshaler {
 			return ec.marshalNCalendarChangeConnection2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐCalendarChangeConnection(ctx, selections, v)
 		},
@@ -4274,7 +4600,25 @@ func (ec *executionContext) _Query_calendarChangesHead(ctx context.Context, fiel
 		func(ctx context.Context) (any, error) {
 			return ec.Resolvers.Query().CalendarChangesHead(ctx)
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				roles, err := ec.unmarshalNRole2ᚕgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐRoleᚄ(ctx, []any{"SERVICE", "SYSTEM_ADMIN", "USER_ADMIN", "MEMBER"})
+				if err != nil {
+					var zeroVal *string
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *string
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, roles, nil)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
 			return ec.marshalOString2ᚖstring(ctx, selections, v)
 		},
@@ -4298,7 +4642,30 @@ func (ec *executionContext) _Query_calendarAvailability(ctx context.Context, fie
 			fc := graphql.GetFieldContext(ctx)
 			return ec.Resolvers.Query().CalendarAvailability(ctx, fc.Args["userIds"].([]string), fc.Args["start"].(time.Time), fc.Args["end"].(time.Time))
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				roles, err := ec.unmarshalNRole2ᚕgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐRoleᚄ(ctx, []any{"SERVICE", "SYSTEM_ADMIN", "USER_ADMIN"})
+				if err != nil {
+					var zeroVal []*model.UserAvailability
+					return zeroVal, err
+				}
+				self, err := ec.unmarshalOString2ᚖstring(ctx, "userIds")
+				if err != nil {
+					var zeroVal []*model.UserAvailability
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal []*model.UserAvailability
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, roles, self)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v []*model.UserAvailability) graphql.Marshaler {
 			return ec.marshalNUserAvailability2ᚕᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐUserAvailabilityᚄ(ctx, selections, v)
 		},
@@ -4342,7 +4709,30 @@ func (ec *executionContext) _Query_calendarEvents(ctx context.Context, field gra
 			fc := graphql.GetFieldContext(ctx)
 			return ec.Resolvers.Query().CalendarEvents(ctx, fc.Args["userId"].(string), fc.Args["start"].(time.Time), fc.Args["end"].(time.Time), fc.Args["first"].(*int), fc.Args["after"].(*string))
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				roles, err := ec.unmarshalNRole2ᚕgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐRoleᚄ(ctx, []any{"SERVICE", "SYSTEM_ADMIN", "USER_ADMIN"})
+				if err != nil {
+					var zeroVal *model.CalendarEventConnection
+					return zeroVal, err
+				}
+				self, err := ec.unmarshalOString2ᚖstring(ctx, "userId")
+				if err != nil {
+					var zeroVal *model.CalendarEventConnection
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.CalendarEventConnection
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, roles, self)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v *model.CalendarEventConnection) graphql.Marshaler {
 			return ec.marshalNCalendarEventConnection2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐCalendarEventConnection(ctx, selections, v)
 		},
@@ -4462,7 +4852,30 @@ func (ec *executionContext) _Subscription_calendarChanged(ctx context.Context, f
 			fc := graphql.GetFieldContext(ctx)
 			return ec.Resolvers.Subscription().CalendarChanged(ctx, fc.Args["userId"].(*string))
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				roles, err := ec.unmarshalNRole2ᚕgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐRoleᚄ(ctx, []any{"SERVICE", "SYSTEM_ADMIN", "USER_ADMIN"})
+				if err != nil {
+					var zeroVal *model.CalendarChange
+					return zeroVal, err
+				}
+				self, err := ec.unmarshalOString2ᚖstring(ctx, "userId")
+				if err != nil {
+					var zeroVal *model.CalendarChange
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.CalendarChange
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, roles, self)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v *model.CalendarChange) graphql.Marshaler {
 			return ec.marshalNCalendarChange2ᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐCalendarChange(ctx, selections, v)
 		},
@@ -8178,6 +8591,46 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋtehaishokuninᚋc
 		return graphql.Null
 	}
 	return ec._PageInfo(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNRole2githubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐRole(ctx context.Context, v any) (model.Role, error) {
+	var res model.Role
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRole2githubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐRole(ctx context.Context, sel ast.SelectionSet, v model.Role) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNRole2ᚕgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐRoleᚄ(ctx context.Context, v any) ([]model.Role, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]model.Role, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNRole2githubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐRole(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNRole2ᚕgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐRoleᚄ(ctx context.Context, sel ast.SelectionSet, v []model.Role) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNRole2githubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐRole(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalNShowAs2githubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐShowAs(ctx context.Context, v any) (model.ShowAs, error) {

@@ -9,23 +9,12 @@ import (
 	"context"
 	"time"
 
-	"github.com/tehaishokunin/calsync/auth"
 	"github.com/tehaishokunin/calsync/graph/model"
 )
 
 // CalendarAvailability is the resolver for the calendarAvailability field.
 func (r *queryResolver) CalendarAvailability(ctx context.Context, userIds []string, start time.Time, end time.Time) ([]*model.UserAvailability, error) {
-	caller, err := auth.Require(ctx, auth.Service, auth.SystemAdmin, auth.UserAdmin, auth.Member)
-	if err != nil {
-		return nil, err
-	}
-	if !caller.Has(auth.Service, auth.SystemAdmin, auth.UserAdmin) {
-		for _, id := range userIds {
-			if id != caller.UserID {
-				return nil, auth.ErrForbidden
-			}
-		}
-	}
+	caller := callerOf(ctx)
 	answers, err := r.ReadModel.Availability(ctx, caller.CompanyID, userIds, start, end)
 	if err != nil {
 		return nil, err
@@ -39,13 +28,7 @@ func (r *queryResolver) CalendarAvailability(ctx context.Context, userIds []stri
 
 // CalendarEvents is the resolver for the calendarEvents field.
 func (r *queryResolver) CalendarEvents(ctx context.Context, userID string, start time.Time, end time.Time, first *int, after *string) (*model.CalendarEventConnection, error) {
-	caller, err := auth.Require(ctx, auth.Service, auth.SystemAdmin, auth.UserAdmin, auth.Member)
-	if err != nil {
-		return nil, err
-	}
-	if !caller.Has(auth.Service, auth.SystemAdmin, auth.UserAdmin) && userID != caller.UserID {
-		return nil, auth.ErrForbidden
-	}
+	caller := callerOf(ctx)
 	n := 0
 	if first != nil {
 		n = *first

@@ -9,7 +9,6 @@ import (
 	"context"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/tehaishokunin/calsync/auth"
 	"github.com/tehaishokunin/calsync/authfile"
 	"github.com/tehaishokunin/calsync/calendar"
 	"github.com/tehaishokunin/calsync/graph"
@@ -36,10 +35,7 @@ func (r *mutationResolver) UploadCalendarAuthFile(ctx context.Context, file grap
 
 // SetCalendarAuth is the resolver for the setCalendarAuth field.
 func (r *mutationResolver) SetCalendarAuth(ctx context.Context, input model.CalendarAuthInput) (*model.CalendarAuthSettings, error) {
-	caller, err := auth.Require(ctx, auth.SystemAdmin)
-	if err != nil {
-		return nil, err
-	}
+	caller := callerOf(ctx)
 	f := authfile.File{TenantID: input.TenantID, ClientID: input.ClientID, ClientSecret: input.ClientSecret, SecretExpiresAt: input.ClientSecretExpiresAt}
 	s, err := r.Credentials.Register(ctx, caller.CompanyID, caller.UserID, f)
 	if err != nil {
@@ -50,10 +46,7 @@ func (r *mutationResolver) SetCalendarAuth(ctx context.Context, input model.Cale
 
 // VerifyCalendarAuth is the resolver for the verifyCalendarAuth field.
 func (r *mutationResolver) VerifyCalendarAuth(ctx context.Context) (*model.CalendarAuthSettings, error) {
-	caller, err := auth.Require(ctx, auth.SystemAdmin)
-	if err != nil {
-		return nil, err
-	}
+	caller := callerOf(ctx)
 	s, err := r.Credentials.Verify(ctx, caller.CompanyID)
 	if err != nil {
 		return nil, err
@@ -63,19 +56,13 @@ func (r *mutationResolver) VerifyCalendarAuth(ctx context.Context) (*model.Calen
 
 // DeleteCalendarAuth is the resolver for the deleteCalendarAuth field.
 func (r *mutationResolver) DeleteCalendarAuth(ctx context.Context) (bool, error) {
-	caller, err := auth.Require(ctx, auth.SystemAdmin)
-	if err != nil {
-		return false, err
-	}
+	caller := callerOf(ctx)
 	return r.Credentials.Delete(ctx, caller.CompanyID, caller.UserID)
 }
 
 // SetUserCalendar is the resolver for the setUserCalendar field.
 func (r *mutationResolver) SetUserCalendar(ctx context.Context, userID string, input model.UserCalendarInput) (*model.UserCalendarLink, error) {
-	caller, err := auth.Require(ctx, auth.SystemAdmin, auth.UserAdmin)
-	if err != nil {
-		return nil, err
-	}
+	caller := callerOf(ctx)
 	l, err := r.Links.Set(ctx, caller.CompanyID, caller.UserID, links.Input{UserID: userID, Provider: string(input.Provider), CalendarID: str(input.CalendarID)})
 	if err != nil {
 		return nil, err
@@ -85,10 +72,7 @@ func (r *mutationResolver) SetUserCalendar(ctx context.Context, userID string, i
 
 // SetUserCalendars is the resolver for the setUserCalendars field.
 func (r *mutationResolver) SetUserCalendars(ctx context.Context, inputs []*model.UserCalendarBulkInput) ([]*model.UserCalendarResult, error) {
-	caller, err := auth.Require(ctx, auth.SystemAdmin, auth.UserAdmin)
-	if err != nil {
-		return nil, err
-	}
+	caller := callerOf(ctx)
 	in := make([]links.Input, len(inputs))
 	for i, x := range inputs {
 		in[i] = links.Input{UserID: x.UserID, Provider: string(x.Provider), CalendarID: str(x.CalendarID)}
@@ -106,10 +90,7 @@ func (r *mutationResolver) SetUserCalendars(ctx context.Context, inputs []*model
 
 // UpsertCalendarEvent is the resolver for the upsertCalendarEvent field.
 func (r *mutationResolver) UpsertCalendarEvent(ctx context.Context, userID string, input model.CalendarEventInput) (*model.CalendarEvent, error) {
-	caller, err := auth.Require(ctx, auth.Service, auth.SystemAdmin, auth.UserAdmin)
-	if err != nil {
-		return nil, err
-	}
+	caller := callerOf(ctx)
 	p, err := r.Calendar.Upsert(ctx, caller.CompanyID, userID, eventInput(&input))
 	if err != nil {
 		return nil, err
@@ -119,10 +100,7 @@ func (r *mutationResolver) UpsertCalendarEvent(ctx context.Context, userID strin
 
 // UpsertCalendarEvents is the resolver for the upsertCalendarEvents field.
 func (r *mutationResolver) UpsertCalendarEvents(ctx context.Context, userID string, inputs []*model.CalendarEventInput) ([]*model.CalendarEventResult, error) {
-	caller, err := auth.Require(ctx, auth.Service, auth.SystemAdmin, auth.UserAdmin)
-	if err != nil {
-		return nil, err
-	}
+	caller := callerOf(ctx)
 	ins := make([]calendar.Input, len(inputs))
 	for i, in := range inputs {
 		ins[i] = eventInput(in)
@@ -140,19 +118,13 @@ func (r *mutationResolver) UpsertCalendarEvents(ctx context.Context, userID stri
 
 // DeleteCalendarEvent is the resolver for the deleteCalendarEvent field.
 func (r *mutationResolver) DeleteCalendarEvent(ctx context.Context, userID string, externalID string) (bool, error) {
-	caller, err := auth.Require(ctx, auth.Service, auth.SystemAdmin, auth.UserAdmin)
-	if err != nil {
-		return false, err
-	}
+	caller := callerOf(ctx)
 	return r.Calendar.Delete(ctx, caller.CompanyID, userID, externalID)
 }
 
 // ResyncUserCalendar is the resolver for the resyncUserCalendar field.
 func (r *mutationResolver) ResyncUserCalendar(ctx context.Context, userID string) (*model.UserCalendarLink, error) {
-	caller, err := auth.Require(ctx, auth.SystemAdmin, auth.UserAdmin, auth.Service)
-	if err != nil {
-		return nil, err
-	}
+	caller := callerOf(ctx)
 	l, err := r.Links.Resync(ctx, caller.CompanyID, userID)
 	if err != nil {
 		return nil, err
@@ -162,10 +134,7 @@ func (r *mutationResolver) ResyncUserCalendar(ctx context.Context, userID string
 
 // CalendarAuthSettings is the resolver for the calendarAuthSettings field.
 func (r *queryResolver) CalendarAuthSettings(ctx context.Context) (*model.CalendarAuthSettings, error) {
-	caller, err := auth.Require(ctx, auth.SystemAdmin)
-	if err != nil {
-		return nil, err
-	}
+	caller := callerOf(ctx)
 	s, err := r.Credentials.Settings(ctx, caller.CompanyID)
 	if err != nil {
 		return nil, err
@@ -175,13 +144,7 @@ func (r *queryResolver) CalendarAuthSettings(ctx context.Context) (*model.Calend
 
 // UserCalendarLink is the resolver for the userCalendarLink field.
 func (r *queryResolver) UserCalendarLink(ctx context.Context, userID string) (*model.UserCalendarLink, error) {
-	caller, err := auth.Require(ctx, auth.SystemAdmin, auth.UserAdmin, auth.Service, auth.Member)
-	if err != nil {
-		return nil, err
-	}
-	if !caller.Has(auth.SystemAdmin, auth.UserAdmin, auth.Service) && userID != caller.UserID {
-		return nil, auth.ErrForbidden
-	}
+	caller := callerOf(ctx)
 	l, err := r.Links.Get(ctx, caller.CompanyID, userID)
 	if err != nil {
 		return nil, err
@@ -191,10 +154,7 @@ func (r *queryResolver) UserCalendarLink(ctx context.Context, userID string) (*m
 
 // UserCalendarLinks is the resolver for the userCalendarLinks field.
 func (r *queryResolver) UserCalendarLinks(ctx context.Context, first *int, after *string, status *model.LinkStatus) (*model.UserCalendarLinkConnection, error) {
-	caller, err := auth.Require(ctx, auth.SystemAdmin, auth.UserAdmin, auth.Service)
-	if err != nil {
-		return nil, err
-	}
+	caller := callerOf(ctx)
 	n := 0
 	if first != nil {
 		n = *first
@@ -219,13 +179,7 @@ func (r *queryResolver) UserCalendarLinks(ctx context.Context, first *int, after
 
 // CalendarEvent is the resolver for the calendarEvent field.
 func (r *queryResolver) CalendarEvent(ctx context.Context, userID string, externalID string) (*model.CalendarEvent, error) {
-	caller, err := auth.Require(ctx, auth.Service, auth.SystemAdmin, auth.UserAdmin, auth.Member)
-	if err != nil {
-		return nil, err
-	}
-	if !caller.Has(auth.Service, auth.SystemAdmin, auth.UserAdmin) && userID != caller.UserID {
-		return nil, auth.ErrForbidden
-	}
+	caller := callerOf(ctx)
 	p, err := r.Calendar.Get(ctx, caller.CompanyID, userID, externalID)
 	if err != nil {
 		return nil, err
@@ -235,14 +189,8 @@ func (r *queryResolver) CalendarEvent(ctx context.Context, userID string, extern
 
 // CalendarChanges is the resolver for the calendarChanges field.
 func (r *queryResolver) CalendarChanges(ctx context.Context, after *string, first *int, userID *string) (*model.CalendarChangeConnection, error) {
-	caller, err := auth.Require(ctx, auth.Service, auth.SystemAdmin, auth.UserAdmin, auth.Member)
-	if err != nil {
-		return nil, err
-	}
-	user, err := feedUser(caller, userID)
-	if err != nil {
-		return nil, err
-	}
+	caller := callerOf(ctx)
+	user := feedUser(caller, userID)
 	n := 0
 	if first != nil {
 		n = *first
@@ -266,10 +214,7 @@ func (r *queryResolver) CalendarChanges(ctx context.Context, after *string, firs
 
 // CalendarChangesHead is the resolver for the calendarChangesHead field.
 func (r *queryResolver) CalendarChangesHead(ctx context.Context) (*string, error) {
-	caller, err := auth.Require(ctx, auth.Service, auth.SystemAdmin, auth.UserAdmin, auth.Member)
-	if err != nil {
-		return nil, err
-	}
+	caller := callerOf(ctx)
 	head, err := r.Feed.Head(ctx, caller.CompanyID)
 	if err != nil || head == "" {
 		return nil, err
@@ -279,14 +224,8 @@ func (r *queryResolver) CalendarChangesHead(ctx context.Context) (*string, error
 
 // CalendarChanged is the resolver for the calendarChanged field.
 func (r *subscriptionResolver) CalendarChanged(ctx context.Context, userID *string) (<-chan *model.CalendarChange, error) {
-	caller, err := auth.Require(ctx, auth.Service, auth.SystemAdmin, auth.UserAdmin, auth.Member)
-	if err != nil {
-		return nil, err
-	}
-	user, err := feedUser(caller, userID)
-	if err != nil {
-		return nil, err
-	}
+	caller := callerOf(ctx)
+	user := feedUser(caller, userID)
 	in, err := r.Feed.Stream(ctx, caller.CompanyID, user)
 	if err != nil {
 		return nil, err

@@ -60,7 +60,15 @@ var authz = map[string]rule{
 	"Subscription.calendarChanged": {allowed: pushers, memberOwn: true},
 }
 
-func schemaOperations(t *testing.T) []string {
+// declared is what an operation's @hasRole in the schema says.
+type declared struct {
+	roles []string // lower case, as in tokens
+	self  string   // the argument a member may name themself in; "" none
+	found bool     // the field carries @hasRole at all
+}
+
+// schemaOperations reads every root field of the schema and its @hasRole.
+func schemaOperations(t *testing.T) ([]string, map[string]declared) {
 	t.Helper()
 	files, err := filepath.Glob("../../graph/*.graphqls")
 	if err != nil || len(files) == 0 {
@@ -79,21 +87,66 @@ func schemaOperations(t *testing.T) []string {
 		t.Fatal(gerr)
 	}
 	var ops []string
+	rules := map[string]declared{}
 	for _, root := range []*ast.Definition{schema.Query, schema.Mutation, schema.Subscription} {
 		for _, f := range root.Fields {
-			if !strings.HasPrefix(f.Name, "__") {
-				ops = append(ops, root.Name+"."+f.Name)
+			if strings.HasPrefix(f.Name, "__") {
+				continue
 			}
+			op := root.Name + "." + f.Name
+			ops = append(ops, op)
+			d := f.Directives.ForName("hasRole")
+			if d == nil {
+				rules[op] = declared{}
+				continue
+			}
+			var dec declared
+			dec.found = true
+			if a := d.Arguments.ForName("roles"); a != nil {
+				for _, c := range a.Value.Children {
+					dec.roles = append(dec.roles, strings.ToLower(c.Value.Raw))
+				}
+			}
+			if a := d.Arguments.ForName("self"); a != nil {
+				dec.self = a.Value.Raw
+			}
+			rules[op] = dec
 		}
 	}
-	return ops
+	return ops, rules
+}
+
+// TestEveryOperationStatesItsRoles: the schema says who may call each
+// operation (@hasRole), and says what the matrix below expects: a field
+// without the directive would run for anyone with a token.
+func TestEveryOperationStatesItsRoles(t *testing.T) {
+	t.Parallel()
+	ops, rules := schemaOperations(t)
+	for _, op := range ops {
+		dec, rl := rules[op], authz[op]
+		switch {
+		case !dec.found:
+			t.Errorf("%s has no @hasRole: the schema must say who may call it", op)
+		case !sameRoles(dec.roles, rl.allowed):
+			t.Errorf("%s: the schema allows %v, the matrix expects %v", op, dec.roles, rl.allowed)
+		case (dec.self != "") != rl.memberOwn:
+			t.Errorf("%s: the schema's self is %q, the matrix expects a member for themself: %v", op, dec.self, rl.memberOwn)
+		}
+	}
+}
+
+func sameRoles(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }
 
 func TestAuthorizationMatrix(t *testing.T) {
 	t.Parallel()
 	a := startApp(t, nil)
 	roles := []string{"system_admin", "user_admin", "service", "member", ""}
-	ops := schemaOperations(t)
+	ops, _ := schemaOperations(t)
 	calls := 0
 	measured := hostileRows.Record(t, "15. authorization matrix", "every Query, Mutation and Subscription field of the schema (read from it, not listed by hand), as system_admin, user_admin, service, member (for themself and for another user) and without a token",
 		"FORBIDDEN or UNAUTHENTICATED exactly where the matrix says; allowed calls not refused")

@@ -22,7 +22,6 @@ import (
 	"github.com/tehaishokunin/calsync/config"
 	"github.com/tehaishokunin/calsync/credentials"
 	"github.com/tehaishokunin/calsync/db"
-	"github.com/tehaishokunin/calsync/graph"
 	"github.com/tehaishokunin/calsync/internal/opsmetrics"
 	"github.com/tehaishokunin/calsync/internal/tracing/otlp"
 	"github.com/tehaishokunin/calsync/links"
@@ -154,7 +153,7 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 	}
 	handler := server.New(server.Options{
 		Logger:                log,
-		Schema:                graph.NewExecutableSchema(graph.Config{Resolvers: res, Complexity: resolvers.Complexity()}),
+		Schema:                resolvers.Schema(res),
 		Verifier:              verifier,
 		Ready:                 func(ctx context.Context) error { return store.Ready(ctx, migrator) },
 		AllowedOrigins:        cfg.AllowedOrigins,

@@ -536,6 +536,70 @@ func (e LinkStatus) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// The roles of the caller's token (claim roles, lower case there).
+type Role string
+
+const (
+	// Manages the company's Entra ID credentials, and links.
+	RoleSystemAdmin Role = "SYSTEM_ADMIN"
+	// Links users to their calendars.
+	RoleUserAdmin Role = "USER_ADMIN"
+	// The host app's backend: pushes schedule entries and reads changes.
+	RoleService Role = "SERVICE"
+	// An ordinary user: reads only their own link, events and changes.
+	RoleMember Role = "MEMBER"
+)
+
+var AllRole = []Role{
+	RoleSystemAdmin,
+	RoleUserAdmin,
+	RoleService,
+	RoleMember,
+}
+
+func (e Role) IsValid() bool {
+	switch e {
+	case RoleSystemAdmin, RoleUserAdmin, RoleService, RoleMember:
+		return true
+	}
+	return false
+}
+
+func (e Role) String() string {
+	return string(e)
+}
+
+func (e *Role) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = Role(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid Role", str)
+	}
+	return nil
+}
+
+func (e Role) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *Role) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e Role) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
 type Sensitivity string
 
 const (
