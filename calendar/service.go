@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tehaishokunin/calsync/apperr"
+	"github.com/tehaishokunin/calsync/credentials"
 	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/internal/hostid"
 	"github.com/tehaishokunin/calsync/outlook"
@@ -24,26 +25,17 @@ import (
 // re-found in Outlook.
 const ExternalIDProperty = "String {7e2b4f35-2c1d-4a8e-9b61-3f0c5d9e8a17} Name calsyncExternalId"
 
-// Credentials gives the company's app registration.
-type Credentials interface {
-	Credentials(ctx context.Context, companyID string) (outlook.Credentials, error)
-	// Open opens credentials read with the rest of a push's state.
-	Open(c *db.Credential) (outlook.Credentials, error)
-	ReportRejected(ctx context.Context, companyID string, err error) bool
-}
-
 // Service pushes the host's schedule entries into Outlook.
 type Service struct {
-	store *db.Store
-	creds Credentials
-	graph *outlook.Client
-	log   *slog.Logger
-	now   func() time.Time
+	store    *db.Store
+	sessions *credentials.Sessions
+	log      *slog.Logger
+	now      func() time.Time
 }
 
 // NewService builds the service.
-func NewService(store *db.Store, creds Credentials, graph *outlook.Client, log *slog.Logger) *Service {
-	return &Service{store: store, creds: creds, graph: graph, log: log, now: time.Now}
+func NewService(store *db.Store, sessions *credentials.Sessions, log *slog.Logger) *Service {
+	return &Service{store: store, sessions: sessions, log: log, now: time.Now}
 }
 
 // Pushed is an entry as it stands in Outlook after a push.
@@ -103,11 +95,11 @@ func (s *Service) target(ctx context.Context, companyID, userID string) (*target
 	if l == nil || l.Provider != db.ProviderOutlook {
 		return nil, ErrNotLinked
 	}
-	creds, err := s.creds.Credentials(ctx, companyID)
+	mb, err := s.sessions.Mailbox(ctx, l)
 	if err != nil {
 		return nil, err
 	}
-	return s.targetOf(l, creds)
+	return &target{link: l, sess: mb.Session, mailbox: mb.ID}, nil
 }
 
 // prepare reads what pushing one entry needs — the link, the credentials
@@ -120,32 +112,13 @@ func (s *Service) prepare(ctx context.Context, companyID, userID, externalID str
 	if st.Link == nil || st.Link.Provider != db.ProviderOutlook {
 		return nil, ErrNotLinked
 	}
-	creds, err := s.creds.Open(st.Credential)
+	mb, err := s.sessions.MailboxWith(st.Credential, st.Link)
 	if err != nil {
 		return nil, err
 	}
-	t, err := s.targetOf(st.Link, creds)
-	if err != nil {
-		return nil, err
-	}
+	t := &target{link: st.Link, sess: mb.Session, mailbox: mb.ID}
 	t.entry, t.entryRead = st.Event, true
 	return t, nil
-}
-
-// targetOf is the target of a link with its company's credentials.
-func (s *Service) targetOf(l *db.CalendarLink, creds outlook.Credentials) (*target, error) {
-	if l == nil || l.Provider != db.ProviderOutlook {
-		return nil, ErrNotLinked
-	}
-	sess, err := s.graph.For(creds)
-	if err != nil {
-		return nil, err
-	}
-	mb := deref(l.GraphUserID)
-	if mb == "" {
-		mb = deref(l.CalendarID)
-	}
-	return &target{link: l, sess: sess, mailbox: mb}, nil
 }
 
 // TransactionPrefix starts the transactionId of every event calsync creates,
@@ -550,48 +523,10 @@ func (s *Service) pushError(ctx context.Context, companyID string, t *target, p 
 	return s.graphError(ctx, companyID, err)
 }
 
+// graphError is what the host is told of a failed Graph call (one mapping
+// for every service: credentials.Sessions.UserError).
 func (s *Service) graphError(ctx context.Context, companyID string, err error) error {
-	var ae *apperr.Error
-	if errors.As(err, &ae) {
-		return err
-	}
-	if outlook.KindOf(err) == outlook.KindNoPermissions {
-		s.creds.ReportRejected(ctx, companyID, err) // marks the credentials CONSENT_MISSING
-		return apperr.New(apperr.ConsentMissing, "アプリに Microsoft Graph のアプリケーションの許可が 1 つも付与されていません（管理者の同意がありません）。",
-			"The app holds no Microsoft Graph application permission (no admin consent).").
-			WithHint("Entra ID 管理センターの「API のアクセス許可」で Calendars.ReadWrite（アプリケーションの許可）に管理者の同意を与えてください。",
-				"In the Entra admin center, under API permissions, grant admin consent for Calendars.ReadWrite (Application).").Wrap(err)
-	}
-	if s.creds.ReportRejected(ctx, companyID, err) {
-		return apperr.New(apperr.CredentialsRejected, "登録されている認証情報が Microsoft に拒否されました。企業設定 → カレンダー認証設定 を確認してください。",
-			"Microsoft rejected the registered credentials; check company settings → calendar authentication.").Wrap(err)
-	}
-	var oe *outlook.Error
-	switch outlook.KindOf(err) {
-	case outlook.KindThrottled:
-		retry := 60
-		if errors.As(err, &oe) && oe.RetryAfter > 0 {
-			retry = int(oe.RetryAfter.Seconds())
-		}
-		return apperr.New(apperr.Throttled, "Microsoft 365 が混み合っています。しばらくしてから再送してください。", "Microsoft 365 is throttling this mailbox; retry later.").
-			WithExtra("retryAfterSeconds", retry).WithHint(fmt.Sprintf("%d 秒以上待ってから再送してください。", retry), fmt.Sprintf("Retry after at least %d seconds.", retry)).Wrap(err)
-	case outlook.KindAccessDenied:
-		return apperr.New(apperr.MailboxAccessDenied, "メールボックスへのアクセスが拒否されました。", "Access to the mailbox was denied.").
-			WithHint("管理者の同意とアプリケーション アクセス ポリシーを確認してください。", "Check admin consent and application access policies.").Wrap(err)
-	case outlook.KindNotFound:
-		return apperr.New(apperr.MailboxNotFound, "メールボックスが見つかりません。カレンダー連携を確認してください。", "The mailbox was not found; check the calendar link.").Wrap(err)
-	case outlook.KindMailboxNotEnabled:
-		return apperr.New(apperr.MailboxNotEnabled, "このユーザーには Exchange Online のメールボックスがありません。", "This user has no Exchange Online mailbox.").
-			WithHint("Exchange Online を含むライセンスを割り当ててください。", "Assign a licence that includes Exchange Online.").Wrap(err)
-	case outlook.KindMailboxNotReady:
-		return apperr.New(apperr.Unavailable, "このユーザーのメールボックスは準備中です。しばらくしてから再送してください。", "This user's mailbox is still being provisioned; retry later.").Wrap(err)
-	case outlook.KindBadRequest:
-		msg := "Outlook が予定を受け付けませんでした。"
-		if errors.As(err, &oe) {
-			return apperr.New(apperr.InvalidInput, msg+"（"+oe.Message+"）", "Outlook refused the event: "+oe.Message).Wrap(err)
-		}
-	}
-	return apperr.New(apperr.Unavailable, "Microsoft 365 に接続できませんでした。しばらくしてから再送してください。", "Microsoft 365 could not be reached; retry later.").Wrap(err)
+	return s.sessions.UserError(ctx, companyID, err, "")
 }
 
 // Get returns a pushed entry as calsync last knows it.

@@ -19,16 +19,11 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tehaishokunin/calsync/calendar"
+	"github.com/tehaishokunin/calsync/credentials"
 	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/internal/tracing"
 	"github.com/tehaishokunin/calsync/outlook"
 )
-
-// Credentials gives the company's app registration.
-type Credentials interface {
-	Credentials(ctx context.Context, companyID string) (outlook.Credentials, error)
-	ReportRejected(ctx context.Context, companyID string, err error) bool
-}
 
 // Change types in the feed.
 const (
@@ -39,12 +34,11 @@ const (
 
 // Syncer runs delta rounds for links.
 type Syncer struct {
-	store  *db.Store
-	creds  Credentials
-	graph  *outlook.Client
-	log    *slog.Logger
-	now    func() time.Time
-	notify func(companyID string)
+	store    *db.Store
+	sessions *credentials.Sessions
+	log      *slog.Logger
+	now      func() time.Time
+	notify   func(companyID string)
 	// Window is how far back and ahead of now a link's calendar view
 	// reaches; it slides forward daily (a full round once it is a day
 	// old), and events that only aged out of it are not reported.
@@ -58,13 +52,10 @@ type Syncer struct {
 
 // NewSyncer builds a syncer; notify (may be nil) is called after changes
 // are committed.
-func NewSyncer(store *db.Store, creds Credentials, graph *outlook.Client, notify func(companyID string), log *slog.Logger) *Syncer {
-	return &Syncer{store: store, creds: creds, graph: graph, log: log, now: time.Now, notify: notify,
+func NewSyncer(store *db.Store, sessions *credentials.Sessions, notify func(companyID string), log *slog.Logger) *Syncer {
+	return &Syncer{store: store, sessions: sessions, log: log, now: time.Now, notify: notify,
 		Past: 30 * 24 * time.Hour, Future: 365 * 24 * time.Hour, PageSize: 100, ResyncInterval: DefaultResyncInterval}
 }
-
-// SetNotify sets the listener told about new changes.
-func (s *Syncer) SetNotify(f func(companyID string)) { s.notify = f }
 
 // Initial runs a link's first round: every event in the window is reported
 // (as CREATED) so the host sees the user's busy time from the start.
@@ -120,18 +111,11 @@ func (s *Syncer) Sync(ctx context.Context, linkID int64, fresh bool) (res Result
 }
 
 func (s *Syncer) round(ctx context.Context, tx bun.Tx, link *db.CalendarLink, fresh bool) (Result, error) {
-	creds, err := s.creds.Credentials(ctx, link.CompanyID)
+	mb, err := s.sessions.Mailbox(ctx, link)
 	if err != nil {
 		return Result{}, err
 	}
-	sess, err := s.graph.For(creds)
-	if err != nil {
-		return Result{}, err
-	}
-	mailbox := deref(link.GraphUserID)
-	if mailbox == "" {
-		mailbox = deref(link.CalendarID)
-	}
+	sess, mailbox := mb.Session, mb.ID
 	now := s.now().UTC()
 	state, err := s.store.Delta(ctx, link.ID)
 	if err != nil {
@@ -149,7 +133,7 @@ func (s *Syncer) round(ctx context.Context, tx bun.Tx, link *db.CalendarLink, fr
 		changed, removed, deltaLink, err = s.fetch(ctx, sess, mailbox, state, true)
 	}
 	if err != nil {
-		if s.creds.ReportRejected(ctx, link.CompanyID, err) {
+		if s.sessions.ReportRejected(ctx, link.CompanyID, err) {
 			return Result{}, err
 		}
 		return Result{}, fmt.Errorf("reading delta of link %d: %w", link.ID, err)

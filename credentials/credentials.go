@@ -7,7 +7,6 @@ package credentials
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -57,31 +56,30 @@ type Graph interface {
 }
 
 // Subscriptions is what the service needs of the subscription lifecycle: to
-// move a company's subscriptions to a new app, and to remove them. Until
-// that package exists it may be nil.
+// move a company's subscriptions to a new app, and to remove them (nil
+// where nothing is subscribed: calsync rotate-key).
 type Subscriptions interface {
 	RecreateAll(ctx context.Context, companyID string) error
 	RemoveAll(ctx context.Context, companyID string) error
 }
 
-// Service registers, verifies and removes credentials.
+// Service is the admin side of credentials: it registers, verifies and
+// removes them, on top of the read side (Sessions) every other service
+// uses.
 type Service struct {
-	store *db.Store
-	keys  *secrets.Keyring
-	graph Graph
-	subs  Subscriptions
-	log   *slog.Logger
-	now   func() time.Time
+	sessions *Sessions
+	store    *db.Store
+	keys     *secrets.Keyring
+	graph    Graph
+	subs     Subscriptions
+	log      *slog.Logger
+	now      func() time.Time
 }
 
-// NewService builds the service. subs may be nil.
-func NewService(store *db.Store, keys *secrets.Keyring, graph Graph, subs Subscriptions, log *slog.Logger) *Service {
-	return &Service{store: store, keys: keys, graph: graph, subs: subs, log: log, now: time.Now}
+// NewService builds the admin side over sessions. subs may be nil.
+func NewService(sessions *Sessions, graph Graph, subs Subscriptions, log *slog.Logger) *Service {
+	return &Service{sessions: sessions, store: sessions.store, keys: sessions.keys, graph: graph, subs: subs, log: log, now: time.Now}
 }
-
-// SetSubscriptions wires the subscription manager (built after the
-// service, since it needs the service's credentials).
-func (s *Service) SetSubscriptions(subs Subscriptions) { s.subs = subs }
 
 // Errors the service answers with.
 var (
@@ -209,7 +207,7 @@ func (s *Service) Register(ctx context.Context, companyID, actor string, f authf
 		appChanged = prev.TenantID != f.TenantID || prev.ClientID != f.ClientID
 		detail["previous_tenant_id"], detail["previous_client_id"] = prev.TenantID, prev.ClientID
 		detail["app_changed"] = appChanged
-		if old, err = s.open(prev); err == nil {
+		if old, err = s.sessions.Open(prev); err == nil {
 			detail["secret_changed"] = old.ClientSecret != f.ClientSecret
 		}
 	}
@@ -271,7 +269,7 @@ func (s *Service) Verify(ctx context.Context, companyID string) (*Settings, erro
 
 // check asks Microsoft about c and records the result.
 func (s *Service) check(ctx context.Context, c *db.Credential) error {
-	creds, err := s.open(c)
+	creds, err := s.sessions.Open(c)
 	if err != nil {
 		return err
 	}
@@ -324,41 +322,11 @@ func (s *Service) Delete(ctx context.Context, companyID, actor string) (bool, er
 	if err != nil {
 		return false, err
 	}
-	if creds, err := s.open(c); err == nil {
+	if creds, err := s.sessions.Open(c); err == nil {
 		s.graph.Forget(creds)
 	}
 	s.log.InfoContext(ctx, "credentials deleted", slog.String("company", companyID))
 	return deleted, nil
-}
-
-// Credentials opens the company's stored credentials for a Graph call.
-func (s *Service) Credentials(ctx context.Context, companyID string) (outlook.Credentials, error) {
-	c, err := s.store.Credential(ctx, companyID)
-	if err != nil {
-		return outlook.Credentials{}, err
-	}
-	return s.Open(c)
-}
-
-// Open opens a stored credentials row read elsewhere (with a push's other
-// state, in one statement); nil is ErrNotRegistered.
-func (s *Service) Open(c *db.Credential) (outlook.Credentials, error) {
-	if c == nil {
-		return outlook.Credentials{}, ErrNotRegistered
-	}
-	return s.open(c)
-}
-
-func (s *Service) open(c *db.Credential) (outlook.Credentials, error) {
-	plain, err := s.keys.Open(c.SecretSealed, c.SecretKeyID, c.CompanyID)
-	if err != nil {
-		hint := "CALSYNC_ENCRYPTION_KEY / CALSYNC_ENCRYPTION_OLD_KEYS を確認してください。"
-		if errors.Is(err, secrets.ErrUnknownKey) {
-			hint = "鍵 " + c.SecretKeyID + " を CALSYNC_ENCRYPTION_OLD_KEYS に追加してください。"
-		}
-		return outlook.Credentials{}, errUnreadable.WithHint(hint, "Check CALSYNC_ENCRYPTION_KEY / CALSYNC_ENCRYPTION_OLD_KEYS (key "+c.SecretKeyID+").").Wrap(err)
-	}
-	return outlook.Credentials{TenantID: c.TenantID, ClientID: c.ClientID, ClientSecret: string(plain)}, nil
 }
 
 // Reseal re-seals every stored secret not yet under the current key (for
@@ -415,26 +383,4 @@ func settingsOf(c *db.Credential) *Settings {
 		VerifiedAt:            c.VerifiedAt,
 		LastError:             c.LastError,
 	}
-}
-
-// ReportRejected records that Microsoft refused the company's stored
-// credentials during background work (renewal, sync): the credentials get
-// the matching status and every link of the company shows the reason. It
-// reports whether err was such a refusal.
-func (s *Service) ReportRejected(ctx context.Context, companyID string, err error) bool {
-	switch outlook.KindOf(err) {
-	case outlook.KindInvalidSecret, outlook.KindSecretExpired, outlook.KindTenantNotFound, outlook.KindAppNotFound, outlook.KindAuthFailed, outlook.KindNoPermissions:
-	default:
-		return false
-	}
-	status, rej := rejection(err)
-	msg := rej.Message.JA + " " + rej.Hint.JA + " / " + rej.Message.EN + " " + rej.Hint.EN
-	if e := s.store.SetCredentialStatus(ctx, companyID, string(status), &msg); e != nil {
-		s.log.WarnContext(ctx, "recording credential rejection failed", slog.String("company", companyID), slog.String("error", e.Error()))
-	}
-	if e := s.store.SetCompanyLinksStatus(ctx, companyID, db.LinkError, &msg); e != nil {
-		s.log.WarnContext(ctx, "marking links failed", slog.String("company", companyID), slog.String("error", e.Error()))
-	}
-	s.log.WarnContext(ctx, "Microsoft rejected stored credentials", slog.String("company", companyID), slog.String("status", string(status)))
-	return true
 }

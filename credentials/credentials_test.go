@@ -54,13 +54,14 @@ func (r *recorder) RemoveAll(_ context.Context, c string) error {
 }
 
 type bundle struct {
-	svc   *credentials.Service
-	store *db.Store
-	emu   *graphemu.Server
-	graph *outlook.Client
-	subs  *recorder
-	logs  *bytes.Buffer
-	key   []byte
+	svc      *credentials.Service
+	sessions *credentials.Sessions
+	store    *db.Store
+	emu      *graphemu.Server
+	graph    *outlook.Client
+	subs     *recorder
+	logs     *bytes.Buffer
+	key      []byte
 }
 
 func newKey(t *testing.T) []byte {
@@ -99,7 +100,8 @@ func setup(t *testing.T) *bundle {
 	store := db.NewStore(dbtest.New(t))
 	graph := outlook.New(outlook.Config{GraphBaseURL: emu.URL, LoginBaseURL: emu.URL, Transport: emu.Transport()})
 	subs := &recorder{}
-	return &bundle{svc: credentials.NewService(store, keys, graph, subs, log), store: store, emu: emu, graph: graph, subs: subs, logs: &logs, key: key}
+	sessions := credentials.NewSessions(store, keys, graph, log)
+	return &bundle{svc: credentials.NewService(sessions, graph, subs, log), sessions: sessions, store: store, emu: emu, graph: graph, subs: subs, logs: &logs, key: key}
 }
 
 func file(tenant, client, secret string) authfile.File {
@@ -126,7 +128,7 @@ func TestRegisterAndRead(t *testing.T) {
 	if err := b.store.DB().NewRaw("SELECT count(*) FROM credentials WHERE row_to_json(credentials.*)::text LIKE ?", "%"+secretA+"%").Scan(ctx, &plain); err != nil || plain != 0 {
 		t.Fatalf("a column holds the secret in plain text (%d, %v)", plain, err)
 	}
-	creds, err := b.svc.Credentials(ctx, "acme")
+	creds, err := b.sessions.Credentials(ctx, "acme")
 	if err != nil || creds.ClientSecret != secretA {
 		t.Fatalf("opening: %v", err)
 	}
@@ -181,7 +183,7 @@ func TestRejections(t *testing.T) {
 	t.Run("unreachable", func(t *testing.T) {
 		keys, _ := secrets.NewKeyring(b.key)
 		dead := outlook.New(outlook.Config{GraphBaseURL: "https://127.0.0.1:1", LoginBaseURL: "https://127.0.0.1:1", Transport: b.emu.Transport()})
-		svc := credentials.NewService(b.store, keys, dead, nil, slog.New(slog.NewTextHandler(b.logs, nil)))
+		svc := credentials.NewService(credentials.NewSessions(b.store, keys, dead, slog.New(slog.NewTextHandler(b.logs, nil))), dead, nil, slog.New(slog.NewTextHandler(b.logs, nil)))
 		_, err := svc.Register(ctx, "acme", "admin-1", file(tenantA, appA, secretA))
 		ae := apperr.As(err)
 		if ae.Code != apperr.CredentialsRejected || ae.Extra["status"] != "UNREACHABLE" {
@@ -287,8 +289,8 @@ func TestCompaniesNeverMix(t *testing.T) {
 	if _, err := b.svc.Register(ctx, "company-b", "b", file(tenantB, appB, secretB)); err != nil {
 		t.Fatal(err)
 	}
-	ca, _ := b.svc.Credentials(ctx, "company-a")
-	cb, _ := b.svc.Credentials(ctx, "company-b")
+	ca, _ := b.sessions.Credentials(ctx, "company-a")
+	cb, _ := b.sessions.Credentials(ctx, "company-b")
 	if ca.ClientSecret != secretA || cb.ClientSecret != secretB || ca.TenantID != tenantA || cb.TenantID != tenantB {
 		t.Fatal("credentials mixed")
 	}
@@ -296,7 +298,7 @@ func TestCompaniesNeverMix(t *testing.T) {
 	if _, err := b.store.DB().NewRaw("UPDATE credentials SET secret_sealed = (SELECT secret_sealed FROM credentials WHERE company_id = 'company-b') WHERE company_id = 'company-a'").Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.svc.Credentials(ctx, "company-a"); apperr.CodeOf(err) != apperr.Internal {
+	if _, err := b.sessions.Credentials(ctx, "company-a"); apperr.CodeOf(err) != apperr.Internal {
 		t.Fatalf("copied ciphertext opened: %v", err)
 	}
 }
@@ -311,18 +313,18 @@ func TestKeyRotation(t *testing.T) {
 	newKey := newKey(t)
 	log := slog.New(slog.NewTextHandler(b.logs, nil))
 	onlyNew, _ := secrets.NewKeyring(newKey)
-	if _, err := credentials.NewService(b.store, onlyNew, b.graph, nil, log).Credentials(ctx, "acme"); apperr.CodeOf(err) != apperr.Internal {
+	if _, err := credentials.NewSessions(b.store, onlyNew, b.graph, log).Credentials(ctx, "acme"); apperr.CodeOf(err) != apperr.Internal {
 		t.Fatalf("opened without the old key: %v", err)
 	}
 	both, _ := secrets.NewKeyring(newKey, b.key)
-	rotating := credentials.NewService(b.store, both, b.graph, nil, log)
+	rotating := credentials.NewService(credentials.NewSessions(b.store, both, b.graph, log), b.graph, nil, log)
 	if n, err := rotating.Reseal(ctx); err != nil || n != 1 {
 		t.Fatalf("resealed %d, %v", n, err)
 	}
 	if n, _ := rotating.Reseal(ctx); n != 0 {
 		t.Fatalf("second reseal moved %d", n)
 	}
-	c, err := credentials.NewService(b.store, onlyNew, b.graph, nil, log).Credentials(ctx, "acme")
+	c, err := credentials.NewSessions(b.store, onlyNew, b.graph, log).Credentials(ctx, "acme")
 	if err != nil || c.ClientSecret != secretA {
 		t.Fatalf("after rotation: %v", err)
 	}

@@ -32,12 +32,6 @@ type Link struct {
 	LastSyncedAt          *time.Time
 }
 
-// Credentials gives the company's app registration.
-type Credentials interface {
-	Credentials(ctx context.Context, companyID string) (outlook.Credentials, error)
-	ReportRejected(ctx context.Context, companyID string, err error) bool
-}
-
 // Syncer runs a link's delta rounds.
 type Syncer interface {
 	Initial(ctx context.Context, linkID int64) error
@@ -46,19 +40,18 @@ type Syncer interface {
 
 // Service links and unlinks users.
 type Service struct {
-	store   *db.Store
-	creds   Credentials
-	graph   *outlook.Client
-	subs    *subscriptions.Manager
-	sync    Syncer
-	log     *slog.Logger
-	cursors *cursor.Codec
-	maxBulk int
+	store    *db.Store
+	sessions *credentials.Sessions
+	subs     *subscriptions.Manager
+	sync     Syncer
+	log      *slog.Logger
+	cursors  *cursor.Codec
+	maxBulk  int
 }
 
 // NewService builds the service.
-func NewService(store *db.Store, creds Credentials, graph *outlook.Client, subs *subscriptions.Manager, sync Syncer, cursors *cursor.Codec, log *slog.Logger) *Service {
-	return &Service{store: store, creds: creds, graph: graph, subs: subs, sync: sync, cursors: cursors, log: log, maxBulk: 500}
+func NewService(store *db.Store, sessions *credentials.Sessions, subs *subscriptions.Manager, sync Syncer, cursors *cursor.Codec, log *slog.Logger) *Service {
+	return &Service{store: store, sessions: sessions, subs: subs, sync: sync, cursors: cursors, log: log, maxBulk: 500}
 }
 
 // Errors of linking.
@@ -178,7 +171,7 @@ func (s *Service) link(ctx context.Context, companyID, actor string, in Input) (
 	if err != nil {
 		return nil, err
 	}
-	creds, err := s.creds.Credentials(ctx, companyID)
+	sess, err := s.sessions.Company(ctx, companyID)
 	if errors.Is(err, credentials.ErrNotRegistered) {
 		return nil, ErrNoCredentials
 	}
@@ -198,18 +191,13 @@ func (s *Service) link(ctx context.Context, companyID, actor string, in Input) (
 	if prev != nil && prev.Provider == db.ProviderOutlook && deref(prev.CalendarID) == addr && prev.Status == db.LinkActive && len(oldSubs) > 0 {
 		return s.view(ctx, prev) // same address again: nothing to do
 	}
-	sess, err := s.graph.For(creds)
-	if err != nil {
-		return nil, mailboxError(err, addr)
-	}
 	graphID, err := s.resolve(ctx, sess, addr)
 	notReady := outlook.KindOf(err) == outlook.KindMailboxNotReady
 	if notReady {
 		graphID, err = addr, nil // the user exists; the mailbox is on its way
 	}
 	if err != nil {
-		s.creds.ReportRejected(ctx, companyID, err)
-		return nil, mailboxError(err, addr)
+		return nil, s.sessions.UserError(ctx, companyID, err, addr)
 	}
 
 	// Subscribe before touching the old link, so a failure leaves the
@@ -245,7 +233,7 @@ func (s *Service) link(ctx context.Context, companyID, actor string, in Input) (
 			// No half-made link: remove the row we just made.
 			_ = s.store.DeleteLink(context.WithoutCancel(ctx), row.ID)
 		}
-		return nil, subscribeError(err)
+		return nil, s.subscribeError(ctx, companyID, err, addr)
 	}
 	for _, old := range oldSubs {
 		_ = s.subs.Unsubscribe(ctx, old)
@@ -421,36 +409,9 @@ var ErrNotLinked = apperr.New(apperr.NotLinked,
 	"このユーザーはカレンダー連携されていません。ユーザー管理でカレンダー連携を設定してください。",
 	"This user's calendar is not linked; set カレンダー連携 in user management first.").WithField("userId")
 
-func mailboxError(err error, addr string) error {
-	switch outlook.KindOf(err) {
-	case outlook.KindNotFound:
-		return apperr.New(apperr.MailboxNotFound,
-			"メールボックス "+addr+" が見つかりません。カレンダーID（メールアドレス）を確認してください。",
-			"The mailbox "+addr+" was not found; check the calendar ID (mail address).").WithField("calendarId").
-			WithHint("このテナントのユーザーの職場のメールアドレスを指定してください。ゲスト ユーザーや他社のアドレスには、このテナントのメールボックスがありません。",
-				"Use the work address of a user in this tenant; guests and other companies' addresses have no mailbox here.").Wrap(err)
-	case outlook.KindMailboxNotEnabled:
-		return apperr.New(apperr.MailboxNotEnabled,
-			addr+" には Exchange Online のメールボックスがないため、予定表を連携できません。",
-			addr+" has no Exchange Online mailbox, so its calendar cannot be linked.").WithField("calendarId").
-			WithHint("Exchange Online を含むライセンス（例: Microsoft 365 F3、Business Basic 以上、Exchange Online Kiosk）をこのユーザーに割り当ててください。Exchange を含まない F1 などのライセンス、ゲスト、オンプレミスのメールボックスは使えません。",
-				"Assign the user a licence that includes Exchange Online (e.g. Microsoft 365 F3, Business Basic or higher, Exchange Online Kiosk). Licences without Exchange (such as some F1 plans), guests and on-premises mailboxes cannot be used.").Wrap(err)
-	case outlook.KindAccessDenied:
-		return apperr.New(apperr.MailboxAccessDenied,
-			"メールボックス "+addr+" へのアクセスが拒否されました。",
-			"Access to the mailbox "+addr+" was denied.").WithField("calendarId").
-			WithHint("Entra ID で Calendars.ReadWrite に管理者の同意が与えられているか、アプリケーション アクセス ポリシーでこのメールボックスが許可されているか確認してください。",
-				"Check that Calendars.ReadWrite has admin consent and that no application access policy excludes this mailbox.").Wrap(err)
-	case outlook.KindThrottled:
-		return apperr.New(apperr.Throttled, "Microsoft 365 が混み合っています。しばらくしてから再度お試しください。", "Microsoft 365 is throttling requests; try again shortly.").Wrap(err)
-	case outlook.KindInvalidSecret, outlook.KindSecretExpired, outlook.KindTenantNotFound, outlook.KindAppNotFound, outlook.KindAuthFailed:
-		return apperr.New(apperr.CredentialsRejected, "登録されている認証情報が Microsoft に拒否されました。企業設定 → カレンダー認証設定 を確認してください。",
-			"Microsoft rejected the registered credentials; check company settings → calendar authentication.").Wrap(err)
-	}
-	return apperr.New(apperr.Unavailable, "Microsoft 365 に接続できませんでした。しばらくしてから再度お試しください。", "Microsoft 365 could not be reached; try again later.").Wrap(err)
-}
-
-func subscribeError(err error) error {
+// subscribeError is what the caller is told when Graph would not create
+// the mailbox's subscription.
+func (s *Service) subscribeError(ctx context.Context, companyID string, err error, addr string) error {
 	if errors.Is(err, subscriptions.ErrInsecureURL) {
 		return apperr.New(apperr.Unavailable, "CALSYNC_PUBLIC_URL が https ではないため、Microsoft Graph から通知を受け取れません。運用担当者に連絡してください。",
 			"CALSYNC_PUBLIC_URL is not https, so Microsoft Graph cannot deliver notifications; contact the operator.").Wrap(err)
@@ -460,7 +421,7 @@ func subscribeError(err error) error {
 		return apperr.New(apperr.Unavailable, "Microsoft Graph が calsync の通知用 URL に接続できませんでした（検証に失敗）。CALSYNC_PUBLIC_URL が外部から到達可能か確認してください。",
 			"Microsoft Graph could not validate calsync's notification URL; check that CALSYNC_PUBLIC_URL is reachable from the internet.").Wrap(err)
 	}
-	return mailboxError(err, "")
+	return s.sessions.UserError(ctx, companyID, err, addr)
 }
 
 func deref(p *string) string {

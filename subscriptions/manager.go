@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tehaishokunin/calsync/credentials"
 	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/outlook"
 )
@@ -33,13 +34,6 @@ const Lifetime = outlook.MaxEventSubscription - 5*time.Minute
 
 // maxFailures is how many renewal failures in a row mark a link ERROR.
 const maxFailures = 5
-
-// Credentials gives the company's app registration and learns when
-// Microsoft refuses it.
-type Credentials interface {
-	Credentials(ctx context.Context, companyID string) (outlook.Credentials, error)
-	ReportRejected(ctx context.Context, companyID string, err error) bool
-}
 
 // Resyncer runs a link's delta sync (after a recreate or a missed
 // notification).
@@ -62,36 +56,29 @@ type Config struct {
 
 // Manager creates, renews and deletes subscriptions.
 type Manager struct {
-	cfg     Config
-	store   *db.Store
-	creds   Credentials
-	graph   *outlook.Client
-	resync  Resyncer
-	log     *slog.Logger
-	metrics *Metrics
+	cfg      Config
+	store    *db.Store
+	sessions *credentials.Sessions
+	resync   Resyncer
+	log      *slog.Logger
+	metrics  *Metrics
 }
 
-// NewManager builds a manager; SetResyncer must be called before use when a
-// syncer exists.
-func NewManager(cfg Config, store *db.Store, creds Credentials, graph *outlook.Client, metrics *Metrics, log *slog.Logger) *Manager {
+// NewManager builds a manager; resync (the syncer) runs a delta round
+// after a recreation or a missed notification, and may be nil where there
+// is none.
+func NewManager(cfg Config, store *db.Store, sessions *credentials.Sessions, resync Resyncer, metrics *Metrics, log *slog.Logger) *Manager {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Manager{cfg: cfg, store: store, creds: creds, graph: graph, metrics: metrics, log: log}
+	return &Manager{cfg: cfg, store: store, sessions: sessions, resync: resync, metrics: metrics, log: log}
 }
-
-// SetResyncer wires the sync engine (it needs the manager too).
-func (m *Manager) SetResyncer(r Resyncer) { m.resync = r }
 
 // ErrInsecureURL is returned when Graph would be asked to post to http.
 var ErrInsecureURL = errors.New("CALSYNC_PUBLIC_URL must be https for Microsoft Graph to deliver notifications")
 
 func (m *Manager) session(ctx context.Context, companyID string) (*outlook.Session, error) {
-	creds, err := m.creds.Credentials(ctx, companyID)
-	if err != nil {
-		return nil, err
-	}
-	return m.graph.For(creds)
+	return m.sessions.Company(ctx, companyID)
 }
 
 func newClientState() string {
@@ -135,7 +122,7 @@ func (m *Manager) Subscribe(ctx context.Context, link *db.CalendarLink) (*db.Gra
 		Expiration:      now.Add(Lifetime),
 	})
 	if err != nil {
-		m.creds.ReportRejected(ctx, link.CompanyID, err)
+		m.sessions.ReportRejected(ctx, link.CompanyID, err)
 		return nil, fmt.Errorf("creating subscription for link %d: %w", link.ID, err)
 	}
 	row := &db.GraphSubscription{
@@ -372,7 +359,7 @@ func (m *Manager) Renew(ctx context.Context, sub db.GraphSubscription) error {
 		return m.recreate(ctx, link)
 	}
 	m.metrics.renewal("failed")
-	if m.creds.ReportRejected(ctx, sub.CompanyID, err) {
+	if m.sessions.ReportRejected(ctx, sub.CompanyID, err) {
 		_, _ = m.store.FailedRenewal(ctx, sub.ID, now.Add(time.Hour), err.Error())
 		return err
 	}

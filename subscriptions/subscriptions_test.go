@@ -17,6 +17,7 @@ import (
 	"github.com/tehaishokunin/calsync/internal/testenv"
 	"github.com/tehaishokunin/calsync/links"
 	"github.com/tehaishokunin/calsync/outlook"
+	"github.com/tehaishokunin/calsync/secrets"
 	"github.com/tehaishokunin/calsync/subscriptions"
 )
 
@@ -31,6 +32,7 @@ type bundle struct {
 	emu     *graphemu.Server
 	store   *db.Store
 	creds   *credentials.Service
+	keys    *secrets.Keyring
 	mgr     *subscriptions.Manager
 	links   *links.Service
 	graph   *outlook.Client
@@ -43,7 +45,7 @@ type bundle struct {
 func setup(t *testing.T) *bundle {
 	t.Helper()
 	e := testenv.New(t)
-	return &bundle{emu: e.Emu, store: e.Store, creds: e.Creds, mgr: e.Subs, links: e.Links, graph: e.Graph, log: e.Log,
+	return &bundle{emu: e.Emu, store: e.Store, creds: e.Creds, keys: e.Keys, mgr: e.Subs, links: e.Links, graph: e.Graph, log: e.Log,
 		logs: e.Logs, mailbox: e.Mailbox, hooks: e.Hooks}
 }
 
@@ -261,7 +263,7 @@ func TestRenewalFailures(t *testing.T) {
 	// A fresh client: the old one would reuse its cached token.
 	fresh := outlook.New(outlook.Config{GraphBaseURL: b.emu.URL, LoginBaseURL: b.emu.URL, Transport: b.emu.Transport()})
 	u, _ := url.Parse(b.hooks.URL)
-	mgr := subscriptions.NewManager(subscriptions.Config{PublicURL: u}, b.store, b.creds, fresh, nil, b.log)
+	mgr := subscriptions.NewManager(subscriptions.Config{PublicURL: u}, b.store, credentials.NewSessions(b.store, b.keys, fresh, b.log), nil, nil, b.log)
 	if err := mgr.Renew(ctx, sub); err == nil {
 		t.Fatal("renewal with a rejected secret succeeded")
 	}

@@ -175,7 +175,7 @@ func rotateKey(ctx context.Context, cfg config.Config, log *slog.Logger, out io.
 	}
 	d := db.Open(cfg.DatabaseURL, db.Options{MaxOpenConns: 2})
 	defer d.Close()
-	n, err := credentials.NewService(db.NewStore(d), keys, nil, nil, log).Reseal(ctx)
+	n, err := credentials.NewService(credentials.NewSessions(db.NewStore(d), keys, nil, log), nil, nil, log).Reseal(ctx)
 	if err != nil {
 		return fmt.Errorf("rotate-key: %w (re-sealed %d before the failure)", err, n)
 	}

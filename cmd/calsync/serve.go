@@ -17,28 +17,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/tehaishokunin/calsync/auth"
-	"github.com/tehaishokunin/calsync/calendar"
 	"github.com/tehaishokunin/calsync/changes"
 	"github.com/tehaishokunin/calsync/config"
 	"github.com/tehaishokunin/calsync/credentials"
 	"github.com/tehaishokunin/calsync/db"
+	"github.com/tehaishokunin/calsync/internal/core"
 	"github.com/tehaishokunin/calsync/internal/opsmetrics"
 	"github.com/tehaishokunin/calsync/internal/tracing/otlp"
-	"github.com/tehaishokunin/calsync/links"
-	"github.com/tehaishokunin/calsync/readmodel"
 	"github.com/tehaishokunin/calsync/resolvers"
 	"github.com/tehaishokunin/calsync/server"
 	"github.com/tehaishokunin/calsync/subscriptions"
-	"github.com/tehaishokunin/calsync/webhooks"
 )
-
-// service is a background loop owned by serve (renewal timer, inbox
-// workers, ...): started after the database is ready, stopped after the HTTP
-// server has drained.
-type service interface {
-	Start(ctx context.Context) error
-	Stop()
-}
 
 func serve(ctx context.Context, cfg config.Config, getenv func(string) string, log *slog.Logger, out io.Writer) error {
 	if err := cfg.RequireAuth(); err != nil {
@@ -119,38 +108,15 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 	reg.MustRegister(mirrorUpkeep)
 	sqlDB.AddQueryHook(db.MirrorTimer(func(d time.Duration) { mirrorUpkeep.Observe(d.Seconds()) }))
 
-	creds := credentials.NewService(store, keys, graphClient.client, nil, log)
 	credentials.RegisterMetrics(reg, store)
 	opsmetrics.Register(reg, store)
-	subs := subscriptions.NewManager(subscriptions.Config{PublicURL: cfg.PublicURL, RequireHTTPS: !cfg.Emulator(), VerifyOnStart: cfg.InProcessEmulator()},
-		store, creds, graphClient.client, subscriptions.NewMetrics(reg, store), log)
-	creds.SetSubscriptions(subs)
 	cursors := newCursorCodec(cfg)
-	feed := changes.NewFeed(store, 30*time.Second, cursors, log)
-	var host *changes.HostWebhook
-	if cfg.HostWebhookURL != "" {
-		host = changes.NewHostWebhook(store, cfg.HostWebhookURL, changes.SecretBytes(string(cfg.HostWebhookSecret)), cursors, log)
-	}
-	syncer := changes.NewSyncer(store, creds, graphClient.client, func(companyID string) {
-		feed.Publish(companyID)
-		if host != nil {
-			host.Wake()
-		}
-	}, log)
-	syncer.ResyncInterval = cfg.ResyncInterval
-	subs.SetResyncer(syncer)
-	worker := changes.NewWorker(store, syncer, subs, time.Second, log)
-	worker.KeepProcessed(cfg.InboxRetention)
-	worker.KeepChanges(cfg.FeedRetention)
-	hooks := webhooks.New(store, reg, worker.Wake, log)
-
-	res := &resolvers.Resolver{
-		Credentials: creds,
-		Links:       links.NewService(store, creds, graphClient.client, subs, syncer, cursors, log),
-		Calendar:    calendar.NewService(store, creds, graphClient.client, log),
-		Feed:        feed,
-		ReadModel:   readmodel.New(store, cursors),
-	}
+	c := core.New(core.Config{Store: store, Keys: keys, Graph: graphClient.client, Cursors: cursors, Log: log, Registry: reg,
+		Subscriptions:  subscriptions.Config{PublicURL: cfg.PublicURL, RequireHTTPS: !cfg.Emulator(), VerifyOnStart: cfg.InProcessEmulator()},
+		HostWebhookURL: cfg.HostWebhookURL, HostWebhookSecret: changes.SecretBytes(string(cfg.HostWebhookSecret)),
+		ResyncInterval: cfg.ResyncInterval, InboxRetention: cfg.InboxRetention, FeedRetention: cfg.FeedRetention})
+	hooks := c.Notifications
+	res := &resolvers.Resolver{Credentials: c.Credentials, Links: c.Links, Calendar: c.Calendar, Feed: c.Feed, ReadModel: c.ReadModel}
 	handler := server.New(server.Options{
 		Logger:                log,
 		Schema:                resolvers.Schema(res),
@@ -175,16 +141,7 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 
 	// Background services start once the server listens: reconciliation
 	// may create subscriptions, whose handshake Graph sends to us.
-	services := []service{
-		feed,
-		worker,
-		changes.NewPoller(store, syncer, cfg.ResyncInterval, log),
-		subscriptions.NewRenewer(subs, 30*time.Second, log),
-		credentials.NewChecker(creds, time.Hour, 24*time.Hour, log),
-	}
-	if host != nil {
-		services = append(services, host)
-	}
+	services := c.Services()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -25,13 +25,13 @@ import (
 	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/db/dbtest"
 	"github.com/tehaishokunin/calsync/graphemu"
+	"github.com/tehaishokunin/calsync/internal/core"
 	"github.com/tehaishokunin/calsync/internal/cursor"
 	"github.com/tehaishokunin/calsync/links"
 	"github.com/tehaishokunin/calsync/outlook"
 	"github.com/tehaishokunin/calsync/readmodel"
 	"github.com/tehaishokunin/calsync/secrets"
 	"github.com/tehaishokunin/calsync/subscriptions"
-	"github.com/tehaishokunin/calsync/webhooks"
 )
 
 // The tenant every Env has.
@@ -48,18 +48,23 @@ type Env struct {
 	Emu       *graphemu.Server
 	Store     *db.Store
 	Creds     *credentials.Service
+	Sessions  *credentials.Sessions
+	Keys      *secrets.Keyring
 	Subs      *subscriptions.Manager
 	Syncer    *changes.Syncer
 	Worker    *changes.Worker
 	Links     *links.Service
 	Calendar  *calendar.Service
 	ReadModel *readmodel.Service
-	Graph     *outlook.Client
-	Log       *slog.Logger
-	Logs      *SyncBuffer
-	Hooks     *httptest.Server
-	Mailbox   string // taro's address
-	Mailbox2  string // hanako's address
+	Feed      *changes.Feed
+	// Core is everything above as serve builds it.
+	Core     *core.Core
+	Graph    *outlook.Client
+	Log      *slog.Logger
+	Logs     *SyncBuffer
+	Hooks    *httptest.Server
+	Mailbox  string // taro's address
+	Mailbox2 string // hanako's address
 }
 
 // SyncBuffer is a log sink safe for concurrent writers.
@@ -114,34 +119,26 @@ func NewWith(t testing.TB, opts graphemu.Options) *Env {
 	_, _ = rand.Read(key)
 	keys, _ := secrets.NewKeyring(key)
 	graph := outlook.New(outlook.Config{GraphBaseURL: emu.URL, LoginBaseURL: emu.URL, Transport: emu.Transport()})
-	creds := credentials.NewService(store, keys, graph, nil, log)
-	if _, err := creds.Register(context.Background(), Company, "admin", authfile.File{TenantID: TenantID, ClientID: ClientID, ClientSecret: Secret}); err != nil {
+	// The receiver's address goes into the subscriptions' config before
+	// the core (whose receiver it serves) is built.
+	mux := http.NewServeMux()
+	hooks := httptest.NewUnstartedServer(mux)
+	pub, _ := url.Parse("http://" + hooks.Listener.Addr().String())
+	c := core.New(core.Config{Store: store, Keys: keys, Graph: graph, Cursors: cursor.NewCodec(key), Log: log,
+		Subscriptions: subscriptions.Config{PublicURL: pub},
+		// Tests drive the worker themselves (RunOnce, Drain) or start it.
+		WorkerPoll: time.Hour})
+	mux.Handle(subscriptions.NotificationPath, c.Notifications.Notifications())
+	mux.Handle(subscriptions.LifecyclePath, c.Notifications.Lifecycle())
+	hooks.Start()
+	t.Cleanup(c.Notifications.Close) // after the server below: cleanups run last first
+	t.Cleanup(hooks.Close)
+	if _, err := c.Credentials.Register(context.Background(), Company, "admin", authfile.File{TenantID: TenantID, ClientID: ClientID, ClientSecret: Secret}); err != nil {
 		t.Fatal(err)
 	}
-	syncer := changes.NewSyncer(store, creds, graph, nil, log)
-	env := &Env{Emu: emu, Store: store, Creds: creds, Syncer: syncer, Graph: graph, Log: log, Logs: logs,
+	env := &Env{Emu: emu, Store: store, Creds: c.Credentials, Sessions: c.Sessions, Keys: keys, Subs: c.Subscriptions, Syncer: c.Syncer, Worker: c.Worker,
+		Links: c.Links, Calendar: c.Calendar, ReadModel: c.ReadModel, Feed: c.Feed, Core: c, Graph: graph, Log: log, Logs: logs, Hooks: hooks,
 		Mailbox: users[0].Mail, Mailbox2: users[1].Mail}
-	var wake func()
-	recv := webhooks.New(store, nil, func() {
-		if wake != nil {
-			wake()
-		}
-	}, log)
-	t.Cleanup(recv.Close) // after the server below: cleanups run last first
-	mux := http.NewServeMux()
-	mux.Handle(subscriptions.NotificationPath, recv.Notifications())
-	mux.Handle(subscriptions.LifecyclePath, recv.Lifecycle())
-	env.Hooks = httptest.NewServer(mux)
-	t.Cleanup(env.Hooks.Close)
-	pub, _ := url.Parse(env.Hooks.URL)
-	env.Subs = subscriptions.NewManager(subscriptions.Config{PublicURL: pub}, store, creds, graph, subscriptions.NewMetrics(nil, store), log)
-	creds.SetSubscriptions(env.Subs)
-	env.Subs.SetResyncer(syncer)
-	env.Worker = changes.NewWorker(store, syncer, env.Subs, time.Hour, log)
-	wake = env.Worker.Wake
-	env.Links = links.NewService(store, creds, graph, env.Subs, syncer, cursor.NewCodec(key), log)
-	env.Calendar = calendar.NewService(store, creds, graph, log)
-	env.ReadModel = readmodel.New(store, cursor.NewCodec(key))
 	return env
 }
 
