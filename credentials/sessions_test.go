@@ -54,9 +54,12 @@ func TestUserErrorIsTheOneMapping(t *testing.T) {
 			if ae.Message.JA == "" || ae.Message.EN == "" {
 				t.Errorf("%s: message not in both languages: %+v", tc.kind, ae.Message)
 			}
-			named := strings.Contains(ae.Message.JA, addr) && strings.Contains(ae.Message.EN, addr) && ae.Field == "calendarId"
-			if want := tc.mailbox && address != ""; named != want {
-				t.Errorf("%s (address %q): names the mailbox and field: %v, want %v (%+v)", tc.kind, address, named, want, ae)
+			want := tc.mailbox && address != ""
+			if named := strings.Contains(ae.Message.JA, addr) && strings.Contains(ae.Message.EN, addr); named != want {
+				t.Errorf("%s (address %q): names the mailbox: %v, want %v (%+v)", tc.kind, address, named, want, ae.Message)
+			}
+			if field := ae.Field == "calendarId"; field != want {
+				t.Errorf("%s (address %q): field calendarId: %v, want %v", tc.kind, address, field, want)
 			}
 			if tc.kind == outlook.KindThrottled && ae.Extra["retryAfterSeconds"] != 7 {
 				t.Errorf("throttled: retryAfterSeconds %v, want 7", ae.Extra["retryAfterSeconds"])
