@@ -28,12 +28,13 @@ func TestUserErrorIsTheOneMapping(t *testing.T) {
 		kind     outlook.Kind
 		code     apperr.Code
 		mailbox  bool // names the mailbox, with field calendarId, when an address is given
+		named    bool // names the mailbox only
 		recorded credentials.Status
 	}{
 		{kind: outlook.KindNotFound, code: apperr.MailboxNotFound, mailbox: true},
 		{kind: outlook.KindMailboxNotEnabled, code: apperr.MailboxNotEnabled, mailbox: true},
 		{kind: outlook.KindAccessDenied, code: apperr.MailboxAccessDenied, mailbox: true},
-		{kind: outlook.KindMailboxNotReady, code: apperr.Unavailable},
+		{kind: outlook.KindMailboxNotReady, code: apperr.Unavailable, named: true},
 		{kind: outlook.KindThrottled, code: apperr.Throttled},
 		{kind: outlook.KindBadRequest, code: apperr.InvalidInput},
 		{kind: outlook.KindUnavailable, code: apperr.Unavailable},
@@ -55,7 +56,7 @@ func TestUserErrorIsTheOneMapping(t *testing.T) {
 				t.Errorf("%s: message not in both languages: %+v", tc.kind, ae.Message)
 			}
 			want := tc.mailbox && address != ""
-			if named := strings.Contains(ae.Message.JA, addr) && strings.Contains(ae.Message.EN, addr); named != want {
+			if named := strings.Contains(ae.Message.JA, addr) && strings.Contains(ae.Message.EN, addr); named != (want || tc.named && address != "") {
 				t.Errorf("%s (address %q): names the mailbox: %v, want %v (%+v)", tc.kind, address, named, want, ae.Message)
 			}
 			if field := ae.Field == "calendarId"; field != want {
