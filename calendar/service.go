@@ -323,7 +323,7 @@ func (s *Service) plan(ctx context.Context, companyID string, t *target, e Entry
 			adopted := FromOutlook(found[0], &e.ExternalID)
 			raw, _ := json.Marshal(adopted)
 			// Sync-back may already know the event (without its externalId).
-			el, err = db.EventLinkByOutlookID(ctx, s.store.DB(), companyID, t.link.UserID, found[0].ID)
+			el, err = s.store.EventLinkByOutlookID(ctx, companyID, t.link.UserID, found[0].ID)
 			if err != nil {
 				return nil, err
 			}
@@ -464,7 +464,7 @@ func (s *Service) record(ctx context.Context, t *target, p *plan, ev outlook.Eve
 	if el == nil {
 		// Sync-back may have recorded the new event already (its
 		// notification can beat this answer).
-		existing, err := db.EventLinkByOutlookID(ctx, s.store.DB(), t.link.CompanyID, t.link.UserID, ev.ID)
+		existing, err := s.store.EventLinkByOutlookID(ctx, t.link.CompanyID, t.link.UserID, ev.ID)
 		if err != nil {
 			return nil, err
 		}

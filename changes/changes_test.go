@@ -390,7 +390,7 @@ func TestStreamsShareOneReadPerWakeUp(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	feed := changes.NewFeed(e.Store, time.Hour, cursor.NewCodec([]byte("k")), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	var streams []<-chan db.Change
+	var streams []<-chan changes.Change
 	for i := 0; i < 200; i++ {
 		user := ""
 		if i%2 == 1 {

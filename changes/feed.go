@@ -2,6 +2,7 @@ package changes
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"sort"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tehaishokunin/calsync/apperr"
+	"github.com/tehaishokunin/calsync/calendar"
 	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/internal/cursor"
 	"github.com/tehaishokunin/calsync/internal/hostid"
@@ -106,20 +108,14 @@ func (f *Feed) listen(ctx context.Context) {
 			}
 			continue
 		}
-		ch := ln.Channel()
 		f.listens.Add(1)
 		f.wakeAll() // catch up with what was announced while not listening
-	loop:
 		for {
-			select {
-			case <-ctx.Done():
-				break loop
-			case n, ok := <-ch:
-				if !ok {
-					break loop
-				}
-				f.wake(n.Payload)
+			companyID, err := ln.Next(ctx)
+			if err != nil {
+				break
 			}
+			f.wake(companyID)
 		}
 		_ = ln.Close()
 	}
@@ -128,8 +124,8 @@ func (f *Feed) listen(ctx context.Context) {
 // Stop ends listening and the poll, and waits for both.
 func (f *Feed) Stop() { f.run.Stop() }
 
-// Cursor renders a change's feed position for the host, sealed for its
-// company.
+// Cursor renders a stored change's feed position for the host, sealed for
+// its company.
 func (f *Feed) Cursor(c db.Change) string { return f.cursors.Encode("chg", c.CompanyID, c.Cursor) }
 
 // ParseCursor reads a position the company got from Cursor.
@@ -156,9 +152,38 @@ func (f *Feed) Head(ctx context.Context, companyID string) (string, error) {
 	return f.cursors.Encode("chg", companyID, n), nil
 }
 
+// Change is one Outlook-side edit as the feed hands it out: its position
+// sealed for the company, the event as the host sees it.
+type Change struct {
+	Cursor         string
+	UserID         string
+	ExternalID     *string
+	OutlookEventID string
+	ChangeType     string
+	ChangedFields  []string
+	// Event is the event after the change (nil for a deletion).
+	Event      *calendar.Event
+	OccurredAt time.Time
+	// Traceparent is the span that appended the change ("" untraced).
+	Traceparent string
+}
+
+// change maps a stored change.
+func (f *Feed) change(c db.Change) Change {
+	out := Change{Cursor: f.Cursor(c), UserID: c.UserID, ExternalID: c.ExternalID, OutlookEventID: c.OutlookEventID,
+		ChangeType: c.ChangeType, ChangedFields: c.ChangedFields, OccurredAt: c.OccurredAt, Traceparent: c.Traceparent}
+	if len(c.Event) > 0 && string(c.Event) != "null" {
+		var e calendar.Event
+		if json.Unmarshal(c.Event, &e) == nil {
+			out.Event = &e
+		}
+	}
+	return out
+}
+
 // Page is one page of the feed.
 type Page struct {
-	Changes []db.Change
+	Changes []Change
 	HasNext bool
 }
 
@@ -193,7 +218,11 @@ func (f *Feed) Page(ctx context.Context, companyID, after string, first int, use
 	if err != nil {
 		return nil, err
 	}
-	return &Page{Changes: cs, HasNext: more}, nil
+	p := &Page{Changes: make([]Change, len(cs)), HasNext: more}
+	for i, c := range cs {
+		p.Changes[i] = f.change(c)
+	}
+	return p, nil
 }
 
 // Stream sends the company's changes recorded from now on (for one user
@@ -201,7 +230,7 @@ func (f *Feed) Page(ctx context.Context, companyID, after string, first int, use
 // with Page from its last cursor. However many streams a company has, a
 // wake-up reads its new changes once (the company's hub) and every stream
 // takes its share from memory.
-func (f *Feed) Stream(ctx context.Context, companyID, userID string) (<-chan db.Change, error) {
+func (f *Feed) Stream(ctx context.Context, companyID, userID string) (<-chan Change, error) {
 	if userID != "" {
 		if err := hostid.Check("userId", userID); err != nil {
 			return nil, err
@@ -223,7 +252,7 @@ func (f *Feed) Stream(ctx context.Context, companyID, userID string) (<-chan db.
 		f.hubs[companyID] = h
 	}
 	f.mu.Unlock()
-	out := make(chan db.Change, 4)
+	out := make(chan Change, 4)
 	go func() {
 		defer func() {
 			f.mu.Lock()
@@ -254,7 +283,7 @@ func (f *Feed) Stream(ctx context.Context, companyID, userID string) (<-chan db.
 					continue
 				}
 				select {
-				case out <- c:
+				case out <- f.change(c):
 					cursor = c.Cursor
 				case <-ctx.Done():
 					return

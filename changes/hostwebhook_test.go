@@ -25,7 +25,7 @@ func appendChanges(t *testing.T, e *testenv.Env, n int) {
 	t.Helper()
 	for i := range n {
 		c := &db.Change{CompanyID: testenv.Company, UserID: "u1", OutlookEventID: "ev" + string(rune('a'+i)), ChangeType: changes.Created, ChangedFields: []string{"subject"}}
-		if err := db.InsertChange(context.Background(), e.Store.DB(), c); err != nil {
+		if err := e.Store.InsertChange(context.Background(), c); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -32,7 +32,7 @@ func TestFeedRetention(t *testing.T) {
 	for i := 0; i < 6; i++ {
 		for _, company := range []string{co, "other-co"} {
 			c := &db.Change{CompanyID: company, UserID: "u1", OutlookEventID: "ev", ChangeType: "CREATED", ChangedFields: []string{"subject"}}
-			if err := db.InsertChange(ctx, e.Store.DB(), c); err != nil {
+			if err := e.Store.InsertChange(ctx, c); err != nil {
 				t.Fatal(err)
 			}
 			if company == co {
@@ -62,7 +62,7 @@ func TestFeedRetention(t *testing.T) {
 	}
 	// The newest pruned cursor is still a valid place to go on from.
 	p, err := feed.Page(ctx, co, feed.Cursor(mine[2]), 10, "")
-	if err != nil || len(p.Changes) != 3 || p.Changes[0].Cursor != mine[3].Cursor {
+	if err != nil || len(p.Changes) != 3 || p.Changes[0].Cursor != feed.Cursor(mine[3]) {
 		t.Fatalf("from the horizon: %+v %v", p, err)
 	}
 	if p, err := feed.Page(ctx, co, "", 10, ""); err != nil || len(p.Changes) != 3 {

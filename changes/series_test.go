@@ -267,7 +267,7 @@ func TestHostPushedSeries(t *testing.T) {
 // series seriesID that calsync's sync-back knows.
 func instanceRows(t *testing.T, e *testenv.Env, seriesID string) []string {
 	t.Helper()
-	els, err := db.LiveEventLinks(context.Background(), e.Store.DB(), co, "u1")
+	els, err := e.Store.LiveEventLinks(context.Background(), co, "u1")
 	if err != nil {
 		t.Fatal(err)
 	}

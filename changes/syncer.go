@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/uptrace/bun"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -89,11 +88,11 @@ func (s *Syncer) Sync(ctx context.Context, linkID int64, fresh bool) (res Result
 		span.End()
 	}()
 	var companyID string
-	err = s.store.DB().RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if err := db.LockLink(ctx, tx, linkID); err != nil {
+	err = s.store.InTx(ctx, func(ctx context.Context, tx *db.Store) error {
+		if err := tx.LockLink(ctx, linkID); err != nil {
 			return err
 		}
-		link, err := s.store.LinkByID(ctx, linkID)
+		link, err := tx.LinkByID(ctx, linkID)
 		if err != nil || link == nil || link.Provider == db.ProviderNone {
 			return err
 		}
@@ -110,14 +109,14 @@ func (s *Syncer) Sync(ctx context.Context, linkID int64, fresh bool) (res Result
 	return res, nil
 }
 
-func (s *Syncer) round(ctx context.Context, tx bun.Tx, link *db.CalendarLink, fresh bool) (Result, error) {
+func (s *Syncer) round(ctx context.Context, tx *db.Store, link *db.CalendarLink, fresh bool) (Result, error) {
 	mb, err := s.sessions.Mailbox(ctx, link)
 	if err != nil {
 		return Result{}, err
 	}
 	sess, mailbox := mb.Session, mb.ID
 	now := s.now().UTC()
-	state, err := s.store.Delta(ctx, link.ID)
+	state, err := tx.Delta(ctx, link.ID)
 	if err != nil {
 		return Result{}, err
 	}
@@ -146,7 +145,7 @@ func (s *Syncer) round(ctx context.Context, tx bun.Tx, link *db.CalendarLink, fr
 		// Events known before but absent from a full round were deleted
 		// or moved out of the window while the token was stale (or the
 		// window slid); those that merely aged out are not candidates.
-		live, err := db.LiveEventLinks(ctx, tx, link.CompanyID, link.UserID)
+		live, err := tx.LiveEventLinks(ctx, link.CompanyID, link.UserID)
 		if err != nil {
 			return Result{}, err
 		}
@@ -163,12 +162,12 @@ func (s *Syncer) round(ctx context.Context, tx bun.Tx, link *db.CalendarLink, fr
 	}
 	changed = append(changed, moved...)
 	res := Result{Full: full}
-	save := db.SaveEventLink
+	save := tx.SaveEventLink
 	if full {
-		save = db.SaveEventLinkForRebuild // the mirror is rebuilt below, once
+		save = tx.SaveEventLinkForRebuild // the mirror is rebuilt below, once
 	}
 	if len(changed) > 0 || len(gone) > 0 || full {
-		if err := db.LockFeed(ctx, tx); err != nil {
+		if err := tx.LockFeed(ctx); err != nil {
 			return res, err
 		}
 	}
@@ -199,23 +198,24 @@ func (s *Syncer) round(ctx context.Context, tx bun.Tx, link *db.CalendarLink, fr
 		for i, ev := range changed {
 			ids[i] = ev.ID
 		}
-		if err := db.RebuildMirror(ctx, tx, link, ids); err != nil {
+		if err := tx.RebuildMirror(ctx, link, ids); err != nil {
 			return res, err
 		}
 	}
 	state.DeltaLink = &deltaLink
-	if err := db.SaveDelta(ctx, tx, state); err != nil {
+	if err := tx.SaveDelta(ctx, state); err != nil {
 		return res, err
 	}
-	if err := db.MarkSynced(ctx, tx, link.ID, now, now.Add(s.ResyncInterval)); err != nil {
+	if err := tx.MarkSynced(ctx, link.ID, now, now.Add(s.ResyncInterval)); err != nil {
 		return res, err
 	}
 	return res, nil
 }
 
-// saveFunc records an event link: with its mirror row (db.SaveEventLink),
-// or without when the round rebuilds the mirror (db.SaveEventLinkForRebuild).
-type saveFunc func(ctx context.Context, q bun.IDB, e *db.EventLink) error
+// saveFunc records an event link in the round's transaction: with its
+// mirror row (Store.SaveEventLink), or without when the round rebuilds the
+// mirror (Store.SaveEventLinkForRebuild).
+type saveFunc func(ctx context.Context, e *db.EventLink) error
 
 // slideEvery is how old a link's window may get before a full round
 // re-bases it on today.
@@ -227,14 +227,14 @@ const slideEvery = 24 * time.Hour
 // knows is looked up: still there is a move (reported as an update with its
 // new times), not found is a deletion. Ids calsync never reported need no
 // look-up.
-func (s *Syncer) resolveRemoved(ctx context.Context, tx bun.Tx, sess *outlook.Session, mailbox string, link *db.CalendarLink, ids []string, sc *seriesCache) (moved []outlook.Event, gone []string, err error) {
+func (s *Syncer) resolveRemoved(ctx context.Context, tx *db.Store, sess *outlook.Session, mailbox string, link *db.CalendarLink, ids []string, sc *seriesCache) (moved []outlook.Event, gone []string, err error) {
 	done := map[string]bool{}
 	for _, id := range ids {
 		if done[id] {
 			continue
 		}
 		done[id] = true
-		el, err := db.EventLinkByOutlookID(ctx, tx, link.CompanyID, link.UserID, id)
+		el, err := tx.EventLinkByOutlookID(ctx, link.CompanyID, link.UserID, id)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -319,8 +319,8 @@ func inWindow(el db.EventLink, st *db.DeltaState) bool {
 // a recurring series is reported with its series (seriesId, the series'
 // rule, and the externalId of a series the host pushed); an occurrence of
 // a host-pushed series that shows just what the series says is no news.
-func (s *Syncer) applyChanged(ctx context.Context, tx bun.Tx, link *db.CalendarLink, ev outlook.Event, sc *seriesCache, save saveFunc) (int, bool, error) {
-	el, err := db.EventLinkByOutlookID(ctx, tx, link.CompanyID, link.UserID, ev.ID)
+func (s *Syncer) applyChanged(ctx context.Context, tx *db.Store, link *db.CalendarLink, ev outlook.Event, sc *seriesCache, save saveFunc) (int, bool, error) {
+	el, err := tx.EventLinkByOutlookID(ctx, link.CompanyID, link.UserID, ev.ID)
 	if err != nil {
 		return 0, false, err
 	}
@@ -334,7 +334,7 @@ func (s *Syncer) applyChanged(ctx context.Context, tx bun.Tx, link *db.CalendarL
 		raw, _ := json.Marshal(view)
 		el = &db.EventLink{CompanyID: link.CompanyID, UserID: link.UserID, LinkID: &link.ID, OutlookEventID: ev.ID,
 			KnownChangeKey: &ev.ChangeKey, WrittenChangeKey: &ev.ChangeKey, LastKnown: raw}
-		return 0, true, save(ctx, tx, el)
+		return 0, true, save(ctx, el)
 	}
 	var ext *string
 	if el != nil {
@@ -368,7 +368,7 @@ func (s *Syncer) applyChanged(ctx context.Context, tx bun.Tx, link *db.CalendarL
 	if ev.ICalUID != "" {
 		el.ICalUID = &ev.ICalUID
 	}
-	if err := save(ctx, tx, el); err != nil {
+	if err := save(ctx, el); err != nil {
 		return 0, false, err
 	}
 	if changeType == Updated && len(fields) == 0 {
@@ -404,7 +404,7 @@ type seriesCache struct {
 	byID    map[string]*series
 }
 
-func (c *seriesCache) get(ctx context.Context, tx bun.Tx, masterID string) (*series, error) {
+func (c *seriesCache) get(ctx context.Context, tx *db.Store, masterID string) (*series, error) {
 	if s := c.byID[masterID]; s != nil {
 		return s, nil
 	}
@@ -418,7 +418,7 @@ func (c *seriesCache) get(ctx context.Context, tx bun.Tx, masterID string) (*ser
 	default:
 		s.rule, s.changeKey = calendar.FromOutlook(m, nil).RecurrenceRule, m.ChangeKey
 	}
-	el, err := db.EventLinkByOutlookID(ctx, tx, c.link.CompanyID, c.link.UserID, masterID)
+	el, err := tx.EventLinkByOutlookID(ctx, c.link.CompanyID, c.link.UserID, masterID)
 	if err != nil {
 		return nil, err
 	}
@@ -435,7 +435,7 @@ func (c *seriesCache) get(ctx context.Context, tx bun.Tx, masterID string) (*ser
 // changeKey when Outlook changed it (an instance edited, cancelled, or the
 // series edited there): the host's next push of it is then checked against
 // that version, as for any Outlook-side edit.
-func (c *seriesCache) saveMasters(ctx context.Context, tx bun.Tx) error {
+func (c *seriesCache) saveMasters(ctx context.Context, tx *db.Store) error {
 	for _, s := range c.byID {
 		el := s.master
 		if el == nil || s.gone || s.changeKey == "" || deref(el.KnownChangeKey) == s.changeKey {
@@ -445,7 +445,7 @@ func (c *seriesCache) saveMasters(ctx context.Context, tx bun.Tx) error {
 		el.KnownChangeKey = &ck
 		s.hostView.Version = ck
 		el.LastKnown, _ = json.Marshal(s.hostView)
-		if err := db.SaveEventLink(ctx, tx, el); err != nil {
+		if err := tx.SaveEventLink(ctx, el); err != nil {
 			return err
 		}
 	}
@@ -454,25 +454,25 @@ func (c *seriesCache) saveMasters(ctx context.Context, tx bun.Tx) error {
 
 // seriesRemovedByHost says whether el is an instance of a series the host
 // pushed and then deleted or replaced: its removal is the host's own doing.
-func seriesRemovedByHost(ctx context.Context, tx bun.Tx, link *db.CalendarLink, el *db.EventLink) (bool, error) {
+func seriesRemovedByHost(ctx context.Context, tx *db.Store, link *db.CalendarLink, el *db.EventLink) (bool, error) {
 	var v calendar.Event
 	if json.Unmarshal(el.LastKnown, &v) != nil || !v.IsInstance() || v.ExternalID == nil {
 		return false, nil
 	}
-	master, err := db.EventLinkByOutlookID(ctx, tx, link.CompanyID, link.UserID, v.SeriesID)
+	master, err := tx.EventLinkByOutlookID(ctx, link.CompanyID, link.UserID, v.SeriesID)
 	if err != nil {
 		return false, err
 	}
 	return master == nil || master.Deleted, nil
 }
 
-func (s *Syncer) applyRemoved(ctx context.Context, tx bun.Tx, link *db.CalendarLink, id string, save saveFunc) (int, error) {
-	el, err := db.EventLinkByOutlookID(ctx, tx, link.CompanyID, link.UserID, id)
+func (s *Syncer) applyRemoved(ctx context.Context, tx *db.Store, link *db.CalendarLink, id string, save saveFunc) (int, error) {
+	el, err := tx.EventLinkByOutlookID(ctx, link.CompanyID, link.UserID, id)
 	if err != nil || el == nil || el.Deleted {
 		return 0, err // never seen, or already reported
 	}
 	el.Deleted = true
-	if err := save(ctx, tx, el); err != nil {
+	if err := save(ctx, el); err != nil {
 		return 0, err
 	}
 	ext := el.ExternalID
@@ -496,15 +496,15 @@ func (s *Syncer) applyRemoved(ctx context.Context, tx bun.Tx, link *db.CalendarL
 // appendChange adds c to the feed. Traced, the append is a span of the
 // round, and its context is stored with the change: the websocket send
 // and the host webhook POST that deliver it continue the same trace.
-func appendChange(ctx context.Context, tx bun.Tx, c *db.Change) error {
+func appendChange(ctx context.Context, tx *db.Store, c *db.Change) error {
 	if !tracing.Enabled() {
-		return db.InsertChange(ctx, tx, c)
+		return tx.InsertChange(ctx, c)
 	}
 	ctx, span := tracing.Start(ctx, "feed.append", trace.WithAttributes(
 		attribute.String("calsync.change_type", c.ChangeType)))
 	defer span.End()
 	c.Traceparent = tracing.Traceparent(ctx)
-	err := db.InsertChange(ctx, tx, c)
+	err := tx.InsertChange(ctx, c)
 	if err != nil {
 		span.SetStatus(codes.Error, "not appended")
 	} else {

@@ -11,9 +11,9 @@ import (
 
 // EventLinkByOutlookID finds the event link of an Outlook event in a user's
 // calendar, or nil.
-func EventLinkByOutlookID(ctx context.Context, q bun.IDB, companyID, userID, outlookID string) (*EventLink, error) {
+func (s *Store) EventLinkByOutlookID(ctx context.Context, companyID, userID, outlookID string) (*EventLink, error) {
 	e := new(EventLink)
-	err := q.NewSelect().Model(e).Where("company_id = ? AND user_id = ? AND outlook_event_id = ?", companyID, userID, outlookID).Scan(ctx)
+	err := s.db.NewSelect().Model(e).Where("company_id = ? AND user_id = ? AND outlook_event_id = ?", companyID, userID, outlookID).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -43,16 +43,19 @@ func (s *Store) EventLinkByExternalID(ctx context.Context, companyID, externalID
 // for the same Outlook event merges into it (bun aliases the table as
 // event_link): an externalId and calsync's
 // written changeKey are never lost to the other side's insert. The
-// event's mirror row is kept by the same call (run it in a transaction
-// when the two must change together).
-func SaveEventLink(ctx context.Context, q bun.IDB, e *EventLink) error {
+// event's mirror row changes with it: in the caller's transaction, or in
+// one of its own.
+func (s *Store) SaveEventLink(ctx context.Context, e *EventLink) error {
 	if e.ID != 0 {
-		return updateEventLink(ctx, q, e)
+		return updateEventLink(ctx, s.db, e) // one statement: atomic as it is
 	}
-	if err := SaveEventLinkForRebuild(ctx, q, e); err != nil {
+	if !s.inTx {
+		return s.InTx(ctx, func(ctx context.Context, tx *Store) error { return tx.SaveEventLink(ctx, e) })
+	}
+	if err := s.SaveEventLinkForRebuild(ctx, e); err != nil {
 		return err
 	}
-	return keepMirror(ctx, q, e)
+	return keepMirror(ctx, s.db, e)
 }
 
 // updateEventLink updates a stored event link and its mirror row in one
@@ -77,10 +80,10 @@ func updateEventLink(ctx context.Context, q bun.IDB, e *EventLink) error {
 
 // SaveEventLinkForRebuild is SaveEventLink without the mirror row, for a
 // full round that calls RebuildMirror for the link before it commits.
-func SaveEventLinkForRebuild(ctx context.Context, q bun.IDB, e *EventLink) error {
+func (s *Store) SaveEventLinkForRebuild(ctx context.Context, e *EventLink) error {
 	var err error
 	if e.ID == 0 {
-		_, err = q.NewInsert().Model(e).
+		_, err = s.db.NewInsert().Model(e).
 			On("CONFLICT (company_id, user_id, outlook_event_id) DO UPDATE").
 			Set("external_id = COALESCE(EXCLUDED.external_id, event_link.external_id)").
 			Set("link_id = EXCLUDED.link_id").
@@ -92,23 +95,12 @@ func SaveEventLinkForRebuild(ctx context.Context, q bun.IDB, e *EventLink) error
 			Set("updated_at = now()").
 			Returning("*").Exec(ctx)
 	} else {
-		_, err = q.NewUpdate().Model(e).WherePK().ExcludeColumn("created_at", "updated_at").Set("updated_at = now()").Exec(ctx)
+		_, err = s.db.NewUpdate().Model(e).WherePK().ExcludeColumn("created_at", "updated_at").Set("updated_at = now()").Exec(ctx)
 	}
 	if err != nil {
 		return fmt.Errorf("saving event link of %s: %w", e.OutlookEventID, err)
 	}
 	return nil
-}
-
-// SaveEventLink is SaveEventLink in a transaction of its own, so the
-// event link and its mirror row change together or not at all.
-func (s *Store) SaveEventLink(ctx context.Context, e *EventLink) error {
-	if e.ID != 0 {
-		return updateEventLink(ctx, s.db, e) // one statement: atomic as it is
-	}
-	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		return SaveEventLink(ctx, tx, e)
-	})
 }
 
 // DeleteEventLink removes an event link (the host's entry was deleted).
@@ -120,17 +112,17 @@ func (s *Store) DeleteEventLink(ctx context.Context, id int64) error {
 }
 
 // LiveEventLinks lists a user's event links not known to be deleted.
-func LiveEventLinks(ctx context.Context, q bun.IDB, companyID, userID string) ([]EventLink, error) {
+func (s *Store) LiveEventLinks(ctx context.Context, companyID, userID string) ([]EventLink, error) {
 	var out []EventLink
-	if err := q.NewSelect().Model(&out).Where("company_id = ? AND user_id = ? AND NOT deleted", companyID, userID).Scan(ctx); err != nil {
+	if err := s.db.NewSelect().Model(&out).Where("company_id = ? AND user_id = ? AND NOT deleted", companyID, userID).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("listing event links: %w", err)
 	}
 	return out, nil
 }
 
 // InsertChange appends to the change feed.
-func InsertChange(ctx context.Context, q bun.IDB, c *Change) error {
-	if _, err := q.NewInsert().Model(c).Returning("cursor, occurred_at").Exec(ctx); err != nil {
+func (s *Store) InsertChange(ctx context.Context, c *Change) error {
+	if _, err := s.db.NewInsert().Model(c).Returning("cursor, occurred_at").Exec(ctx); err != nil {
 		return fmt.Errorf("appending change: %w", err)
 	}
 	return nil
@@ -152,10 +144,17 @@ func (s *Store) Changes(ctx context.Context, companyID string, after int64, user
 	return out, false, nil
 }
 
+// errNoTx is a transaction lock asked for outside a transaction (it would
+// be released at once).
+var errNoTx = errors.New("a transaction lock needs a transaction (Store.InTx)")
+
 // LockLink serialises work on one link across replicas for the rest of the
 // transaction.
-func LockLink(ctx context.Context, tx bun.Tx, linkID int64) error {
-	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(7411, ?::int)", linkID); err != nil {
+func (s *Store) LockLink(ctx context.Context, linkID int64) error {
+	if !s.inTx {
+		return errNoTx
+	}
+	if _, err := s.db.ExecContext(ctx, "SELECT pg_advisory_xact_lock(7411, ?::int)", linkID); err != nil {
 		return fmt.Errorf("locking link %d: %w", linkID, err)
 	}
 	return nil
@@ -165,8 +164,11 @@ func LockLink(ctx context.Context, tx bun.Tx, linkID int64) error {
 // transaction takes it before its first append and holds it to commit.
 // Without it, a later cursor could commit first and a reader that moved
 // past it would never see the earlier one.
-func LockFeed(ctx context.Context, tx bun.Tx) error {
-	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(7412, 0)"); err != nil {
+func (s *Store) LockFeed(ctx context.Context) error {
+	if !s.inTx {
+		return errNoTx
+	}
+	if _, err := s.db.ExecContext(ctx, "SELECT pg_advisory_xact_lock(7412, 0)"); err != nil {
 		return fmt.Errorf("locking the change feed: %w", err)
 	}
 	return nil

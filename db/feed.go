@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -18,21 +19,48 @@ const ChangesChannel = "calsync_changes"
 
 // NotifyChanges tells every replica listening that a company's feed grew.
 func (s *Store) NotifyChanges(ctx context.Context, companyID string) error {
-	if err := pgdriver.Notify(ctx, s.db, ChangesChannel, companyID); err != nil {
+	if err := pgdriver.Notify(ctx, s.pool, ChangesChannel, companyID); err != nil {
 		return fmt.Errorf("notifying changes: %w", err)
 	}
 	return nil
 }
 
+// Listener is a LISTEN connection for ChangesChannel.
+type Listener struct {
+	ln *pgdriver.Listener
+	ch <-chan pgdriver.Notification
+}
+
 // ListenChanges opens a LISTEN connection for ChangesChannel.
-func (s *Store) ListenChanges(ctx context.Context) (*pgdriver.Listener, error) {
-	ln := pgdriver.NewListener(s.db)
+func (s *Store) ListenChanges(ctx context.Context) (*Listener, error) {
+	ln := pgdriver.NewListener(s.pool)
 	if err := ln.Listen(ctx, ChangesChannel); err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("listening for changes: %w", err)
 	}
-	return ln, nil
+	return &Listener{ln: ln, ch: ln.Channel()}, nil
 }
+
+// ErrListenerClosed is Next's answer once the listener's channel closed.
+var ErrListenerClosed = errors.New("listener closed")
+
+// Next waits for the next notification and returns its payload (a company
+// id). An error means ctx ended or the listener is done: close it and,
+// to go on, make another.
+func (l *Listener) Next(ctx context.Context) (string, error) {
+	select {
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case n, ok := <-l.ch:
+		if !ok {
+			return "", ErrListenerClosed
+		}
+		return n.Payload, nil
+	}
+}
+
+// Close ends the connection.
+func (l *Listener) Close() error { return l.ln.Close() }
 
 // LatestCursor is the newest cursor of a company's feed (0 when empty).
 func (s *Store) LatestCursor(ctx context.Context, companyID string) (int64, error) {

@@ -54,7 +54,7 @@ func (s *Store) LockKeys(ctx context.Context, keys ...string) (func(), error) {
 func (s *Store) lockInPostgres(ctx context.Context, keys []string) (func(), error) {
 	pool := s.locks
 	if pool == nil {
-		pool = s.db
+		pool = s.pool
 	}
 	ids := make([]int64, 0, len(keys))
 	for _, k := range keys {

@@ -105,10 +105,10 @@ func (s *Store) SetCompanyLinksStatus(ctx context.Context, companyID, status str
 
 // MarkSynced stamps a link as synced at `at` and ACTIVE (q may be a
 // transaction).
-func MarkSynced(ctx context.Context, q bun.IDB, linkID int64, at, nextPoll time.Time) error {
+func (s *Store) MarkSynced(ctx context.Context, linkID int64, at, nextPoll time.Time) error {
 	// A POLLING link stays POLLING (and keeps saying why) until its
 	// subscription is made; any other becomes ACTIVE.
-	_, err := q.NewUpdate().Model((*CalendarLink)(nil)).Set("last_synced_at = ?", at).Set("next_poll_at = ?", nextPoll).
+	_, err := s.db.NewUpdate().Model((*CalendarLink)(nil)).Set("last_synced_at = ?", at).Set("next_poll_at = ?", nextPoll).
 		Set("status = CASE WHEN status = ? THEN status ELSE ? END", LinkPolling, LinkActive).
 		Set("last_error = CASE WHEN status = ? THEN last_error END", LinkPolling).
 		Set("next_attempt_at = CASE WHEN status = ? THEN next_attempt_at END", LinkPolling).
@@ -372,8 +372,8 @@ func (s *Store) Delta(ctx context.Context, linkID int64) (*DeltaState, error) {
 }
 
 // SaveDelta stores a link's delta state (q may be a transaction).
-func SaveDelta(ctx context.Context, q bun.IDB, d *DeltaState) error {
-	_, err := q.NewInsert().Model(d).On("CONFLICT (link_id) DO UPDATE").
+func (s *Store) SaveDelta(ctx context.Context, d *DeltaState) error {
+	_, err := s.db.NewInsert().Model(d).On("CONFLICT (link_id) DO UPDATE").
 		Set("delta_link = EXCLUDED.delta_link").Set("window_start = EXCLUDED.window_start").
 		Set("window_end = EXCLUDED.window_end").Set("updated_at = now()").Exec(ctx)
 	if err != nil {

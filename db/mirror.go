@@ -92,12 +92,12 @@ func keepMirror(ctx context.Context, q bun.IDB, e *EventLink) error {
 // outlookIDs (the events a full round saw): events calsync knew that the
 // round did not see leave it, and events it had not kept (the mirror of a
 // link made before the mirror existed, or dropped at an unlink) join it.
-func RebuildMirror(ctx context.Context, q bun.IDB, link *CalendarLink, outlookIDs []string) error {
-	if err := deleteMirror(ctx, q, link.ID); err != nil || len(outlookIDs) == 0 {
+func (s *Store) RebuildMirror(ctx context.Context, link *CalendarLink, outlookIDs []string) error {
+	if err := deleteMirror(ctx, s.db, link.ID); err != nil || len(outlookIDs) == 0 {
 		return err
 	}
 	var els []EventLink
-	if err := q.NewSelect().Model(&els).Column("id", "link_id", "last_known", "deleted").
+	if err := s.db.NewSelect().Model(&els).Column("id", "link_id", "last_known", "deleted").
 		Where("company_id = ? AND user_id = ? AND NOT deleted AND outlook_event_id = ANY(?)", link.CompanyID, link.UserID, pgdialect.Array(outlookIDs)).
 		Scan(ctx); err != nil {
 		return fmt.Errorf("reading event links of link %d: %w", link.ID, err)
@@ -107,7 +107,7 @@ func RebuildMirror(ctx context.Context, q bun.IDB, link *CalendarLink, outlookID
 		els[i].LinkID = &link.ID
 		rows.add(&els[i])
 	}
-	return rows.upsert(ctx, q, link.ID)
+	return rows.upsert(ctx, s.db, link.ID)
 }
 
 // DeleteMirror drops a link's mirror (unlinked, or linked to another

@@ -12,24 +12,42 @@ import (
 	"github.com/tehaishokunin/calsync/internal/keylock"
 )
 
-// Store is every query calsync runs.
+// Store is every query calsync runs, and the one way to run them: on the
+// pool, or — the Store that InTx hands its function — inside one
+// transaction. Every method works either way (a method that needs a
+// transaction of its own takes a savepoint inside one), so code that reads
+// and writes under a transaction calls the same methods as code that does
+// not, and no bun type leaves this package.
 type Store struct {
-	db *bun.DB
-	// locks holds the connections of LockKeys (nil: db's pool).
+	// db runs the queries: pool, or the transaction of InTx.
+	db   bun.IDB
+	pool *bun.DB
+	// locks holds the connections of LockKeys (nil: the pool).
 	locks *bun.DB
 	// local is LockKeys' in-process side.
 	local *keylock.Map
+	inTx  bool
 }
 
 // NewStore wraps db.
-func NewStore(db *bun.DB) *Store { return &Store{db: db, local: new(keylock.Map)} }
+func NewStore(db *bun.DB) *Store { return &Store{db: db, pool: db, local: new(keylock.Map)} }
 
-// DB exposes the handle for the composition root (closing, migrations).
-func (s *Store) DB() *bun.DB { return s.db }
+// DB exposes the pool for the composition root (closing, migrations) and
+// for tests that look at rows directly.
+func (s *Store) DB() *bun.DB { return s.pool }
+
+// InTx runs fn in one transaction, committed when fn returns nil and
+// rolled back otherwise; tx runs every Store method inside it. Inside a
+// transaction already, fn runs in a savepoint of it.
+func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context, tx *Store) error) error {
+	return s.db.RunInTx(ctx, nil, func(ctx context.Context, t bun.Tx) error {
+		return fn(ctx, &Store{db: t, pool: s.pool, locks: s.locks, local: s.local, inTx: true})
+	})
+}
 
 // Ping checks that Postgres answers.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.db.PingContext(ctx); err != nil {
+	if err := s.pool.PingContext(ctx); err != nil {
 		return fmt.Errorf("pinging postgres: %w", err)
 	}
 	return nil

@@ -2,7 +2,6 @@ package resolvers
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -11,8 +10,8 @@ import (
 
 	"github.com/tehaishokunin/calsync/apperr"
 	"github.com/tehaishokunin/calsync/calendar"
+	"github.com/tehaishokunin/calsync/changes"
 	"github.com/tehaishokunin/calsync/credentials"
-	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/graph/model"
 	"github.com/tehaishokunin/calsync/internal/tracing"
 	"github.com/tehaishokunin/calsync/links"
@@ -169,19 +168,16 @@ func eventInput(in *model.CalendarEventInput) calendar.Input {
 	return out
 }
 
-func changeModel(feed FeedService, c db.Change) *model.CalendarChange {
+func changeModel(c changes.Change) *model.CalendarChange {
 	m := &model.CalendarChange{
-		Cursor: feed.Cursor(c), UserID: c.UserID, ExternalID: c.ExternalID, OutlookEventID: c.OutlookEventID,
+		Cursor: c.Cursor, UserID: c.UserID, ExternalID: c.ExternalID, OutlookEventID: c.OutlookEventID,
 		ChangeType: model.ChangeType(c.ChangeType), ChangedFields: c.ChangedFields, OccurredAt: c.OccurredAt,
 	}
 	if m.ChangedFields == nil {
 		m.ChangedFields = []string{}
 	}
-	if len(c.Event) > 0 && string(c.Event) != "null" {
-		var e calendar.Event
-		if json.Unmarshal(c.Event, &e) == nil {
-			m.Event = eventModel(e)
-		}
+	if c.Event != nil {
+		m.Event = eventModel(*c.Event)
 	}
 	return m
 }

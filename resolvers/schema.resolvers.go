@@ -201,7 +201,7 @@ func (r *queryResolver) CalendarChanges(ctx context.Context, after *string, firs
 	}
 	conn := &model.CalendarChangeConnection{Edges: []*model.CalendarChangeEdge{}, PageInfo: &model.PageInfo{HasNextPage: p.HasNext}}
 	for _, c := range p.Changes {
-		m := changeModel(r.Feed, c)
+		m := changeModel(c)
 		conn.Edges = append(conn.Edges, &model.CalendarChangeEdge{Cursor: m.Cursor, Node: m})
 	}
 	if n := len(conn.Edges); n > 0 {
@@ -234,7 +234,7 @@ func (r *subscriptionResolver) CalendarChanged(ctx context.Context, userID *stri
 	go func() {
 		defer close(out)
 		for c := range in {
-			if !sendChange(ctx, out, changeModel(r.Feed, c), c.Traceparent) {
+			if !sendChange(ctx, out, changeModel(c), c.Traceparent) {
 				return
 			}
 		}

@@ -8,7 +8,6 @@ import (
 	"github.com/tehaishokunin/calsync/calendar"
 	"github.com/tehaishokunin/calsync/changes"
 	"github.com/tehaishokunin/calsync/credentials"
-	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/links"
 	"github.com/tehaishokunin/calsync/readmodel"
 )
@@ -42,9 +41,7 @@ type CalendarService interface {
 // FeedService is what the resolvers need of the change feed.
 type FeedService interface {
 	Page(ctx context.Context, companyID, after string, first int, userID string) (*changes.Page, error)
-	Stream(ctx context.Context, companyID, userID string) (<-chan db.Change, error)
-	// Cursor is a change's position, sealed for its company.
-	Cursor(c db.Change) string
+	Stream(ctx context.Context, companyID, userID string) (<-chan changes.Change, error)
 	// Head is the newest position of the company's feed ("" when empty).
 	Head(ctx context.Context, companyID string) (string, error)
 }

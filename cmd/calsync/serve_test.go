@@ -310,7 +310,7 @@ func TestWebsocketAuthentication(t *testing.T) {
 		for {
 			select {
 			case <-tick.C:
-				if err := db.InsertChange(ctx2, store.DB(), &db.Change{CompanyID: "acme", UserID: "u1", OutlookEventID: "AAk1", ChangeType: "UPDATED", ChangedFields: []string{"subject"}}); err != nil {
+				if err := store.InsertChange(ctx2, &db.Change{CompanyID: "acme", UserID: "u1", OutlookEventID: "AAk1", ChangeType: "UPDATED", ChangedFields: []string{"subject"}}); err != nil {
 					t.Fatal(err)
 				}
 				if err := store.NotifyChanges(ctx2, "acme"); err != nil {
