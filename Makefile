@@ -7,7 +7,7 @@ DEV_JWT_SECRET ?= calsync-dev-only-jwt-secret-not-for-production
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/calsync_test?sslmode=disable
 export TEST_DATABASE_URL
 
-.PHONY: run build test vet generate check-generated postgres chromium prometheus fmt tidy bench fuzz-smoke screenshot reliability
+.PHONY: run build test vet generate check-generated postgres test-packages fmt tidy bench fuzz-smoke screenshot reliability
 
 ## run: start calsync against the local Postgres with the built-in Graph emulator
 run: postgres build
@@ -18,8 +18,14 @@ run: postgres build
 build:
 	go build -ldflags "-s -w" -o bin/calsync ./cmd/calsync
 
-## test: vet, generated-code check, and every test with -race against a real Postgres
-test: postgres chromium prometheus vet check-generated
+## test: vet, generated-code check, and every test with -race against a real Postgres. The Debian packages
+## the tests need (scripts/ensure-test-packages.sh) install in the background while vet compiles.
+test: postgres
+	@log=$$(mktemp); scripts/ensure-test-packages.sh >"$$log" 2>&1 & packages=$$!; \
+	  $(MAKE) --no-print-directory vet check-generated; checks=$$?; \
+	  wait $$packages; installed=$$?; cat "$$log" >&2; rm -f "$$log"; \
+	  [ $$installed -eq 0 ] || echo "installing the test packages failed" >&2; \
+	  [ $$checks -eq 0 ] && [ $$installed -eq 0 ]
 	go test -race -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory fuzz-smoke
 
@@ -44,11 +50,8 @@ check-generated:
 postgres:
 	@scripts/ensure-postgres.sh
 
-chromium:
-	@scripts/ensure-chromium.sh
-
-prometheus:
-	@scripts/ensure-prometheus.sh
+test-packages:
+	@scripts/ensure-test-packages.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
@@ -57,7 +60,7 @@ tidy:
 	go mod tidy
 
 ## screenshot: refresh docs/playground.png from the real-browser Playground test
-screenshot: postgres chromium
+screenshot: postgres test-packages
 	CALSYNC_UPDATE_SCREENSHOT=1 go test -count=1 -run TestPlaygroundInBrowser ./cmd/calsync
 
 ## bench: measure calsync (a real process) against Postgres and the emulator; writes BENCHMARKS.md

@@ -5,7 +5,7 @@
 # in place so `git diff` shows what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-files=(graph/generated.go graph/model/models_gen.go resolvers/schema.resolvers.go internal/schedule/zones_gen.go graphemu/zones_gen.go)
+files=(graph/generated.go graph/model/models_gen.go resolvers/*.resolvers.go internal/schedule/zones_gen.go graphemu/zones_gen.go)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for f in "${files[@]}"; do

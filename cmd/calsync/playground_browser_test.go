@@ -20,7 +20,7 @@ import (
 func TestPlaygroundInBrowser(t *testing.T) {
 	browser, err := exec.LookPath("chromium")
 	if err != nil {
-		t.Fatal("chromium is not installed: run scripts/ensure-chromium.sh (make test does)")
+		t.Fatal("chromium is not installed: run scripts/ensure-test-packages.sh (make test does)")
 	}
 	a := startApp(t, nil)
 
