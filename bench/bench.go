@@ -171,7 +171,7 @@ func start(ctx context.Context, o Options) (*env, error) {
 		bin = filepath.Join(dir, "calsync")
 		// As make build does: without the symbol table and DWARF (stack
 		// traces and pprof keep their names from pclntab).
-		build := exec.CommandContext(ctx, "go", "build", "-ldflags", "-s -w", "-o", bin, "./cmd/calsync")
+		build := exec.CommandContext(ctx, "go", append(append([]string{"build"}, buildFlags...), "-ldflags", "-s -w", "-o", bin, "./cmd/calsync")...)
 		build.Dir = moduleRoot()
 		build.Stderr = o.Log
 		if err := build.Run(); err != nil {
@@ -244,6 +244,10 @@ func (e *env) kill() {
 	_ = e.proc.Process.Kill()
 	_ = e.proc.Wait()
 }
+
+// buildFlags are added to the go build of calsync (-race under a race
+// test run, race_on_test.go).
+var buildFlags []string
 
 func moduleRoot() string {
 	dir, _ := os.Getwd()
