@@ -245,9 +245,10 @@ func (e *env) kill() {
 	_ = e.proc.Wait()
 }
 
-// buildFlags are added to the go build of calsync (-race under a race
-// test run, race_on_test.go).
-var buildFlags []string
+// buildFlags are added to the go build of calsync: -trimpath as make build
+// does, or under a race test run -race instead (race_on_test.go), so the
+// build reuses the test run's compiled packages.
+var buildFlags = []string{"-trimpath"}
 
 func moduleRoot() string {
 	dir, _ := os.Getwd()

@@ -48,7 +48,7 @@ func (s *Session) Batch(ctx context.Context, mailbox string, ops []Op) ([]OpResu
 		return nil, err
 	}
 	defer release()
-	adapter := s.graph.GetAdapter()
+	adapter := s.adapter
 	batch := msgraphcore.NewBatchRequest(adapter)
 	ids := make([]string, len(ops))
 	out := make([]OpResult, len(ops))
@@ -61,7 +61,7 @@ func (s *Session) Batch(ctx context.Context, mailbox string, ops []Op) ([]OpResu
 				out[i].Err = &Error{Op: "creating event", Kind: KindBadRequest, Message: merr.Error()}
 				continue
 			}
-			info, err = s.graph.Users().ByUserId(mailbox).Events().ToPostRequestInformation(ctx, m, &users.ItemEventsRequestBuilderPostRequestConfiguration{Headers: headers()})
+			info, err = s.usersRoot().ByUserId(mailbox).Events().ToPostRequestInformation(ctx, m, &users.ItemEventsRequestBuilderPostRequestConfiguration{Headers: headers()})
 		} else {
 			fields := op.Fields
 			if fields == nil {
@@ -76,7 +76,7 @@ func (s *Session) Batch(ctx context.Context, mailbox string, ops []Op) ([]OpResu
 			if op.IfMatch != "" {
 				h.Add("If-Match", `W/"`+op.IfMatch+`"`)
 			}
-			info, err = s.graph.Users().ByUserId(mailbox).Events().ByEventId(op.ID).ToPatchRequestInformation(ctx, m, &users.ItemEventsEventItemRequestBuilderPatchRequestConfiguration{Headers: h})
+			info, err = s.usersRoot().ByUserId(mailbox).Events().ByEventId(op.ID).ToPatchRequestInformation(ctx, m, &users.ItemEventsEventItemRequestBuilderPatchRequestConfiguration{Headers: h})
 		}
 		if err != nil {
 			return nil, fmt.Errorf("building batch step: %w", err)

@@ -28,7 +28,7 @@ func (s *Session) Delta(ctx context.Context, mailbox, link string, start, end ti
 		return DeltaPage{}, err
 	}
 	defer release()
-	b := s.graph.Users().ByUserId(mailbox).CalendarView().Delta()
+	b := s.usersRoot().ByUserId(mailbox).CalendarView().Delta()
 	cfg := &users.ItemCalendarViewDeltaRequestBuilderGetRequestConfiguration{Headers: headers()}
 	if pageSize > 0 {
 		cfg.Headers.Add("Prefer", "odata.maxpagesize="+strconv.Itoa(pageSize))

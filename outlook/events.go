@@ -265,7 +265,7 @@ func (s *Session) CreateEvent(ctx context.Context, mailbox string, ev Event) (Ev
 		propID = id
 	}
 	cfg := &users.ItemEventsRequestBuilderPostRequestConfiguration{Headers: headers()}
-	res, err := s.graph.Users().ByUserId(mailbox).Events().Post(ctx, m, cfg)
+	res, err := s.usersRoot().ByUserId(mailbox).Events().Post(ctx, m, cfg)
 	if err != nil {
 		return Event{}, classify("creating event", err)
 	}
@@ -283,7 +283,7 @@ func (s *Session) GetEvent(ctx context.Context, mailbox, id, propID string) (Eve
 		return Event{}, err
 	}
 	defer release()
-	res, err := s.graph.Users().ByUserId(mailbox).Events().ByEventId(id).Get(ctx, &users.ItemEventsEventItemRequestBuilderGetRequestConfiguration{
+	res, err := s.usersRoot().ByUserId(mailbox).Events().ByEventId(id).Get(ctx, &users.ItemEventsEventItemRequestBuilderGetRequestConfiguration{
 		Headers:         headers(),
 		QueryParameters: &users.ItemEventsEventItemRequestBuilderGetQueryParameters{Expand: expandProperty(propID)},
 	})
@@ -312,7 +312,7 @@ func (s *Session) UpdateEvent(ctx context.Context, mailbox, id string, ev Event,
 	if ifMatch != "" {
 		h.Add("If-Match", `W/"`+ifMatch+`"`)
 	}
-	res, err := s.graph.Users().ByUserId(mailbox).Events().ByEventId(id).Patch(ctx, m, &users.ItemEventsEventItemRequestBuilderPatchRequestConfiguration{Headers: h})
+	res, err := s.usersRoot().ByUserId(mailbox).Events().ByEventId(id).Patch(ctx, m, &users.ItemEventsEventItemRequestBuilderPatchRequestConfiguration{Headers: h})
 	if err != nil {
 		return Event{}, classify("updating event", err)
 	}
@@ -327,7 +327,7 @@ func (s *Session) DeleteEvent(ctx context.Context, mailbox, id string) error {
 		return err
 	}
 	defer release()
-	err = s.graph.Users().ByUserId(mailbox).Events().ByEventId(id).Delete(ctx, &users.ItemEventsEventItemRequestBuilderDeleteRequestConfiguration{Headers: headers()})
+	err = s.usersRoot().ByUserId(mailbox).Events().ByEventId(id).Delete(ctx, &users.ItemEventsEventItemRequestBuilderDeleteRequestConfiguration{Headers: headers()})
 	return classify("deleting event", err)
 }
 
@@ -340,7 +340,7 @@ func (s *Session) FindEventsByProperty(ctx context.Context, mailbox, propID, val
 	}
 	defer release()
 	filter := fmt.Sprintf("singleValueExtendedProperties/any(ep: ep/id eq '%s' and ep/value eq '%s')", odataQuote(propID), odataQuote(value))
-	res, err := s.graph.Users().ByUserId(mailbox).Events().Get(ctx, &users.ItemEventsRequestBuilderGetRequestConfiguration{
+	res, err := s.usersRoot().ByUserId(mailbox).Events().Get(ctx, &users.ItemEventsRequestBuilderGetRequestConfiguration{
 		Headers: headers(),
 		QueryParameters: &users.ItemEventsRequestBuilderGetQueryParameters{
 			Filter: &filter,

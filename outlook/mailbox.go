@@ -17,7 +17,7 @@ type User struct {
 // User.Read.All application permission; without it Graph answers 403
 // (KindAccessDenied).
 func (s *Session) GetUser(ctx context.Context, idOrMail string) (User, error) {
-	u, err := s.graph.Users().ByUserId(idOrMail).Get(ctx, &users.UserItemRequestBuilderGetRequestConfiguration{
+	u, err := s.usersRoot().ByUserId(idOrMail).Get(ctx, &users.UserItemRequestBuilderGetRequestConfiguration{
 		QueryParameters: &users.UserItemRequestBuilderGetQueryParameters{Select: []string{"id", "mail", "userPrincipalName", "displayName"}},
 	})
 	if err != nil {
@@ -34,7 +34,7 @@ func (s *Session) GetUser(ctx context.Context, idOrMail string) (User, error) {
 // calendar permission: it proves the app can reach the mailbox (404 for no
 // such mailbox, 403 when consent or an application access policy blocks it).
 func (s *Session) CalendarOwner(ctx context.Context, idOrMail string) (User, error) {
-	c, err := s.graph.Users().ByUserId(idOrMail).Calendar().Get(ctx, nil)
+	c, err := s.usersRoot().ByUserId(idOrMail).Calendar().Get(ctx, nil)
 	if err != nil {
 		return User{}, classify("getting calendar", err)
 	}

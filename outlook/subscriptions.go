@@ -51,7 +51,7 @@ func (s *Session) CreateSubscription(ctx context.Context, req SubscriptionReques
 	m.SetClientState(ptr(req.ClientState))
 	m.SetExpirationDateTime(ptr(req.Expiration.UTC()))
 	m.SetLatestSupportedTlsVersion(ptr("v1_2"))
-	res, err := s.graph.Subscriptions().Post(ctx, m, &subscriptions.SubscriptionsRequestBuilderPostRequestConfiguration{Headers: headers()})
+	res, err := s.subscriptionsRoot().Post(ctx, m, &subscriptions.SubscriptionsRequestBuilderPostRequestConfiguration{Headers: headers()})
 	if err != nil {
 		return Subscription{}, classify("creating subscription", err)
 	}
@@ -62,7 +62,7 @@ func (s *Session) CreateSubscription(ctx context.Context, req SubscriptionReques
 func (s *Session) RenewSubscription(ctx context.Context, id string, expiration time.Time) (Subscription, error) {
 	m := models.NewSubscription()
 	m.SetExpirationDateTime(ptr(expiration.UTC()))
-	res, err := s.graph.Subscriptions().BySubscriptionId(id).Patch(ctx, m, nil)
+	res, err := s.subscriptionsRoot().BySubscriptionId(id).Patch(ctx, m, nil)
 	if err != nil {
 		return Subscription{}, classify("renewing subscription", err)
 	}
@@ -72,19 +72,19 @@ func (s *Session) RenewSubscription(ctx context.Context, id string, expiration t
 // ReauthorizeSubscription answers a reauthorizationRequired lifecycle
 // notification.
 func (s *Session) ReauthorizeSubscription(ctx context.Context, id string) error {
-	return classify("reauthorizing subscription", s.graph.Subscriptions().BySubscriptionId(id).Reauthorize().Post(ctx, nil))
+	return classify("reauthorizing subscription", s.subscriptionsRoot().BySubscriptionId(id).Reauthorize().Post(ctx, nil))
 }
 
 // DeleteSubscription deletes a subscription (KindNotFound when already
 // gone).
 func (s *Session) DeleteSubscription(ctx context.Context, id string) error {
-	return classify("deleting subscription", s.graph.Subscriptions().BySubscriptionId(id).Delete(ctx, nil))
+	return classify("deleting subscription", s.subscriptionsRoot().BySubscriptionId(id).Delete(ctx, nil))
 }
 
 // GetSubscription reads a subscription (KindNotFound when Graph no longer
 // has it).
 func (s *Session) GetSubscription(ctx context.Context, id string) (Subscription, error) {
-	res, err := s.graph.Subscriptions().BySubscriptionId(id).Get(ctx, nil)
+	res, err := s.subscriptionsRoot().BySubscriptionId(id).Get(ctx, nil)
 	if err != nil {
 		return Subscription{}, classify("getting subscription", err)
 	}
