@@ -140,13 +140,14 @@ func (w *Worker) Start(ctx context.Context) error {
 func (w *Worker) dispatch(ctx context.Context, tick <-chan time.Time) {
 	slots := make(chan struct{}, w.concurrency)
 	finished := make(chan struct{}, 1)
+	pace := &linkPace{rest: roundRest, wake: w.Wake}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for ctx.Err() == nil {
 		claimed := 0
 		if len(slots) < w.concurrency {
 			var jobs []func(context.Context)
-			jobs, claimed = w.claim(ctx)
+			jobs, claimed = w.claim(ctx, pace)
 			for _, job := range jobs {
 				w.spawn(ctx, slots, &wg, job, finished)
 			}
@@ -194,7 +195,7 @@ func (w *Worker) Stop() { w.run.Stop() }
 // RunOnce processes one claimed batch, waits for all of it, and returns
 // its size.
 func (w *Worker) RunOnce(ctx context.Context) int {
-	jobs, n := w.claim(ctx)
+	jobs, n := w.claim(ctx, nil)
 	slots := make(chan struct{}, w.concurrency)
 	var wg sync.WaitGroup
 	for _, job := range jobs {
@@ -207,11 +208,67 @@ func (w *Worker) RunOnce(ctx context.Context) int {
 	return n
 }
 
+// roundRest is how long a link's notifications wait after its round
+// before the next one (dispatch): a flood on one mailbox then costs a
+// round per roundRest, not one per notification batch, while a
+// notification for a link with no recent round starts at once.
+const roundRest = 100 * time.Millisecond
+
+// linkPace is what the dispatcher knows of links' rounds: one in flight,
+// or one that ended a moment ago. Their notifications stay unclaimed
+// meanwhile (no lease written for rows that would only wait), and the
+// next claim after the rest takes them all for one round. In one process;
+// replicas claim on their own, as before.
+type linkPace struct {
+	rest time.Duration
+	wake func()
+	mu   sync.Mutex
+	busy map[int64]time.Time // zero time: a round in flight; otherwise resting until then
+}
+
+// skip lists the links whose notifications must wait now.
+func (p *linkPace) skip(now time.Time) []int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []int64
+	for link, until := range p.busy {
+		if !until.IsZero() && !now.Before(until) {
+			delete(p.busy, link)
+			continue
+		}
+		out = append(out, link)
+	}
+	return out
+}
+
+func (p *linkPace) begin(link int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.busy == nil {
+		p.busy = map[int64]time.Time{}
+	}
+	p.busy[link] = time.Time{}
+}
+
+// end starts a link's rest and wakes the dispatcher when it is over.
+func (p *linkPace) end(link int64) {
+	p.mu.Lock()
+	p.busy[link] = time.Now().Add(p.rest)
+	p.mu.Unlock()
+	time.AfterFunc(p.rest, p.wake)
+}
+
 // claim takes a batch of due notifications and turns it into jobs: one
 // delta round per link however many notifications it got, one job per
-// lifecycle event. It returns the jobs and how many rows it claimed.
-func (w *Worker) claim(ctx context.Context) ([]func(context.Context), int) {
-	items, err := w.store.ClaimInbox(ctx, time.Now(), w.lease, w.batch)
+// lifecycle event. With pace, links with a round in flight or resting are
+// left out and the rounds it starts are recorded there. It returns the
+// jobs and how many rows it claimed.
+func (w *Worker) claim(ctx context.Context, pace *linkPace) ([]func(context.Context), int) {
+	var skip []int64
+	if pace != nil {
+		skip = pace.skip(time.Now())
+	}
+	items, err := w.store.ClaimInbox(ctx, time.Now(), w.lease, w.batch, skip)
 	if err != nil {
 		if ctx.Err() == nil {
 			w.log.WarnContext(ctx, "claiming inbox failed", slog.String("error", err.Error()))
@@ -244,7 +301,13 @@ func (w *Worker) claim(ctx context.Context) ([]func(context.Context), int) {
 	}
 	for link, group := range byLink {
 		link, group := link, group
+		if pace != nil && link != 0 {
+			pace.begin(link)
+		}
 		jobs = append(jobs, func(ctx context.Context) {
+			if pace != nil && link != 0 {
+				defer pace.end(link)
+			}
 			ctx, span := startProcessing(ctx, group, link)
 			defer span.End()
 			var err error

@@ -251,3 +251,54 @@ func TestPooledConnectionClosedByPostgres(t *testing.T) {
 		t.Fatalf("still on the terminated backend %d", pid)
 	}
 }
+
+// TestClaimLeavesSkippedLinks: the worker leaves the notifications of a
+// link whose round is in flight or resting where they are — unclaimed,
+// with no lease written — and a later claim without the skip takes them.
+func TestClaimLeavesSkippedLinks(t *testing.T) {
+	t.Parallel()
+	store := db.NewStore(dbtest.New(t))
+	ctx := context.Background()
+	var links []int64
+	for _, u := range []string{"busy", "idle"} {
+		addr := u + "@example.co.jp"
+		l := &db.CalendarLink{CompanyID: "acme", UserID: u, Provider: db.ProviderOutlook, CalendarID: &addr, Status: db.LinkActive}
+		if err := store.SaveLink(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+		links = append(links, l.ID)
+	}
+	var items []db.InboxItem
+	for i := 0; i < 6; i++ {
+		link := links[i%2]
+		items = append(items, db.InboxItem{Kind: "change", SubscriptionID: "s", LinkID: &link})
+	}
+	items = append(items, db.InboxItem{Kind: "lifecycle", SubscriptionID: "s"}) // no link: never skipped
+	if err := store.Enqueue(ctx, items); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Add(time.Second)
+	got, err := store.ClaimInbox(ctx, now, time.Minute, 100, []int64{links[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 4 {
+		t.Fatalf("claimed %d rows, want the idle link's 3 and the lifecycle one", len(got))
+	}
+	for _, it := range got {
+		if it.LinkID != nil && *it.LinkID == links[0] {
+			t.Fatalf("claimed a row of the skipped link: %+v", it)
+		}
+	}
+	var leased int
+	if err := store.DB().NewRaw("SELECT count(*) FROM inbox WHERE link_id = ? AND attempts = 0 AND next_attempt_at <= now()", links[0]).Scan(ctx, &leased); err != nil {
+		t.Fatal(err)
+	}
+	if leased != 3 {
+		t.Fatalf("%d of the skipped link's 3 rows are untouched", leased)
+	}
+	rest, err := store.ClaimInbox(ctx, now, time.Minute, 100, nil)
+	if err != nil || len(rest) != 3 {
+		t.Fatalf("the later claim took %d rows (%v), want the skipped link's 3", len(rest), err)
+	}
+}

@@ -53,12 +53,16 @@ func (s *Store) Enqueue(ctx context.Context, items []InboxItem) error {
 }
 
 // ClaimInbox takes up to limit due, unprocessed notifications, oldest
-// first, and leases them so other workers skip them.
-func (s *Store) ClaimInbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]InboxItem, error) {
+// first, and leases them so other workers skip them; notifications of the
+// links in skip are left where they are.
+func (s *Store) ClaimInbox(ctx context.Context, now time.Time, lease time.Duration, limit int, skip []int64) ([]InboxItem, error) {
 	var out []InboxItem
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if err := tx.NewSelect().Model(&out).Where("processed_at IS NULL AND next_attempt_at <= ?", now).
-			Order("id").Limit(int64(limit)).For("UPDATE SKIP LOCKED").Scan(ctx); err != nil {
+		q := tx.NewSelect().Model(&out).Where("processed_at IS NULL AND next_attempt_at <= ?", now)
+		if len(skip) > 0 {
+			q = q.Where("(link_id IS NULL OR link_id <> ALL(?))", pgdialect.Array(skip))
+		}
+		if err := q.Order("id").Limit(int64(limit)).For("UPDATE SKIP LOCKED").Scan(ctx); err != nil {
 			return fmt.Errorf("claiming inbox: %w", err)
 		}
 		if len(out) == 0 {
