@@ -138,8 +138,8 @@ func (f *Feed) ParseCursor(companyID, s string) (int64, error) {
 var ErrCursorExpired = apperr.New(apperr.CursorExpired,
 	"この cursor は保持期間を過ぎたため、変更を取りこぼさずに続きを読めません。",
 	"This cursor is older than the change feed keeps; following on from it would miss changes.").WithField("after").
-	WithHint("calendarChangesHead で最新の cursor を控え、予定を読み直してから（calendarEvent など）、その cursor から calendarChanges を読み進めてください。",
-		"Take calendarChangesHead, re-read the events you need (calendarEvent, and calendarEvents once available), then follow calendarChanges from that head.")
+	WithHint("calendarChangesHead で最新の cursor を控え、calendarEvents で予定を読み直してから、その cursor から calendarChanges を読み進めてください。",
+		"Take calendarChangesHead, re-read the events with calendarEvents, then follow calendarChanges from that head.")
 
 // Head is the newest position of the company's feed ("" when it is
 // empty): a host takes it, reads what it needs, then follows from it and
