@@ -144,10 +144,12 @@ func (s *Sessions) UserError(ctx context.Context, companyID string, err error, a
 		return apperr.New(apperr.CredentialsRejected, "登録されている認証情報が Microsoft に拒否されました。企業設定 → カレンダー認証設定 を確認してください。",
 			"Microsoft rejected the registered credentials; check company settings → calendar authentication.").Wrap(err)
 	}
-	mailboxJA, mailboxEN := "メールボックス", "The mailbox"
+	// The mailbox's name in the messages: " " and the address, when given.
+	named := ""
 	if address != "" {
-		mailboxJA, mailboxEN = "メールボックス "+address, "The mailbox "+address
+		named = " " + address
 	}
+	mailboxJA, mailboxEN := "メールボックス"+named, "The mailbox"+named
 	field := func(e *apperr.Error) *apperr.Error {
 		if address != "" {
 			return e.WithField("calendarId")
@@ -179,7 +181,7 @@ func (s *Sessions) UserError(ctx context.Context, companyID string, err error, a
 	case outlook.KindAccessDenied:
 		return field(apperr.New(apperr.MailboxAccessDenied,
 			mailboxJA+" へのアクセスが拒否されました。",
-			"Access to "+lowerFirst(mailboxEN)+" was denied.")).
+			"Access to the mailbox"+named+" was denied.")).
 			WithHint("Entra ID で Calendars.ReadWrite に管理者の同意が与えられているか、アプリケーション アクセス ポリシーでこのメールボックスが許可されているか確認してください。",
 				"Check that Calendars.ReadWrite has admin consent and that no application access policy excludes this mailbox.").Wrap(err)
 	case outlook.KindMailboxNotReady:
@@ -191,13 +193,6 @@ func (s *Sessions) UserError(ctx context.Context, companyID string, err error, a
 		}
 	}
 	return apperr.New(apperr.Unavailable, "Microsoft 365 に接続できませんでした。しばらくしてから再度お試しください。", "Microsoft 365 could not be reached; try again later.").Wrap(err)
-}
-
-func lowerFirst(s string) string {
-	if s == "" {
-		return s
-	}
-	return string(s[0]|0x20) + s[1:]
 }
 
 func deref(p *string) string {

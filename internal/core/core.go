@@ -42,10 +42,11 @@ type Config struct {
 	HostWebhookURL    string
 	HostWebhookSecret []byte
 	// ResyncInterval is the longest a link goes without a delta round
-	// (0: changes.DefaultResyncInterval).
+	// (0: the syncer's and poller's default, changes.DefaultResyncInterval).
 	ResyncInterval time.Duration
 	// InboxRetention and FeedRetention: how long processed notifications
-	// and changes are kept (0: the defaults, 24 h and 30 days).
+	// and changes are kept (0: the worker's own defaults, 24 h and for
+	// ever; serve passes CALSYNC_INBOX_RETENTION and CALSYNC_FEED_RETENTION).
 	InboxRetention, FeedRetention time.Duration
 	// WorkerPoll is how often the worker looks at the inbox when nothing
 	// wakes it (default 1 s); FeedPoll how often every stream re-checks
@@ -88,15 +89,6 @@ func New(cfg Config) *Core {
 	if cfg.FeedPoll == 0 {
 		cfg.FeedPoll = 30 * time.Second
 	}
-	if cfg.ResyncInterval == 0 {
-		cfg.ResyncInterval = changes.DefaultResyncInterval
-	}
-	if cfg.InboxRetention == 0 {
-		cfg.InboxRetention = changes.DefaultInboxRetention
-	}
-	if cfg.FeedRetention == 0 {
-		cfg.FeedRetention = changes.DefaultFeedRetention
-	}
 	store, log := cfg.Store, cfg.Log
 	c := &Core{Sessions: credentials.NewSessions(store, cfg.Keys, cfg.Graph, log)}
 	c.Feed = changes.NewFeed(store, cfg.FeedPoll, cfg.Cursors, log)
@@ -109,12 +101,18 @@ func New(cfg Config) *Core {
 			c.HostWebhook.Wake()
 		}
 	}, log)
-	c.Syncer.ResyncInterval = cfg.ResyncInterval
+	if cfg.ResyncInterval > 0 {
+		c.Syncer.ResyncInterval = cfg.ResyncInterval
+	}
 	c.Subscriptions = subscriptions.NewManager(cfg.Subscriptions, store, c.Sessions, c.Syncer, subscriptions.NewMetrics(cfg.Registry, store), log)
 	c.Credentials = credentials.NewService(c.Sessions, cfg.Graph, c.Subscriptions, log)
 	c.Worker = changes.NewWorker(store, c.Syncer, c.Subscriptions, cfg.WorkerPoll, log)
-	c.Worker.KeepProcessed(cfg.InboxRetention)
-	c.Worker.KeepChanges(cfg.FeedRetention)
+	if cfg.InboxRetention > 0 {
+		c.Worker.KeepProcessed(cfg.InboxRetention)
+	}
+	if cfg.FeedRetention > 0 {
+		c.Worker.KeepChanges(cfg.FeedRetention)
+	}
 	c.Poller = changes.NewPoller(store, c.Syncer, cfg.ResyncInterval, log)
 	c.Renewer = subscriptions.NewRenewer(c.Subscriptions, 30*time.Second, log)
 	c.Checker = credentials.NewChecker(c.Credentials, time.Hour, 24*time.Hour, log)
