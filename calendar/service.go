@@ -56,11 +56,16 @@ var (
 // lock serialises work on the company's entries, in this process and
 // across replicas (db.LockKeys). The returned function releases them.
 func (s *Service) lock(ctx context.Context, companyID string, externalIDs ...string) (func(), error) {
+	return s.store.LockKeys(ctx, entryKeys(companyID, externalIDs...)...)
+}
+
+// entryKeys are the lock keys of the company's entries.
+func entryKeys(companyID string, externalIDs ...string) []string {
 	keys := make([]string, len(externalIDs))
 	for i, id := range externalIDs {
 		keys[i] = "entry\x00" + companyID + "\x00" + id
 	}
-	return s.store.LockKeys(ctx, keys...)
+	return keys
 }
 
 // checkIDs refuses unusable ids before they reach a lock or the database.
@@ -102,13 +107,25 @@ func (s *Service) target(ctx context.Context, companyID, userID string) (*target
 	return &target{link: l, sess: mb.Session, mailbox: mb.ID}, nil
 }
 
-// prepare reads what pushing one entry needs — the link, the credentials
-// and the entry's event link — in one statement, and opens the session.
-func (s *Service) prepare(ctx context.Context, companyID, userID, externalID string) (*target, error) {
-	st, err := s.store.ReadPushState(ctx, companyID, userID, externalID)
+// prepare locks the entry (see lock) and reads what pushing it needs —
+// the link, the credentials and the entry's event link — in one round trip
+// for all of it, then opens the session. release frees the lock; it is nil
+// when prepare fails.
+func (s *Service) prepare(ctx context.Context, companyID, userID, externalID string) (t *target, release func(), err error) {
+	st, release, err := s.store.LockPushState(ctx, entryKeys(companyID, externalID), companyID, userID, externalID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	if t, err = s.targetOf(st); err != nil {
+		release()
+		return nil, nil, err
+	}
+	return t, release, nil
+}
+
+// targetOf opens the session of a push state read with the lock; the
+// target carries the entry's event link for the first plan.
+func (s *Service) targetOf(st db.PushState) (*target, error) {
 	if st.Link == nil || st.Link.Provider != db.ProviderOutlook {
 		return nil, ErrNotLinked
 	}
@@ -116,9 +133,7 @@ func (s *Service) prepare(ctx context.Context, companyID, userID, externalID str
 	if err != nil {
 		return nil, err
 	}
-	t := &target{link: st.Link, sess: mb.Session, mailbox: mb.ID}
-	t.entry, t.entryRead = st.Event, true
-	return t, nil
+	return &target{link: st.Link, sess: mb.Session, mailbox: mb.ID, entry: st.Event, entryRead: true}, nil
 }
 
 // TransactionPrefix starts the transactionId of every event calsync creates,
@@ -203,15 +218,11 @@ func (s *Service) Upsert(ctx context.Context, companyID, userID string, in Input
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := s.lock(ctx, companyID, e.ExternalID)
+	t, release, err := s.prepare(ctx, companyID, userID, e.ExternalID)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	t, err := s.prepare(ctx, companyID, userID, e.ExternalID)
-	if err != nil {
-		return nil, err
-	}
+	defer release()
 	p, err := s.plan(ctx, companyID, t, e, true)
 	if err != nil {
 		return nil, err
@@ -558,20 +569,23 @@ func (s *Service) Delete(ctx context.Context, companyID, userID, externalID stri
 	if err := checkIDs(userID, externalID); err != nil {
 		return false, err
 	}
-	unlock, err := s.lock(ctx, companyID, externalID)
+	st, release, err := s.store.LockPushState(ctx, entryKeys(companyID, externalID), companyID, userID, externalID)
 	if err != nil {
 		return false, err
 	}
-	defer unlock()
-	el, err := s.store.EventLinkByExternalID(ctx, companyID, externalID)
-	if err != nil {
-		return false, err
-	}
+	defer release()
+	el := st.Event
 	if el == nil || el.UserID != userID {
 		return true, nil
 	}
-	if err := s.deleteOutlook(ctx, companyID, el); err != nil {
-		return false, err
+	if !el.Deleted {
+		t, err := s.targetOf(st)
+		if err == nil {
+			err = s.deleteIn(ctx, companyID, t, el)
+		}
+		if err != nil && !errors.Is(err, ErrNotLinked) { // unlinked since: no longer ours to change
+			return false, err
+		}
 	}
 	return true, s.store.DeleteEventLink(ctx, el.ID)
 }
@@ -587,7 +601,13 @@ func (s *Service) deleteOutlook(ctx context.Context, companyID string, el *db.Ev
 	if err != nil {
 		return err
 	}
-	err = t.sess.DeleteEvent(ctx, t.mailbox, el.OutlookEventID)
+	return s.deleteIn(ctx, companyID, t, el)
+}
+
+// deleteIn deletes an entry's event from the target's calendar; already
+// gone counts as done.
+func (s *Service) deleteIn(ctx context.Context, companyID string, t *target, el *db.EventLink) error {
+	err := t.sess.DeleteEvent(ctx, t.mailbox, el.OutlookEventID)
 	switch outlook.KindOf(err) {
 	case outlook.KindNotFound, outlook.KindSyncReset:
 		return nil

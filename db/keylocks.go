@@ -27,6 +27,18 @@ func (s *Store) UseLockPool(p *bun.DB) { s.locks = p }
 // with its connection. Any error while locking or unlocking discards the
 // connection, so no lock can outlive its holder on a pooled connection.
 func (s *Store) LockKeys(ctx context.Context, keys ...string) (func(), error) {
+	return s.lockKeys(ctx, keys, func(ctx context.Context, conn bun.Conn, ids []int64) error {
+		if _, err := conn.ExecContext(ctx, "SELECT calsync_lock_keys(?::bigint[])", pgdialect.Array(ids)); err != nil {
+			return fmt.Errorf("locking %d keys: %w", len(ids), err)
+		}
+		return nil
+	})
+}
+
+// lockKeys is LockKeys with the statement that takes the Postgres locks
+// given: lock runs on the held connection with the keys' lock ids, sorted
+// (it may read as well, in the same round trip).
+func (s *Store) lockKeys(ctx context.Context, keys []string, lock func(ctx context.Context, conn bun.Conn, ids []int64) error) (func(), error) {
 	keys = slices.Clone(keys)
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
@@ -39,7 +51,7 @@ func (s *Store) LockKeys(ctx context.Context, keys ...string) (func(), error) {
 			local[i]()
 		}
 	}
-	release, err := s.lockInPostgres(ctx, keys)
+	release, err := s.lockInPostgres(ctx, keys, lock)
 	if err != nil {
 		unlockLocal()
 		return nil, err
@@ -51,7 +63,7 @@ func (s *Store) LockKeys(ctx context.Context, keys ...string) (func(), error) {
 }
 
 // lockInPostgres takes the advisory locks of keys; see LockKeys.
-func (s *Store) lockInPostgres(ctx context.Context, keys []string) (func(), error) {
+func (s *Store) lockInPostgres(ctx context.Context, keys []string, lock func(ctx context.Context, conn bun.Conn, ids []int64) error) (func(), error) {
 	pool := s.locks
 	if pool == nil {
 		pool = s.pool
@@ -68,9 +80,10 @@ func (s *Store) lockInPostgres(ctx context.Context, keys []string) (func(), erro
 	if err != nil {
 		return nil, fmt.Errorf("taking a lock connection: %w", err)
 	}
-	if _, err := conn.ExecContext(ctx, "SELECT calsync_lock_keys(?::bigint[])", pgdialect.Array(ids)); err != nil {
+	if err := lock(ctx, conn, ids); err != nil {
+		// Some locks may be held: the connection goes with them.
 		discard(conn)
-		return nil, fmt.Errorf("locking %d keys: %w", len(ids), err)
+		return nil, err
 	}
 	// The release runs in the background: the caller's answer does not
 	// wait for it, and whoever waits for these keys waits in Postgres.

@@ -6,6 +6,9 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 )
 
 // PushState is what a push to one user's calendar reads before it calls
@@ -30,33 +33,34 @@ var (
 	pushColumns     string
 )
 
-// ReadPushState reads a push's state in one statement (one round trip
-// instead of three), always fresh: a credentials change or a relink on
-// another replica is seen by the next push here, with nothing cached to
-// invalidate.
-func (s *Store) ReadPushState(ctx context.Context, companyID, userID, externalID string) (PushState, error) {
+// LockPushState takes the entry locks of keys (as LockKeys does) and reads
+// the push's state under them, in one round trip for both: the user's link,
+// the company's credentials and the entry's event link, always fresh (a
+// credentials change or a relink on another replica is seen by the next
+// push here, with nothing cached to invalidate). The read runs after the
+// locks are held, so it sees whatever the previous holder committed.
+// release frees the locks.
+func (s *Store) LockPushState(ctx context.Context, keys []string, companyID, userID, externalID string) (st PushState, release func(), err error) {
 	pushColumnsOnce.Do(func() {
 		var cols []string
 		for _, t := range []struct {
-			alias string
-			model any
-		}{{"l", CalendarLink{}}, {"c", Credential{}}, {"e", EventLink{}}} {
-			for _, f := range s.db.Dialect().Tables().Get(reflect.TypeOf(t.model)).Fields {
-				cols = append(cols, t.alias+"."+f.Name+" AS "+t.alias+"_"+f.Name)
+			row, alias string
+			model      any
+		}{{"link_row", "l", CalendarLink{}}, {"cred_row", "c", Credential{}}, {"event_row", "e", EventLink{}}} {
+			for _, f := range s.pool.Dialect().Tables().Get(reflect.TypeOf(t.model)).Fields {
+				cols = append(cols, "(r."+t.row+")."+f.Name+" AS "+t.alias+"_"+f.Name)
 			}
 		}
 		pushColumns = strings.Join(cols, ", ")
 	})
 	var r pushRow
-	err := s.db.NewRaw("SELECT "+pushColumns+" FROM (SELECT 1) AS one "+
-		"LEFT JOIN calendar_links AS l ON l.company_id = ? AND l.user_id = ? "+
-		"LEFT JOIN credentials AS c ON c.company_id = ? "+
-		"LEFT JOIN event_links AS e ON e.company_id = ? AND e.external_id = ?",
-		companyID, userID, companyID, companyID, externalID).Scan(ctx, &r)
+	release, err = s.lockKeys(ctx, keys, func(ctx context.Context, conn bun.Conn, ids []int64) error {
+		return conn.NewRaw("SELECT "+pushColumns+" FROM calsync_lock_push_state(?::bigint[], ?, ?, ?) AS r",
+			pgdialect.Array(ids), companyID, userID, externalID).Scan(ctx, &r)
+	})
 	if err != nil {
-		return PushState{}, fmt.Errorf("reading the push state of user %s: %w", userID, err)
+		return PushState{}, nil, fmt.Errorf("locking and reading the push state of user %s: %w", userID, err)
 	}
-	var st PushState
 	if r.Link.ID != 0 {
 		st.Link = &r.Link
 	}
@@ -66,5 +70,5 @@ func (s *Store) ReadPushState(ctx context.Context, companyID, userID, externalID
 	if r.Event.ID != 0 {
 		st.Event = &r.Event
 	}
-	return st, nil
+	return st, release, nil
 }

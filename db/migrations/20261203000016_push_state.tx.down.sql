@@ -1,0 +1,1 @@
+DROP FUNCTION IF EXISTS calsync_lock_push_state(bigint[], text, text, text);

@@ -1,0 +1,98 @@
+package db_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tehaishokunin/calsync/db"
+	"github.com/tehaishokunin/calsync/db/dbtest"
+)
+
+// TestPushStateReadsWhatTheLastHolderCommitted: two replicas push the same
+// entry. The second waits in Postgres for the first's lock; once it gets
+// it, its read (same round trip as the lock) sees what the first committed
+// while it waited, not the state from before it began waiting.
+func TestPushStateReadsWhatTheLastHolderCommitted(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	a, b := db.NewStore(pool), db.NewStore(pool) // two replicas: no shared in-process lock
+	ctx := context.Background()
+	addr := "taro@example.co.jp"
+	link := &db.CalendarLink{CompanyID: "acme", UserID: "taro", Provider: db.ProviderOutlook, CalendarID: &addr, Status: db.LinkActive}
+	if err := a.SaveLink(ctx, link); err != nil {
+		t.Fatal(err)
+	}
+	ext, v1 := "job-1", "ck-1"
+	el := &db.EventLink{CompanyID: "acme", UserID: "taro", LinkID: &link.ID, ExternalID: &ext, OutlookEventID: "AAMk1",
+		WrittenChangeKey: &v1, KnownChangeKey: &v1, LastKnown: []byte(`{}`)}
+	if err := a.SaveEventLink(ctx, el); err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"entry\x00acme\x00" + ext}
+
+	st, release, err := a.LockPushState(ctx, keys, "acme", "taro", ext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Link == nil || st.Link.ID != link.ID || st.Event == nil || *st.Event.WrittenChangeKey != v1 || st.Credential != nil {
+		t.Fatalf("first read: %+v", st)
+	}
+
+	type result struct {
+		st  db.PushState
+		err error
+	}
+	second := make(chan result, 1)
+	go func() {
+		st, release, err := b.LockPushState(ctx, keys, "acme", "taro", ext)
+		if err == nil {
+			release()
+		}
+		second <- result{st, err}
+	}()
+	// Wait until the second replica waits for the lock in Postgres.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var waiting int
+		if err := pool.NewRaw("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").Scan(ctx, &waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second push never waited for the lock")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case r := <-second:
+		t.Fatalf("the second push got the lock while the first held it: %+v", r)
+	default:
+	}
+	v2 := "ck-2"
+	st.Event.WrittenChangeKey, st.Event.KnownChangeKey = &v2, &v2
+	if err := a.SaveEventLink(ctx, st.Event); err != nil {
+		t.Fatal(err)
+	}
+	release()
+
+	r := <-second
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.st.Event == nil || *r.st.Event.WrittenChangeKey != v2 {
+		t.Fatalf("the second push read the entry as it was before it waited: %+v", r.st.Event)
+	}
+
+	// Nothing stored: every part is nil, and the lock is still taken and freed.
+	st, release, err = b.LockPushState(ctx, []string{"entry\x00other\x00x"}, "other", "nobody", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if st.Link != nil || st.Credential != nil || st.Event != nil {
+		t.Fatalf("read something for nothing: %+v", st)
+	}
+}
