@@ -8735,7 +8735,7 @@ func (ec *executionContext) marshalNUserAvailability2ᚖgithubᚗcomᚋtehaishok
 		graphql.AddInvalidNullError(ctx, "UserAvailability!")
 		return graphql.Null
 	}
-	return ec._UserAvailability(ctx, sel, v)
+	return graphql.WrapContextMarshaler(ctx, v)
 }
 
 func (ec *executionContext) unmarshalNUserCalendarBulkInput2ᚕᚖgithubᚗcomᚋtehaishokuninᚋcalsyncᚋgraphᚋmodelᚐUserCalendarBulkInputᚄ(ctx context.Context, v any) ([]*model.UserCalendarBulkInput, error) {

@@ -188,16 +188,6 @@ type Query struct {
 type Subscription struct {
 }
 
-type UserAvailability struct {
-	UserID   string           `json:"userId"`
-	Provider CalendarProvider `json:"provider"`
-	// The link's status; null when not linked.
-	Status *LinkStatus `json:"status,omitempty"`
-	// When the mirror last matched Outlook (the link's last delta round); busy is as of then.
-	SyncedAt *time.Time      `json:"syncedAt,omitempty"`
-	Busy     []*BusyInterval `json:"busy"`
-}
-
 type UserCalendarBulkInput struct {
 	UserID     string           `json:"userId"`
 	Provider   CalendarProvider `json:"provider"`
