@@ -391,10 +391,22 @@ func endProcessing(span trace.Span, err error) {
 const (
 	vacuumAfter = 20_000
 	vacuumEvery = 10 * time.Second
+	// mirrorVacuumAfter is how many mirror rows written make the worker
+	// vacuum the mirror (db.Store.VacuumMirror), at most every vacuumEvery.
+	mirrorVacuumAfter = 1_000
 )
 
 func (w *Worker) vacuum(ctx context.Context) {
-	if w.processed.Load() < vacuumAfter || time.Since(w.lastVacuum) < vacuumEvery {
+	if time.Since(w.lastVacuum) < vacuumEvery {
+		return
+	}
+	if done, err := w.store.VacuumMirror(ctx, mirrorVacuumAfter); done || err != nil {
+		w.lastVacuum = time.Now()
+		if err != nil && ctx.Err() == nil {
+			w.log.WarnContext(ctx, "vacuuming the mirror failed", slog.String("error", err.Error()))
+		}
+	}
+	if w.processed.Load() < vacuumAfter {
 		return
 	}
 	w.processed.Store(0)

@@ -47,6 +47,7 @@ func (s *Store) EventLinkByExternalID(ctx context.Context, companyID, externalID
 // one of its own.
 func (s *Store) SaveEventLink(ctx context.Context, e *EventLink) error {
 	if e.ID != 0 {
+		s.mirrorWrites.Add(1)
 		return updateEventLink(ctx, s.db, e) // one statement: atomic as it is
 	}
 	if !s.inTx {
@@ -55,6 +56,7 @@ func (s *Store) SaveEventLink(ctx context.Context, e *EventLink) error {
 	if err := s.SaveEventLinkForRebuild(ctx, e); err != nil {
 		return err
 	}
+	s.mirrorWrites.Add(1)
 	return keepMirror(ctx, s.db, e)
 }
 

@@ -2,6 +2,7 @@ package db_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -94,5 +95,51 @@ func TestPushStateReadsWhatTheLastHolderCommitted(t *testing.T) {
 	release()
 	if st.Link != nil || st.Credential != nil || st.Event != nil {
 		t.Fatalf("read something for nothing: %+v", st)
+	}
+}
+
+// TestVacuumMirrorAfterEnoughWrites: once enough mirror rows were written,
+// VacuumMirror vacuums and analyzes the table (its pages become
+// all-visible, so the availability query reads the index alone); below the
+// threshold, and again right after, it does nothing.
+func TestVacuumMirrorAfterEnoughWrites(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	store := db.NewStore(pool)
+	ctx := context.Background()
+	addr := "taro@example.co.jp"
+	link := &db.CalendarLink{CompanyID: "acme", UserID: "taro", Provider: db.ProviderOutlook, CalendarID: &addr, Status: db.LinkActive}
+	if err := store.SaveLink(ctx, link); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	for i := 0; i < 30; i++ {
+		s := start.Add(time.Duration(i) * time.Hour)
+		el := &db.EventLink{CompanyID: "acme", UserID: "taro", LinkID: &link.ID, OutlookEventID: fmt.Sprintf("AAMk%d", i),
+			LastKnown: []byte(`{"start":"` + s.Format(time.RFC3339) + `","end":"` + s.Add(30*time.Minute).Format(time.RFC3339) + `"}`)}
+		if err := store.SaveEventLink(ctx, el); err != nil {
+			t.Fatal(err)
+		}
+	}
+	allVisible := func() (pages int) {
+		if err := pool.NewRaw("SELECT relallvisible FROM pg_class WHERE oid = 'mirror_events'::regclass").Scan(ctx, &pages); err != nil {
+			t.Fatal(err)
+		}
+		return pages
+	}
+	if done, err := store.VacuumMirror(ctx, 31); err != nil || done {
+		t.Fatalf("vacuumed after 30 of 31 writes: %v %v", done, err)
+	}
+	if allVisible() != 0 {
+		t.Fatal("the mirror's pages are all-visible before any vacuum: the check below proves nothing")
+	}
+	if done, err := store.VacuumMirror(ctx, 30); err != nil || !done {
+		t.Fatalf("did not vacuum after 30 writes: %v %v", done, err)
+	}
+	if allVisible() == 0 {
+		t.Fatal("no page of the mirror is all-visible after the vacuum")
+	}
+	if done, err := store.VacuumMirror(ctx, 1); err != nil || done {
+		t.Fatalf("vacuumed again with nothing written since: %v %v", done, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
@@ -26,11 +27,15 @@ type Store struct {
 	locks *bun.DB
 	// local is LockKeys' in-process side.
 	local *keylock.Map
-	inTx  bool
+	// mirrorWrites counts mirror rows written since VacuumMirror last ran.
+	mirrorWrites *atomic.Int64
+	inTx         bool
 }
 
 // NewStore wraps db.
-func NewStore(db *bun.DB) *Store { return &Store{db: db, pool: db, local: new(keylock.Map)} }
+func NewStore(db *bun.DB) *Store {
+	return &Store{db: db, pool: db, local: new(keylock.Map), mirrorWrites: new(atomic.Int64)}
+}
 
 // DB exposes the pool for the composition root (closing, migrations) and
 // for tests that look at rows directly.
@@ -41,7 +46,7 @@ func (s *Store) DB() *bun.DB { return s.pool }
 // transaction already, fn runs in a savepoint of it.
 func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context, tx *Store) error) error {
 	return s.db.RunInTx(ctx, nil, func(ctx context.Context, t bun.Tx) error {
-		return fn(ctx, &Store{db: t, pool: s.pool, locks: s.locks, local: s.local, inTx: true})
+		return fn(ctx, &Store{db: t, pool: s.pool, locks: s.locks, local: s.local, mirrorWrites: s.mirrorWrites, inTx: true})
 	})
 }
 
