@@ -75,11 +75,11 @@ func (s *Service) Availability(ctx context.Context, companyID string, userIDs []
 	if err := checkRange(start, end); err != nil {
 		return nil, err
 	}
-	links, err := s.store.LinksOfUsers(ctx, companyID, unique(userIDs))
+	links, err := s.store.LinkStates(ctx, companyID, unique(userIDs))
 	if err != nil {
 		return nil, err
 	}
-	byUser := map[string]*db.CalendarLink{}
+	byUser := map[string]*db.LinkState{}
 	var linkIDs []int64
 	for i := range links {
 		l := &links[i]

@@ -171,6 +171,9 @@ func check(t *testing.T, e *testenv.Env, tok string, rng *rand.Rand, base time.T
 			if a.Provider != db.ProviderOutlook || a.Status == nil || *a.Status != db.LinkActive || a.SyncedAt == nil {
 				t.Fatalf("link facts of %s: %+v", a.UserID, a)
 			}
+			if l, err := e.Store.Link(ctx, testenv.Company, a.UserID); err != nil || l.LastSyncedAt == nil || !l.LastSyncedAt.Equal(*a.SyncedAt) {
+				t.Fatalf("syncedAt of %s is %v, the link's last round %+v (%v)", a.UserID, a.SyncedAt, l, err)
+			}
 			checkEvents(t, e, a.UserID, view, r[0], r[1])
 		}
 	}
