@@ -68,8 +68,7 @@ func updateEventLink(ctx context.Context, q bun.IDB, e *EventLink) error {
 	var err error
 	if start, end, showAs, ok := mirrorRow(e); ok {
 		_, err = q.NewRaw("WITH saved_link AS (?) INSERT INTO mirror_events (event_link_id, link_id, starts_at, ends_at, show_as, long) "+
-			"SELECT id, ?, ?, ?, ?, ? FROM saved_link ON CONFLICT (event_link_id) DO UPDATE SET link_id = EXCLUDED.link_id, "+
-			"starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, show_as = EXCLUDED.show_as, long = EXCLUDED.long",
+			"SELECT id, ?, ?, ?, ?, ? FROM saved_link"+mirrorConflict,
 			upd, *e.LinkID, start, end, showAs, end.Sub(start) > mirrorLookback).Exec(ctx)
 	} else {
 		_, err = q.NewRaw("WITH saved_link AS (?) DELETE FROM mirror_events WHERE event_link_id IN (SELECT id FROM saved_link)", upd).Exec(ctx)

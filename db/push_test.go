@@ -144,3 +144,46 @@ func TestVacuumMirrorAfterEnoughWrites(t *testing.T) {
 		t.Fatalf("vacuumed again with nothing written since: %v %v", done, err)
 	}
 }
+
+// TestMirrorRowRewrittenOnlyWhenItChanges: saving an event link whose
+// times and showAs stay (a subject edit) leaves its mirror row's version
+// as it was; a new time rewrites it.
+func TestMirrorRowRewrittenOnlyWhenItChanges(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.New(t)
+	store := db.NewStore(pool)
+	ctx := context.Background()
+	addr := "taro@example.co.jp"
+	link := &db.CalendarLink{CompanyID: "acme", UserID: "taro", Provider: db.ProviderOutlook, CalendarID: &addr, Status: db.LinkActive}
+	if err := store.SaveLink(ctx, link); err != nil {
+		t.Fatal(err)
+	}
+	view := func(subject, start string) []byte {
+		return []byte(`{"subject":"` + subject + `","start":"` + start + `","end":"2026-12-07T18:00:00Z","showAs":"BUSY"}`)
+	}
+	el := &db.EventLink{CompanyID: "acme", UserID: "taro", LinkID: &link.ID, OutlookEventID: "AAMk1", LastKnown: view("作業", "2026-12-07T09:00:00Z")}
+	if err := store.SaveEventLink(ctx, el); err != nil {
+		t.Fatal(err)
+	}
+	row := func() (version string, start time.Time) {
+		if err := pool.NewRaw("SELECT xmin::text, starts_at FROM mirror_events WHERE event_link_id = ?", el.ID).Scan(ctx, &version, &start); err != nil {
+			t.Fatal(err)
+		}
+		return version, start
+	}
+	v1, _ := row()
+	el.LastKnown = view("作業（変更）", "2026-12-07T09:00:00Z")
+	if err := store.SaveEventLink(ctx, el); err != nil {
+		t.Fatal(err)
+	}
+	if v2, _ := row(); v2 != v1 {
+		t.Fatalf("a subject edit rewrote the mirror row (version %s → %s)", v1, v2)
+	}
+	el.LastKnown = view("作業（変更）", "2026-12-07T10:00:00Z")
+	if err := store.SaveEventLink(ctx, el); err != nil {
+		t.Fatal(err)
+	}
+	if v3, start := row(); v3 == v1 || !start.Equal(time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)) {
+		t.Fatalf("a new start left the mirror row as it was: version %s, start %v", v3, start)
+	}
+}
