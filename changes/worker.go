@@ -391,8 +391,9 @@ func endProcessing(span trace.Span, err error) {
 const (
 	vacuumAfter = 20_000
 	vacuumEvery = 10 * time.Second
-	// mirrorVacuumAfter is how many mirror rows written make the worker
-	// vacuum the mirror (db.Store.VacuumMirror), at most every vacuumEvery.
+	// mirrorVacuumAfter is the fewest mirror rows written that make the
+	// worker vacuum the mirror (db.Store.VacuumMirror: also a tenth of
+	// the table), at most every vacuumEvery.
 	mirrorVacuumAfter = 1_000
 )
 

@@ -101,8 +101,8 @@ func TestPushStateReadsWhatTheLastHolderCommitted(t *testing.T) {
 // TestVacuumMirrorAfterEnoughWrites: once enough mirror rows were written,
 // VacuumMirror vacuums and analyzes the table (seen in pg_class: the table
 // counts its rows; whether pages become all-visible depends on the other
-// tests' open transactions); below the threshold, and again right after,
-// it does nothing.
+// tests' open transactions); below the threshold — the minimum, or a tenth
+// of the table — and again right after, it does nothing.
 func TestVacuumMirrorAfterEnoughWrites(t *testing.T) {
 	t.Parallel()
 	pool := dbtest.New(t)
@@ -142,6 +142,28 @@ func TestVacuumMirrorAfterEnoughWrites(t *testing.T) {
 	}
 	if done, err := store.VacuumMirror(ctx, 1); err != nil || done {
 		t.Fatalf("vacuumed again with nothing written since: %v %v", done, err)
+	}
+	// Two writes to a table of 30 rows are under a tenth of it: no vacuum,
+	// whatever the minimum; the fourth write reaches it.
+	var els []db.EventLink
+	if err := pool.NewSelect().Model(&els).Limit(4).Scan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range els[:2] {
+		if err := store.SaveEventLink(ctx, &els[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if done, err := store.VacuumMirror(ctx, 1); err != nil || done {
+		t.Fatalf("vacuumed a 30-row mirror after 2 writes: %v %v", done, err)
+	}
+	for i := range els[2:] {
+		if err := store.SaveEventLink(ctx, &els[2+i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if done, err := store.VacuumMirror(ctx, 1); err != nil || !done {
+		t.Fatalf("did not vacuum a 30-row mirror after 4 writes: %v %v", done, err)
 	}
 }
 
