@@ -209,3 +209,52 @@ func TestMirrorRowRewrittenOnlyWhenItChanges(t *testing.T) {
 		t.Fatalf("a new start left the mirror row as it was: version %s, start %v", v3, start)
 	}
 }
+
+// TestKnownVersions: Known is true only when every (event, changeKey)
+// names a live single event of that link at that version.
+func TestKnownVersions(t *testing.T) {
+	t.Parallel()
+	store := db.NewStore(dbtest.New(t))
+	ctx := context.Background()
+	var links []*db.CalendarLink
+	for _, u := range []string{"taro", "hanako"} {
+		addr := u + "@example.co.jp"
+		l := &db.CalendarLink{CompanyID: "acme", UserID: u, Provider: db.ProviderOutlook, CalendarID: &addr, Status: db.LinkActive}
+		if err := store.SaveLink(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+		links = append(links, l)
+	}
+	save := func(l *db.CalendarLink, id, ck, typ string, deleted bool) {
+		el := &db.EventLink{CompanyID: "acme", UserID: l.UserID, LinkID: &l.ID, OutlookEventID: id, KnownChangeKey: &ck, Deleted: deleted,
+			LastKnown: []byte(`{"type":"` + typ + `","start":"2026-12-07T09:00:00Z","end":"2026-12-07T10:00:00Z"}`)}
+		if err := store.SaveEventLink(ctx, el); err != nil {
+			t.Fatal(err)
+		}
+	}
+	taro, hanako := links[0], links[1]
+	save(taro, "single", "ck1", "SINGLE_INSTANCE", false)
+	save(taro, "occurrence", "ck2", "OCCURRENCE", false)
+	save(taro, "gone", "ck3", "SINGLE_INSTANCE", true)
+	save(hanako, "hers", "ck4", "SINGLE_INSTANCE", false)
+	for _, c := range []struct {
+		name     string
+		link     *db.CalendarLink
+		ids, cks []string
+		want     bool
+	}{
+		{"the version held", taro, []string{"single"}, []string{"ck1"}, true},
+		{"the same notification twice", taro, []string{"single", "single"}, []string{"ck1", "ck1"}, true},
+		{"another version", taro, []string{"single"}, []string{"ck9"}, false},
+		{"one of two unknown", taro, []string{"single", "nope"}, []string{"ck1", "ck1"}, false},
+		{"an instance of a series", taro, []string{"occurrence"}, []string{"ck2"}, false},
+		{"a deleted event", taro, []string{"gone"}, []string{"ck3"}, false},
+		{"another link's event", taro, []string{"hers"}, []string{"ck4"}, false},
+		{"its own link", hanako, []string{"hers"}, []string{"ck4"}, true},
+		{"nothing named", taro, nil, nil, false},
+	} {
+		if got, err := store.Known(ctx, c.link.ID, c.ids, c.cks); err != nil || got != c.want {
+			t.Errorf("%s: Known = %v (%v), want %v", c.name, got, err, c.want)
+		}
+	}
+}
