@@ -189,8 +189,10 @@ func availabilityModel(a readmodel.Availability) *model.UserAvailability {
 		st := model.LinkStatus(*a.Status)
 		m.Status = &st
 	}
+	ivs := make([]model.BusyInterval, len(a.Busy)) // one allocation per user, not per interval
 	for i, b := range a.Busy {
-		m.Busy[i] = &model.BusyInterval{Start: b.Start, End: b.End, ShowAs: model.ShowAs(b.ShowAs)}
+		ivs[i] = model.BusyInterval{Start: b.Start, End: b.End, ShowAs: model.ShowAs(b.ShowAs)}
+		m.Busy[i] = &ivs[i]
 	}
 	return m
 }
