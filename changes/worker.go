@@ -43,6 +43,8 @@ type Worker struct {
 	processed  atomic.Int64
 	skipped    atomic.Int64
 	lastVacuum time.Time
+	// lastMirrorLook is when vacuum last asked whether the mirror is due.
+	lastMirrorLook time.Time
 
 	run service.Runner
 }
@@ -398,16 +400,15 @@ const (
 )
 
 func (w *Worker) vacuum(ctx context.Context) {
-	if time.Since(w.lastVacuum) < vacuumEvery {
-		return
-	}
-	if done, err := w.store.VacuumMirror(ctx, mirrorVacuumAfter); done || err != nil {
-		w.lastVacuum = time.Now()
-		if err != nil && ctx.Err() == nil {
+	if time.Since(w.lastMirrorLook) >= vacuumEvery {
+		// One look per interval, whatever it finds: a look below the
+		// threshold costs a query, and this runs on every empty claim.
+		w.lastMirrorLook = time.Now()
+		if _, err := w.store.VacuumMirror(ctx, mirrorVacuumAfter); err != nil && ctx.Err() == nil {
 			w.log.WarnContext(ctx, "vacuuming the mirror failed", slog.String("error", err.Error()))
 		}
 	}
-	if w.processed.Load() < vacuumAfter {
+	if w.processed.Load() < vacuumAfter || time.Since(w.lastVacuum) < vacuumEvery {
 		return
 	}
 	w.processed.Store(0)
