@@ -259,15 +259,7 @@ func TestClaimLeavesSkippedLinks(t *testing.T) {
 	t.Parallel()
 	store := db.NewStore(dbtest.New(t))
 	ctx := context.Background()
-	var links []int64
-	for _, u := range []string{"busy", "idle"} {
-		addr := u + "@example.co.jp"
-		l := &db.CalendarLink{CompanyID: "acme", UserID: u, Provider: db.ProviderOutlook, CalendarID: &addr, Status: db.LinkActive}
-		if err := store.SaveLink(ctx, l); err != nil {
-			t.Fatal(err)
-		}
-		links = append(links, l.ID)
-	}
+	links := []int64{activeLink(t, store, "busy").ID, activeLink(t, store, "idle").ID}
 	var items []db.InboxItem
 	for i := 0; i < 6; i++ {
 		link := links[i%2]

@@ -10,6 +10,17 @@ import (
 	"github.com/tehaishokunin/calsync/db/dbtest"
 )
 
+// activeLink stores an active Outlook link of user in company acme.
+func activeLink(t *testing.T, store *db.Store, user string) *db.CalendarLink {
+	t.Helper()
+	addr := user + "@example.co.jp"
+	l := &db.CalendarLink{CompanyID: "acme", UserID: user, Provider: db.ProviderOutlook, CalendarID: &addr, Status: db.LinkActive}
+	if err := store.SaveLink(context.Background(), l); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 // TestPushStateReadsWhatTheLastHolderCommitted: two replicas push the same
 // entry. The second waits in Postgres for the first's lock; once it gets
 // it, its read (same round trip as the lock) sees what the first committed
@@ -19,11 +30,7 @@ func TestPushStateReadsWhatTheLastHolderCommitted(t *testing.T) {
 	pool := dbtest.New(t)
 	a, b := db.NewStore(pool), db.NewStore(pool) // two replicas: no shared in-process lock
 	ctx := context.Background()
-	addr := "taro@example.co.jp"
-	link := &db.CalendarLink{CompanyID: "acme", UserID: "taro", Provider: db.ProviderOutlook, CalendarID: &addr, Status: db.LinkActive}
-	if err := a.SaveLink(ctx, link); err != nil {
-		t.Fatal(err)
-	}
+	link := activeLink(t, a, "taro")
 	ext, v1 := "job-1", "ck-1"
 	el := &db.EventLink{CompanyID: "acme", UserID: "taro", LinkID: &link.ID, ExternalID: &ext, OutlookEventID: "AAMk1",
 		WrittenChangeKey: &v1, KnownChangeKey: &v1, LastKnown: []byte(`{}`)}
@@ -108,11 +115,7 @@ func TestVacuumMirrorAfterEnoughWrites(t *testing.T) {
 	pool := dbtest.New(t)
 	store := db.NewStore(pool)
 	ctx := context.Background()
-	addr := "taro@example.co.jp"
-	link := &db.CalendarLink{CompanyID: "acme", UserID: "taro", Provider: db.ProviderOutlook, CalendarID: &addr, Status: db.LinkActive}
-	if err := store.SaveLink(ctx, link); err != nil {
-		t.Fatal(err)
-	}
+	link := activeLink(t, store, "taro")
 	start := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
 	for i := 0; i < 30; i++ {
 		s := start.Add(time.Duration(i) * time.Hour)
@@ -175,11 +178,7 @@ func TestMirrorRowRewrittenOnlyWhenItChanges(t *testing.T) {
 	pool := dbtest.New(t)
 	store := db.NewStore(pool)
 	ctx := context.Background()
-	addr := "taro@example.co.jp"
-	link := &db.CalendarLink{CompanyID: "acme", UserID: "taro", Provider: db.ProviderOutlook, CalendarID: &addr, Status: db.LinkActive}
-	if err := store.SaveLink(ctx, link); err != nil {
-		t.Fatal(err)
-	}
+	link := activeLink(t, store, "taro")
 	view := func(subject, start string) []byte {
 		return []byte(`{"subject":"` + subject + `","start":"` + start + `","end":"2026-12-07T18:00:00Z","showAs":"BUSY"}`)
 	}
@@ -216,15 +215,6 @@ func TestKnownVersions(t *testing.T) {
 	t.Parallel()
 	store := db.NewStore(dbtest.New(t))
 	ctx := context.Background()
-	var links []*db.CalendarLink
-	for _, u := range []string{"taro", "hanako"} {
-		addr := u + "@example.co.jp"
-		l := &db.CalendarLink{CompanyID: "acme", UserID: u, Provider: db.ProviderOutlook, CalendarID: &addr, Status: db.LinkActive}
-		if err := store.SaveLink(ctx, l); err != nil {
-			t.Fatal(err)
-		}
-		links = append(links, l)
-	}
 	save := func(l *db.CalendarLink, id, ck, typ string, deleted bool) {
 		el := &db.EventLink{CompanyID: "acme", UserID: l.UserID, LinkID: &l.ID, OutlookEventID: id, KnownChangeKey: &ck, Deleted: deleted,
 			LastKnown: []byte(`{"type":"` + typ + `","start":"2026-12-07T09:00:00Z","end":"2026-12-07T10:00:00Z"}`)}
@@ -232,7 +222,7 @@ func TestKnownVersions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	taro, hanako := links[0], links[1]
+	taro, hanako := activeLink(t, store, "taro"), activeLink(t, store, "hanako")
 	save(taro, "single", "ck1", "SINGLE_INSTANCE", false)
 	save(taro, "occurrence", "ck2", "OCCURRENCE", false)
 	save(taro, "gone", "ck3", "SINGLE_INSTANCE", true)
