@@ -29,14 +29,17 @@ const (
 // keeps its 400 under both.
 type specHTTP struct{ graphql.Transport }
 
-// Do serves the request through the wrapped transport, correcting its answer.
+// Do serves the request through the wrapped transport, correcting its answer
+// and writing an executed operation's answer itself (see directAnswers).
 func (s specHTTP) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	s.Transport.Do(&specWriter{ResponseWriter: w}, r, exec)
+	sw := &specWriter{ResponseWriter: w}
+	s.Transport.Do(sw, r, directAnswers{GraphExecutor: exec, w: sw})
 }
 
 type specWriter struct {
 	http.ResponseWriter
-	noData bool // drop the "data" entry of the body being written
+	noData  bool // drop the "data" entry of the body being written
+	written bool // the answer went out already: drop what the transport writes
 }
 
 func (s *specWriter) WriteHeader(code int) {
@@ -51,6 +54,9 @@ func (s *specWriter) WriteHeader(code int) {
 }
 
 func (s *specWriter) Write(b []byte) (int, error) {
+	if s.written {
+		return len(b), nil
+	}
 	if !s.noData {
 		return s.ResponseWriter.Write(b)
 	}
