@@ -64,6 +64,10 @@ type Config struct {
 	LogLevel      string
 	// PprofAddr serves net/http/pprof on a loopback address ("" : off).
 	PprofAddr string
+	// GCMinHeapBytes is the heap goal below which the collector is not
+	// started (0: Go's own pacing). Off when GOGC or GOMEMLIMIT is set: an
+	// operator who tunes the collector is obeyed.
+	GCMinHeapBytes int64
 
 	// Playground and Introspection default to on only with the emulator.
 	Playground    bool
@@ -170,6 +174,13 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	// Profiles show code paths and timings to whoever can reach them:
 	// loopback only (reach it through a port-forward).
+	c.GCMinHeapBytes = p.int64("CALSYNC_GC_MIN_HEAP_BYTES", 64<<20)
+	if c.GCMinHeapBytes < 0 || c.GCMinHeapBytes > 16<<30 {
+		p.fail("CALSYNC_GC_MIN_HEAP_BYTES", "must be between 0 (off) and 17179869184 (16 GiB), got %d", c.GCMinHeapBytes)
+	}
+	if getenv("GOGC") != "" || getenv("GOMEMLIMIT") != "" {
+		c.GCMinHeapBytes = 0
+	}
 	if c.PprofAddr = p.str("CALSYNC_PPROF_ADDR", ""); c.PprofAddr != "" {
 		if host, _, err := net.SplitHostPort(c.PprofAddr); err != nil || !isLoopback(host) {
 			p.fail("CALSYNC_PPROF_ADDR", "must be a loopback host:port such as 127.0.0.1:6060, got %q", c.PprofAddr)

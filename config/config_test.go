@@ -67,6 +67,7 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"CALSYNC_LOG_LEVEL":           {"CALSYNC_LOG_LEVEL": "loud"},
 		"CALSYNC_HOST_WEBHOOK_SECRET": {"CALSYNC_HOST_WEBHOOK_URL": "https://host.example/hook"},
 		"CALSYNC_PPROF_ADDR":          {"CALSYNC_PPROF_ADDR": "0.0.0.0:6060"},
+		"CALSYNC_GC_MIN_HEAP_BYTES":   {"CALSYNC_GC_MIN_HEAP_BYTES": "-1"},
 	}
 	for _, addr := range []string{":6060", "10.0.0.1:6060", "6060", "localhost"} {
 		if _, err := Load(env(map[string]string{"CALSYNC_GRAPH": "emulator", "CALSYNC_PPROF_ADDR": addr})); err == nil {
@@ -82,6 +83,30 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s: err = %v", name, err)
 		}
+	}
+}
+
+// TestGCMinHeap: the floor is on by default and off when the operator
+// tunes the collector with Go's own variables.
+func TestGCMinHeap(t *testing.T) {
+	for vars, want := range map[[2]string]int64{
+		{}:                                    64 << 20,
+		{"CALSYNC_GC_MIN_HEAP_BYTES", "0"}:    0,
+		{"CALSYNC_GC_MIN_HEAP_BYTES", "1024"}: 1024,
+		{"GOGC", "200"}:                       0,
+		{"GOMEMLIMIT", "512MiB"}:              0,
+	} {
+		m := map[string]string{"CALSYNC_GRAPH": "emulator"}
+		if vars[0] != "" {
+			m[vars[0]] = vars[1]
+		}
+		c, err := Load(env(m))
+		if err != nil || c.GCMinHeapBytes != want {
+			t.Errorf("%v: %v, floor %d, want %d", vars, err, c.GCMinHeapBytes, want)
+		}
+	}
+	if _, err := Load(env(map[string]string{"CALSYNC_GRAPH": "emulator", "CALSYNC_GC_MIN_HEAP_BYTES": "99999999999999"})); err == nil {
+		t.Error("a floor beyond 16 GiB accepted")
 	}
 }
 

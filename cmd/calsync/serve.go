@@ -22,6 +22,7 @@ import (
 	"github.com/tehaishokunin/calsync/credentials"
 	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/internal/core"
+	"github.com/tehaishokunin/calsync/internal/heapfloor"
 	"github.com/tehaishokunin/calsync/internal/opsmetrics"
 	"github.com/tehaishokunin/calsync/internal/tracing/otlp"
 	"github.com/tehaishokunin/calsync/resolvers"
@@ -161,6 +162,9 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 		printDevBanner(out, cfg, ln.Addr(), graphClient)
 	}
 
+	if cfg.GCMinHeapBytes > 0 {
+		defer heapfloor.Start(uint64(cfg.GCMinHeapBytes), 100).Stop()
+	}
 	if cfg.PprofAddr != "" {
 		stopPprof, err := servePprof(cfg.PprofAddr, log)
 		if err != nil {
