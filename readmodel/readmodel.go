@@ -76,30 +76,41 @@ func (s *Service) Availability(ctx context.Context, companyID string, userIDs []
 	if err := checkRange(start, end); err != nil {
 		return nil, err
 	}
-	links, err := s.store.LinkStates(ctx, companyID, unique(userIDs))
+	// The links and their busy rows are read at once, on two connections:
+	// BusyTimes finds the links itself. Each read sees its own snapshot; a
+	// link that changes between them shows either state, as it would a
+	// moment earlier or later.
+	ids := unique(userIDs)
+	type busyRead struct {
+		rows []db.Busy
+		err  error
+	}
+	read := make(chan busyRead, 1)
+	go func() {
+		rows, err := s.store.BusyTimes(ctx, companyID, ids, start, end)
+		read <- busyRead{rows, err}
+	}()
+	links, err := s.store.LinkStates(ctx, companyID, ids)
+	got := <-read
 	if err != nil {
 		return nil, err
 	}
-	byUser := map[string]*db.LinkState{}
-	var linkIDs []int64
+	if got.err != nil {
+		return nil, got.err
+	}
+	busy := got.rows
+	byUser := make(map[string]*db.LinkState, len(links))
 	for i := range links {
-		l := &links[i]
-		if l.Provider == db.ProviderNone {
-			continue
+		if l := &links[i]; l.Provider != db.ProviderNone {
+			byUser[l.UserID] = l
 		}
-		byUser[l.UserID] = l
-		linkIDs = append(linkIDs, l.ID)
-	}
-	busy, err := s.store.BusyTimes(ctx, linkIDs, start, end)
-	if err != nil {
-		return nil, err
 	}
 	// Each link's intervals are a run of one backing array, merged in
 	// place: appending per link grew a slice per link (a fifth of an
 	// answer's garbage).
 	slices.SortFunc(busy, func(a, b db.Busy) int { return cmp.Compare(a.LinkID, b.LinkID) })
 	all := make([]Busy, len(busy))
-	byLink := make(map[int64][]Busy, len(linkIDs))
+	byLink := make(map[int64][]Busy, len(byUser))
 	for i := 0; i < len(busy); {
 		j := i
 		for ; j < len(busy) && busy[j].LinkID == busy[i].LinkID; j++ {
