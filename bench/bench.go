@@ -286,6 +286,17 @@ func (e *env) stop() {
 // gql posts a GraphQL request and returns the raw data, or an error with
 // the errors.
 func (e *env) gql(ctx context.Context, query string, vars map[string]any) (json.RawMessage, error) {
+	body, err := e.gqlBody(ctx, query, vars)
+	if err != nil {
+		return nil, err
+	}
+	return gqlData(body)
+}
+
+// gqlBody sends a GraphQL request and reads the whole answer: what a
+// latency is timed over (request sent to last byte received), the
+// client's own decoding left out.
+func (e *env) gqlBody(ctx context.Context, query string, vars map[string]any) ([]byte, error) {
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.base+"/graphql", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -295,11 +306,16 @@ func (e *env) gql(ctx context.Context, query string, vars map[string]any) (json.
 		return nil, err
 	}
 	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}
+
+// gqlData is an answer's data, or its errors as an error.
+func gqlData(body []byte) (json.RawMessage, error) {
 	var out struct {
 		Data   json.RawMessage `json:"data"`
 		Errors []any           `json:"errors"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+	if err := json.Unmarshal(body, &out); err != nil {
 		return nil, err
 	}
 	if len(out.Errors) > 0 {
