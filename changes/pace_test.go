@@ -8,38 +8,59 @@ import (
 	"time"
 )
 
-// TestLinkPace: a link is skipped while its round is in flight and for
-// the rest after it, the dispatcher is woken when the rest is over, and
-// then the link is claimable again; other links are never held back.
+// TestLinkPace: a link is skipped while its round is in flight; it may
+// start two rounds at once, then one per rest, and the dispatcher is woken
+// when the next may start; other links are never held back, and an idle
+// link is forgotten.
 func TestLinkPace(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var wakes atomic.Int64
-		p := &linkPace{rest: 100 * time.Millisecond, wake: func() { wakes.Add(1) }}
-		if s := p.skip(time.Now()); len(s) != 0 {
-			t.Fatalf("skip %v before any round", s)
+		p := &linkPace{rest: 100 * time.Millisecond, burst: 2, wake: func() { wakes.Add(1) }}
+		skips := func(want ...int64) {
+			t.Helper()
+			s := p.skip(time.Now())
+			slices.Sort(s)
+			if !slices.Equal(s, want) {
+				t.Fatalf("skip %v, want %v", s, want)
+			}
 		}
+		skips()
 		p.begin(7)
-		time.Sleep(time.Hour) // however long the round takes
-		if s := p.skip(time.Now()); !slices.Equal(s, []int64{7}) {
-			t.Fatalf("skip %v while link 7's round is in flight", s)
-		}
+		time.Sleep(10 * time.Millisecond)
+		skips(7) // in flight
 		p.end(7)
+		skips() // an edit just after a round starts its own at once
+		p.begin(7)
 		p.begin(8)
-		if s := p.skip(time.Now()); len(s) != 2 {
-			t.Fatalf("skip %v: link 7 resting, link 8 in flight", s)
-		}
-		time.Sleep(99 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
+		p.end(7)
+		skips(7, 8) // 7: two rounds in 20 ms, the next at 100 ms; 8 in flight
+		time.Sleep(79 * time.Millisecond)
 		synctest.Wait()
-		if s := p.skip(time.Now()); !slices.Contains(s, 7) || wakes.Load() != 0 {
-			t.Fatalf("skip %v, %d wakes before link 7's rest is over", s, wakes.Load())
+		if wakes.Load() != 0 {
+			t.Fatalf("%d wakes before link 7 may start again", wakes.Load())
 		}
+		skips(7, 8)
 		time.Sleep(time.Millisecond)
 		synctest.Wait()
 		if wakes.Load() != 1 {
-			t.Fatalf("%d wakes when the rest ended, want 1", wakes.Load())
+			t.Fatalf("%d wakes when link 7 may start again, want 1", wakes.Load())
 		}
-		if s := p.skip(time.Now()); !slices.Equal(s, []int64{8}) {
-			t.Fatalf("skip %v after link 7's rest, want only link 8 (in flight)", s)
+		skips(8)
+		// A flood: from now on one round per rest.
+		p.begin(7)
+		p.end(7)
+		skips(7, 8)
+		time.Sleep(99 * time.Millisecond)
+		skips(7, 8)
+		time.Sleep(time.Millisecond)
+		skips(8)
+		p.end(8)
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		skips()
+		if len(p.links) != 0 {
+			t.Errorf("%d idle links remembered", len(p.links))
 		}
 	})
 }
