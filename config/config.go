@@ -174,7 +174,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	// Profiles show code paths and timings to whoever can reach them:
 	// loopback only (reach it through a port-forward).
-	c.GCMinHeapBytes = p.int64("CALSYNC_GC_MIN_HEAP_BYTES", 64<<20)
+	c.GCMinHeapBytes = p.int64("CALSYNC_GC_MIN_HEAP_BYTES", 32<<20)
 	if c.GCMinHeapBytes < 0 || c.GCMinHeapBytes > 16<<30 {
 		p.fail("CALSYNC_GC_MIN_HEAP_BYTES", "must be between 0 (off) and 17179869184 (16 GiB), got %d", c.GCMinHeapBytes)
 	}

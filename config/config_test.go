@@ -90,7 +90,7 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 // tunes the collector with Go's own variables.
 func TestGCMinHeap(t *testing.T) {
 	for vars, want := range map[[2]string]int64{
-		{}:                                    64 << 20,
+		{}:                                    32 << 20,
 		{"CALSYNC_GC_MIN_HEAP_BYTES", "0"}:    0,
 		{"CALSYNC_GC_MIN_HEAP_BYTES", "1024"}: 1024,
 		{"GOGC", "200"}:                       0,

@@ -9,7 +9,8 @@
 // on the request's CPUs, and the scavenger handing the same pages back to
 // the OS between them (bench/profiles.md). With a floor, the goal is
 // max(floor, 2 × live): a small heap is collected when floor bytes have
-// been allocated, and a large one exactly as without the floor. This is the
+// been allocated, and a large one exactly as without the floor. The price
+// is resident memory: up to floor bytes of garbage between collections. This is the
 // minimum-heap tuning of Go's GC guide (go.dev/doc/gc-guide), done with
 // debug.SetGCPercent after every cycle instead of a ballast allocation.
 package heapfloor
