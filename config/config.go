@@ -65,8 +65,8 @@ type Config struct {
 	// PprofAddr serves net/http/pprof on a loopback address ("" : off).
 	PprofAddr string
 	// GCMinHeapBytes is the heap goal below which the collector is not
-	// started (0: Go's own pacing). Off when GOGC or GOMEMLIMIT is set: an
-	// operator who tunes the collector is obeyed.
+	// started (0, the default: Go's own pacing). Off when GOGC or
+	// GOMEMLIMIT is set: an operator who tunes the collector is obeyed.
 	GCMinHeapBytes int64
 
 	// Playground and Introspection default to on only with the emulator.
@@ -174,7 +174,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	// Profiles show code paths and timings to whoever can reach them:
 	// loopback only (reach it through a port-forward).
-	c.GCMinHeapBytes = p.int64("CALSYNC_GC_MIN_HEAP_BYTES", 32<<20)
+	c.GCMinHeapBytes = p.int64("CALSYNC_GC_MIN_HEAP_BYTES", 0)
 	if c.GCMinHeapBytes < 0 || c.GCMinHeapBytes > 16<<30 {
 		p.fail("CALSYNC_GC_MIN_HEAP_BYTES", "must be between 0 (off) and 17179869184 (16 GiB), got %d", c.GCMinHeapBytes)
 	}

@@ -86,19 +86,18 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 	}
 }
 
-// TestGCMinHeap: the floor is on by default and off when the operator
-// tunes the collector with Go's own variables.
+// TestGCMinHeap: the floor is off unless asked for, and off when the
+// operator tunes the collector with Go's own variables.
 func TestGCMinHeap(t *testing.T) {
-	for vars, want := range map[[2]string]int64{
-		{}:                                    32 << 20,
-		{"CALSYNC_GC_MIN_HEAP_BYTES", "0"}:    0,
+	for vars, want := range map[[4]string]int64{
+		{}:                                    0,
 		{"CALSYNC_GC_MIN_HEAP_BYTES", "1024"}: 1024,
-		{"GOGC", "200"}:                       0,
-		{"GOMEMLIMIT", "512MiB"}:              0,
+		{"CALSYNC_GC_MIN_HEAP_BYTES", "33554432", "GOGC", "200"}:          0,
+		{"CALSYNC_GC_MIN_HEAP_BYTES", "33554432", "GOMEMLIMIT", "512MiB"}: 0,
 	} {
 		m := map[string]string{"CALSYNC_GRAPH": "emulator"}
-		if vars[0] != "" {
-			m[vars[0]] = vars[1]
+		for i := 0; i < 4 && vars[i] != ""; i += 2 {
+			m[vars[i]] = vars[i+1]
 		}
 		c, err := Load(env(m))
 		if err != nil || c.GCMinHeapBytes != want {
