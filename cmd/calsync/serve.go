@@ -163,7 +163,7 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 	}
 
 	if cfg.GCMinHeapBytes > 0 {
-		defer heapfloor.Start(uint64(cfg.GCMinHeapBytes), 100).Stop()
+		defer heapfloor.Start(uint64(cfg.GCMinHeapBytes)).Stop()
 	}
 	if cfg.PprofAddr != "" {
 		stopPprof, err := servePprof(cfg.PprofAddr, log)

@@ -10,9 +10,11 @@
 // the OS between them (bench/profiles.md). With a floor, the goal is
 // max(floor, 2 × live): a small heap is collected when floor bytes have
 // been allocated, and a large one exactly as without the floor. The price
-// is resident memory: up to floor bytes of garbage between collections. This is the
-// minimum-heap tuning of Go's GC guide (go.dev/doc/gc-guide), done with
-// debug.SetGCPercent after every cycle instead of a ballast allocation.
+// is resident memory: up to floor bytes of garbage between collections.
+// This is the minimum-heap tuning of Go's GC guide (go.dev/doc/gc-guide),
+// done with debug.SetGCPercent after every cycle instead of a ballast
+// allocation. calsync starts it only when GOGC and GOMEMLIMIT are unset, so
+// the percent it gives back is Go's default.
 package heapfloor
 
 import (
@@ -20,12 +22,15 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"sync"
-	"sync/atomic"
 )
 
+// base is Go's default GOGC: what a live heap of more than half the floor
+// gets, and what Stop gives back.
+const base = 100
+
 // Percent is the GOGC that makes the goal of a heap of live bytes at least
-// floor bytes, and never less than base.
-func Percent(live, floor uint64, base int) int {
+// floor bytes, and never less than Go's default.
+func Percent(live, floor uint64) int {
 	if live == 0 || floor <= live {
 		return base
 	}
@@ -36,18 +41,17 @@ func Percent(live, floor uint64, base int) int {
 // Floor adjusts GOGC after each collection while it runs.
 type Floor struct {
 	floor   uint64
-	base    int
-	stopped atomic.Bool
 	mu      sync.Mutex // serialises adjust and Stop
+	stopped bool
 	samples []metrics.Sample
 }
 
-// Start keeps the heap goal at least floor bytes until Stop. base is the
-// GOGC to use when the live heap is large enough (100, Go's default).
-func Start(floor uint64, base int) *Floor {
-	f := &Floor{floor: floor, base: base, samples: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}}
-	f.adjust()
-	f.arm()
+// Start keeps the heap goal at least floor bytes until Stop.
+func Start(floor uint64) *Floor {
+	f := &Floor{floor: floor, samples: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}}
+	if f.adjust() {
+		f.arm()
+	}
 	return f
 }
 
@@ -56,35 +60,33 @@ func Start(floor uint64, base int) *Floor {
 type sentinel struct{ f *Floor }
 
 func (f *Floor) arm() {
-	s := &sentinel{f: f}
-	runtime.SetFinalizer(s, func(s *sentinel) {
-		if s.f.stopped.Load() {
-			return
+	runtime.SetFinalizer(&sentinel{f: f}, func(s *sentinel) {
+		if s.f.adjust() {
+			s.f.arm()
 		}
-		s.f.adjust()
-		s.f.arm()
 	})
 }
 
-func (f *Floor) adjust() {
+// adjust sets GOGC from the live heap; it says false once stopped.
+func (f *Floor) adjust() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.stopped.Load() {
-		return
+	if f.stopped {
+		return false
 	}
 	metrics.Read(f.samples)
-	if f.samples[0].Value.Kind() != metrics.KindUint64 {
-		return
+	if f.samples[0].Value.Kind() == metrics.KindUint64 {
+		debug.SetGCPercent(Percent(f.samples[0].Value.Uint64(), f.floor))
 	}
-	debug.SetGCPercent(Percent(f.samples[0].Value.Uint64(), f.floor, f.base))
+	return true
 }
 
-// Stop gives the collector back its base GOGC.
+// Stop gives the collector back Go's default GOGC.
 func (f *Floor) Stop() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.stopped.Swap(true) {
-		return
+	if !f.stopped {
+		f.stopped = true
+		debug.SetGCPercent(base)
 	}
-	debug.SetGCPercent(f.base)
 }

@@ -19,7 +19,7 @@ func TestPercent(t *testing.T) {
 		{48 * mib, 64 * mib, 100},  // 33 % would collect sooner than Go would
 	}
 	for _, c := range cases {
-		if got := Percent(c.live, c.floor, 100); got != c.want {
+		if got := Percent(c.live, c.floor); got != c.want {
 			t.Errorf("Percent(%d MiB live, %d MiB floor) = %d, want %d", c.live/mib, c.floor/mib, got, c.want)
 		}
 	}
@@ -50,7 +50,7 @@ func waitGOGC(ok func(uint64) bool) uint64 {
 // one the raise again; Stop gives back the base for good.
 func TestFloorFollowsCollections(t *testing.T) {
 	const floor = 64 << 20
-	f := Start(floor, 100)
+	f := Start(floor)
 	defer f.Stop()
 	if g := waitGOGC(func(g uint64) bool { return g > 100 }); g <= 100 {
 		t.Fatalf("GOGC %d with a test binary's small heap under a 64 MiB floor", g)
