@@ -160,7 +160,7 @@ func deleteMirror(ctx context.Context, q bun.IDB, linkID int64) error {
 	return nil
 }
 
-// Busy is one stretch of a link's busy time of one showAs.
+// Busy is one stretch of a link's busy time of one showAs, in UTC.
 type Busy struct {
 	LinkID     int64
 	ShowAs     string

@@ -114,7 +114,7 @@ func (s *Service) Availability(ctx context.Context, companyID string, userIDs []
 	for i := 0; i < len(busy); {
 		j := i
 		for ; j < len(busy) && busy[j].LinkID == busy[i].LinkID; j++ {
-			all[j] = Busy{Start: busy[j].Start.UTC(), End: busy[j].End.UTC(), ShowAs: busy[j].ShowAs}
+			all[j] = Busy{Start: busy[j].Start, End: busy[j].End, ShowAs: busy[j].ShowAs} // UTC already
 		}
 		byLink[busy[i].LinkID] = Merge(all[i:j:j])
 		i = j
