@@ -303,24 +303,9 @@ func TestWorkerVacuumsTheInboxAfterABurst(t *testing.T) {
 	t.Parallel()
 	e := testenv.New(t)
 	ctx := context.Background()
-	l := e.Link(t, "u1", e.Mailbox)
-	drain(t, e)
-	var sub string
-	if err := e.Store.DB().NewRaw("SELECT id FROM graph_subscriptions LIMIT 1").Scan(ctx, &sub); err != nil {
-		t.Fatal(err)
-	}
 	// A burst of 25,000 notifications for one link: one delta round
 	// finishes them all, leaving 25,000 dead row versions.
-	for i := 0; i < 5; i++ {
-		items := make([]db.InboxItem, 5000)
-		for j := range items {
-			ct, res := "updated", "Users/x/Events/y"
-			items[j] = db.InboxItem{Kind: "change", SubscriptionID: sub, LinkID: &l.ID, ChangeType: &ct, Resource: &res, NextAttemptAt: time.Now()}
-		}
-		if err := e.Store.Enqueue(ctx, items); err != nil {
-			t.Fatal(err)
-		}
-	}
+	floodLink(t, e, 25_000)
 	e.Worker.RunOnce(ctx)
 	if n, _ := e.Store.PendingInbox(ctx); n != 0 {
 		t.Fatalf("%d pending after one round", n)
@@ -619,5 +604,153 @@ func TestEchoOfAPushNeedsNoRound(t *testing.T) {
 	cs := allChanges(t, e)
 	if len(cs) != 1 || cs[0].ChangeType != "UPDATED" || deltas(since) == 0 {
 		t.Fatalf("the Outlook edit after the echo: %+v (delta requests %d)", cs, deltas(since))
+	}
+}
+
+// floodLink links u1, drains, and stores n change notifications for it, as
+// a burst on one mailbox does.
+func floodLink(t *testing.T, e *testenv.Env, n int) *db.CalendarLink {
+	t.Helper()
+	ctx := context.Background()
+	l := e.Link(t, "u1", e.Mailbox)
+	drain(t, e)
+	var sub string
+	if err := e.Store.DB().NewRaw("SELECT id FROM graph_subscriptions LIMIT 1").Scan(ctx, &sub); err != nil {
+		t.Fatal(err)
+	}
+	items := make([]db.InboxItem, n)
+	for j := range items {
+		ct, res := "updated", "Users/x/Events/y"
+		items[j] = db.InboxItem{Kind: "change", SubscriptionID: sub, LinkID: &l.ID, ChangeType: &ct, Resource: &res, NextAttemptAt: time.Now()}
+	}
+	if err := e.Store.Enqueue(ctx, items); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// inboxAttempts counts the link's rows by attempts.
+func inboxAttempts(t *testing.T, e *testenv.Env, link int64) map[int]int {
+	t.Helper()
+	var rows []struct {
+		Attempts int `bun:"attempts"`
+		N        int `bun:"n"`
+	}
+	if err := e.Store.DB().NewRaw("SELECT attempts, count(*) AS n FROM inbox WHERE link_id = ? GROUP BY attempts", link).Scan(context.Background(), &rows); err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]int{}
+	for _, r := range rows {
+		out[r.Attempts] = r.N
+	}
+	return out
+}
+
+// TestFloodIsLeasedSparingly: a flood of 2,000 notifications on one link
+// is one delta round; the claim leases only a few of its rows (a lease is
+// a row write), and the round finishes them all.
+func TestFloodIsLeasedSparingly(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	ctx := context.Background()
+	l := floodLink(t, e, 2000)
+	since := e.Emu.LastRequestSeq()
+	if n := e.Worker.RunOnce(ctx); n == 0 || n > 64 {
+		t.Fatalf("the claim took %d rows of the flood, want a few", n)
+	}
+	if n, _ := e.Store.PendingInbox(ctx); n != 0 {
+		t.Fatalf("%d pending after the round", n)
+	}
+	if n := len(e.Emu.Requests(since)); n != 1 {
+		t.Fatalf("%d Graph requests for the flood, want one delta round", n)
+	}
+	got := inboxAttempts(t, e, l.ID)
+	if got[1] == 0 || got[1] > 64 || got[0]+got[1] != 2000 {
+		t.Fatalf("rows by attempts %v: want all 2000, a few of them leased", got)
+	}
+}
+
+// TestFailedRoundDefersTheWholeFlood: when the round fails, the link's
+// notifications the claim did not lease wait with the leased ones; they
+// do not start one failing round after another against a mailbox Graph is
+// throttling.
+func TestFailedRoundDefersTheWholeFlood(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	ctx := context.Background()
+	l := floodLink(t, e, 500)
+	if err := e.Emu.AddFault(graphemu.Fault{Kind: "throttle", Mailbox: e.Mailbox, Count: 100, RetryAfterSeconds: 30}); err != nil {
+		t.Fatal(err)
+	}
+	since := e.Emu.LastRequestSeq()
+	if n := e.Worker.RunOnce(ctx); n == 0 {
+		t.Fatal("nothing claimed")
+	}
+	for i := 0; i < 3; i++ {
+		if n := e.Worker.RunOnce(ctx); n != 0 {
+			t.Fatalf("claim %d after the failed round took %d rows", i+2, n)
+		}
+	}
+	if n := len(e.Emu.Requests(since)); n != 1 {
+		t.Fatalf("%d Graph requests, want the one failed round", n)
+	}
+	var due int
+	if err := e.Store.DB().NewRaw("SELECT count(*) FROM inbox WHERE link_id = ? AND processed_at IS NULL AND next_attempt_at <= now()", l.ID).Scan(ctx, &due); err != nil {
+		t.Fatal(err)
+	}
+	if pending, _ := e.Store.PendingInbox(ctx); pending != 500 || due != 0 {
+		t.Fatalf("%d pending, %d due: want all 500 kept and none due before the retry", pending, due)
+	}
+	e.Emu.ClearFaults()
+}
+
+// TestHeldWakesLoseNothing: under a stream of notifications for one
+// mailbox, wakes for a link whose round is in flight or resting start no
+// claim, and every notification is still processed: the end of the round
+// or of the rest looks again.
+func TestHeldWakesLoseNothing(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	ctx := context.Background()
+	l := floodLink(t, e, 1)
+	var sub string
+	if err := e.Store.DB().NewRaw("SELECT id FROM graph_subscriptions LIMIT 1").Scan(ctx, &sub); err != nil {
+		t.Fatal(err)
+	}
+	since := e.Emu.LastRequestSeq()
+	if err := e.Worker.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Worker.Stop()
+	e.Worker.Wake(l.ID)
+	const n = 300
+	began := time.Now()
+	for i := 0; i < n; i++ {
+		ct, res := "updated", "Users/x/Events/y"
+		if err := e.Store.Enqueue(ctx, []db.InboxItem{{Kind: "change", SubscriptionID: sub, LinkID: &l.ID, ChangeType: &ct, Resource: &res, NextAttemptAt: time.Now()}}); err != nil {
+			t.Fatal(err)
+		}
+		e.Worker.Wake(l.ID)
+	}
+	posted := time.Since(began)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pending, err := e.Store.PendingInbox(ctx)
+		if err == nil && pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d notifications still pending", pending, n+1)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if e.Worker.HeldWakes() == 0 {
+		t.Fatal("no wake was held back while the link's rounds ran")
+	}
+	// Two rounds at once, then one per 100 ms while the stream lasted, and
+	// the one that takes the rest.
+	rounds := e.Requests(since, func(r graphemu.RequestRecord) bool { return strings.Contains(r.Path, "/delta") })
+	if most := 4 + int(posted/(100*time.Millisecond)); rounds == 0 || rounds > most {
+		t.Fatalf("%d delta requests for %d notifications over %v, want 1 to %d", rounds, n+1, posted, most)
 	}
 }

@@ -25,10 +25,20 @@ func TestLinkPace(t *testing.T) {
 			}
 		}
 		skips()
+		holds := func(want bool, links ...int64) {
+			t.Helper()
+			if got := p.holds(links, time.Now()); got != want {
+				t.Fatalf("holds(%v) = %v, want %v", links, got, want)
+			}
+		}
+		holds(false, 7)
 		p.begin(7)
 		time.Sleep(10 * time.Millisecond)
 		skips(7) // in flight
+		holds(true, 7)
+		holds(false, 7, 9) // a wake for 9 too must look
 		p.end(7)
+		holds(false, 7)
 		skips() // an edit just after a round starts its own at once
 		p.begin(7)
 		p.begin(8)
@@ -51,6 +61,7 @@ func TestLinkPace(t *testing.T) {
 		p.begin(7)
 		p.end(7)
 		skips(7, 8)
+		holds(true, 7, 8) // 7 resting, 8 in flight
 		time.Sleep(99 * time.Millisecond)
 		skips(7, 8)
 		time.Sleep(time.Millisecond)

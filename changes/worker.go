@@ -40,8 +40,11 @@ type Worker struct {
 	feedRetention time.Duration
 
 	// processed counts rows finished since the last vacuum (see vacuum).
-	processed  atomic.Int64
-	skipped    atomic.Int64
+	processed atomic.Int64
+	skipped   atomic.Int64
+	heldWakes atomic.Int64
+	// pace is the running dispatcher's (nil when none runs).
+	pace       atomic.Pointer[linkPace]
 	lastVacuum time.Time
 	// lastMirrorLook is when vacuum last asked whether the mirror is due.
 	lastMirrorLook time.Time
@@ -107,13 +110,30 @@ func (w *Worker) Prune(ctx context.Context) (int, error) {
 	return total, ctx.Err()
 }
 
-// Wake asks the worker to look at the inbox now.
-func (w *Worker) Wake() {
+// Wake asks the worker to look at the inbox now, for new notifications
+// of links (none: look anyway). When the dispatcher holds every one of
+// links back (a round in flight, or resting before the next), looking
+// would find nothing to claim: the end of that round, or of the rest,
+// wakes the dispatcher, and the claim then takes these notifications too.
+// Under a flood on one mailbox this is most POSTs, and each empty claim
+// would be a read of the link's pending rows.
+func (w *Worker) Wake(links ...int64) {
+	if p := w.pace.Load(); p != nil && len(links) > 0 && p.holds(links, time.Now()) {
+		w.heldWakes.Add(1)
+		return
+	}
+	w.signal()
+}
+
+func (w *Worker) signal() {
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
 }
+
+// HeldWakes counts wakes that needed no claim (Wake).
+func (w *Worker) HeldWakes() int64 { return w.heldWakes.Load() }
 
 // pruneTimeout bounds one prune; what is left goes next time.
 const pruneTimeout = 5 * time.Minute
@@ -142,7 +162,9 @@ func (w *Worker) Start(ctx context.Context) error {
 func (w *Worker) dispatch(ctx context.Context, tick <-chan time.Time) {
 	slots := make(chan struct{}, w.concurrency)
 	finished := make(chan struct{}, 1)
-	pace := &linkPace{rest: roundRest, burst: roundBurst, wake: w.Wake}
+	pace := &linkPace{rest: roundRest, burst: roundBurst, wake: w.signal}
+	w.pace.Store(pace)
+	defer w.pace.Store(nil)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for ctx.Err() == nil {
@@ -265,6 +287,20 @@ func (p *linkPace) skip(now time.Time) []int64 {
 	return out
 }
 
+// holds says whether every one of links must wait now: the end of its
+// round or rest will wake the dispatcher.
+func (p *linkPace) holds(links []int64, now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, link := range links {
+		l := p.links[link]
+		if l == nil || !(l.inFlight || now.Before(p.next(l))) {
+			return false
+		}
+	}
+	return true
+}
+
 // begin records a round of link starting.
 func (p *linkPace) begin(link int64) {
 	p.mu.Lock()
@@ -299,6 +335,13 @@ func (p *linkPace) end(link int64) {
 	}
 }
 
+// claimPerLink is the most change notifications of one link a claim
+// leases. One delta round covers all of them, and FinishLinkInbox finishes
+// the link's others once it has run, so a flood's rows are not leased one
+// by one (each lease is a row write); the cap still lets a small group of
+// echoes (known) be finished without a round.
+const claimPerLink = 32
+
 // claim takes a batch of due notifications and turns it into jobs: one
 // delta round per link however many notifications it got, one job per
 // lifecycle event. With pace, links with a round in flight or resting are
@@ -309,7 +352,7 @@ func (w *Worker) claim(ctx context.Context, pace *linkPace) ([]func(context.Cont
 	if pace != nil {
 		skip = pace.skip(time.Now())
 	}
-	items, err := w.store.ClaimInbox(ctx, time.Now(), w.lease, w.batch, skip)
+	items, err := w.store.ClaimInbox(ctx, time.Now(), w.lease, w.batch, claimPerLink, skip)
 	if err != nil {
 		if ctx.Err() == nil {
 			w.log.WarnContext(ctx, "claiming inbox failed", slog.String("error", err.Error()))
@@ -366,8 +409,10 @@ func (w *Worker) claim(ctx context.Context, pace *linkPace) ([]func(context.Cont
 				_, err = w.syncer.Sync(ctx, link, false)
 			}
 			endProcessing(span, err)
-			w.settle(ctx, group, err)
-			if err == nil && clockErr == nil && link != 0 {
+			retry := w.settle(ctx, group, err)
+			switch {
+			case clockErr != nil || link == 0:
+			case err == nil:
 				// The round also covered the link's notifications not claimed
 				// in this batch: finish them too instead of re-syncing.
 				n, e := w.store.FinishLinkInbox(ctx, link, began, time.Now())
@@ -375,6 +420,13 @@ func (w *Worker) claim(ctx context.Context, pace *linkPace) ([]func(context.Cont
 					w.log.WarnContext(ctx, "finishing a link's inbox failed", slog.String("error", e.Error()))
 				}
 				w.processed.Add(int64(n))
+			default:
+				// The link's others wait as long as the claimed ones: a
+				// failing mailbox gets one round per backoff, not one per
+				// claimPerLink of its flood.
+				if e := w.store.DeferLinkInbox(ctx, link, began, retry); e != nil {
+					w.log.WarnContext(ctx, "deferring a link's inbox failed", slog.String("error", e.Error()))
+				}
 			}
 		})
 	}
@@ -457,7 +509,9 @@ func (w *Worker) vacuum(ctx context.Context) {
 	}
 }
 
-func (w *Worker) settle(ctx context.Context, items []db.InboxItem, err error) {
+// settle finishes items, or after err schedules them for another attempt
+// and returns when.
+func (w *Worker) settle(ctx context.Context, items []db.InboxItem, err error) time.Time {
 	ids := make([]int64, len(items))
 	attempts := 0
 	for i, it := range items {
@@ -469,12 +523,14 @@ func (w *Worker) settle(ctx context.Context, items []db.InboxItem, err error) {
 			w.log.WarnContext(ctx, "finishing inbox items failed", slog.String("error", e.Error()))
 		}
 		w.processed.Add(int64(len(ids)))
-		return
+		return time.Time{}
 	}
 	delay := min(time.Second<<min(attempts, 12), 30*time.Minute)
 	w.log.WarnContext(ctx, "processing notifications failed; will retry", slog.Int("count", len(ids)),
 		slog.Duration("in", delay), slog.String("error", err.Error()))
-	if e := w.store.RetryInbox(ctx, ids, time.Now().Add(delay), err.Error()); e != nil {
+	at := time.Now().Add(delay)
+	if e := w.store.RetryInbox(ctx, ids, at, err.Error()); e != nil {
 		w.log.WarnContext(ctx, "rescheduling inbox items failed", slog.String("error", e.Error()))
 	}
+	return at
 }

@@ -270,7 +270,7 @@ func TestClaimLeavesSkippedLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now().Add(time.Second)
-	got, err := store.ClaimInbox(ctx, now, time.Minute, 100, []int64{links[0]})
+	got, err := store.ClaimInbox(ctx, now, time.Minute, 100, 100, []int64{links[0]})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,8 +289,108 @@ func TestClaimLeavesSkippedLinks(t *testing.T) {
 	if leased != 3 {
 		t.Fatalf("%d of the skipped link's 3 rows are untouched", leased)
 	}
-	rest, err := store.ClaimInbox(ctx, now, time.Minute, 100, nil)
+	rest, err := store.ClaimInbox(ctx, now, time.Minute, 100, 100, nil)
 	if err != nil || len(rest) != 3 {
 		t.Fatalf("the later claim took %d rows (%v), want the skipped link's 3", len(rest), err)
+	}
+}
+
+// TestEnqueueStoresWhatItIsGiven: the hand-written INSERT keeps every value
+// as given (quotes, backslashes, a '?' bun could take for a placeholder,
+// non-ASCII), NULL for what is absent, and the database's clock when no
+// due time is given.
+func TestEnqueueStoresWhatItIsGiven(t *testing.T) {
+	t.Parallel()
+	store := db.NewStore(dbtest.New(t))
+	ctx := context.Background()
+	link := activeLink(t, store, "enqueue").ID
+	hostile := `Users/o'brien\x/Events/?a=$1&b=?;--"予定"`
+	ct, ev := "updated", "reauthorizationRequired"
+	due := time.Date(2026, 12, 3, 1, 2, 3, 456789000, time.UTC)
+	items := []db.InboxItem{
+		{Kind: "change", SubscriptionID: "sub'1?", LinkID: &link, ChangeType: &ct, Resource: &hostile, NextAttemptAt: due,
+			Traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", EventID: `AAMk'?\`, ChangeKey: "ck?"},
+		{Kind: "lifecycle", SubscriptionID: "sub2", LifecycleEvent: &ev},
+	}
+	before := time.Now().Add(-time.Minute)
+	if err := store.Enqueue(ctx, items); err != nil {
+		t.Fatal(err)
+	}
+	var got []db.InboxItem
+	if err := store.DB().NewSelect().Model(&got).Order("id").Scan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d rows stored, want 2", len(got))
+	}
+	a, b := got[0], got[1]
+	if a.Kind != "change" || a.SubscriptionID != "sub'1?" || a.LinkID == nil || *a.LinkID != link || a.ChangeType == nil || *a.ChangeType != ct ||
+		a.Resource == nil || *a.Resource != hostile || !a.NextAttemptAt.Equal(due) || a.Traceparent != items[0].Traceparent ||
+		a.EventID != `AAMk'?\` || a.ChangeKey != "ck?" || a.LifecycleEvent != nil || a.Attempts != 0 || a.ProcessedAt != nil {
+		t.Fatalf("change row stored as %+v", a)
+	}
+	if b.Kind != "lifecycle" || b.LinkID != nil || b.ChangeType != nil || b.Resource != nil || b.LifecycleEvent == nil || *b.LifecycleEvent != ev ||
+		b.Traceparent != "" || b.EventID != "" || b.ChangeKey != "" || b.NextAttemptAt.Before(before) || b.ReceivedAt.Before(before) {
+		t.Fatalf("lifecycle row stored as %+v", b)
+	}
+}
+
+// TestClaimLeasesAFewOfEachLink: the claim takes at most perLink change
+// notifications of a link (and every lifecycle one), the oldest first;
+// the rest of the link's stay untouched for FinishLinkInbox.
+func TestClaimLeasesAFewOfEachLink(t *testing.T) {
+	t.Parallel()
+	store := db.NewStore(dbtest.New(t))
+	ctx := context.Background()
+	flood, quiet := activeLink(t, store, "flood").ID, activeLink(t, store, "quiet").ID
+	ev := "missed"
+	var items []db.InboxItem
+	for i := 0; i < 40; i++ {
+		items = append(items, db.InboxItem{Kind: "change", SubscriptionID: "s", LinkID: &flood})
+	}
+	items = append(items, db.InboxItem{Kind: "lifecycle", SubscriptionID: "s", LinkID: &flood, LifecycleEvent: &ev},
+		db.InboxItem{Kind: "change", SubscriptionID: "s", LinkID: &quiet}, db.InboxItem{Kind: "change", SubscriptionID: "s", LinkID: &quiet})
+	if err := store.Enqueue(ctx, items); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Add(time.Second)
+	got, err := store.ClaimInbox(ctx, now, time.Minute, 100, 5, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := map[string]int{}
+	var lastID int64
+	for _, it := range got {
+		if it.ID <= lastID {
+			t.Fatalf("claimed rows not in id order: %d after %d", it.ID, lastID)
+		}
+		lastID = it.ID
+		switch {
+		case it.Kind == "lifecycle":
+			per["lifecycle"]++
+		case *it.LinkID == flood:
+			per["flood"]++
+		default:
+			per["quiet"]++
+		}
+		if it.Attempts != 1 || !it.NextAttemptAt.After(now) {
+			t.Fatalf("claimed row not leased: %+v", it)
+		}
+	}
+	if per["flood"] != 5 || per["quiet"] != 2 || per["lifecycle"] != 1 {
+		t.Fatalf("claimed %v, want 5 of the flood, the quiet link's 2 and the lifecycle one", per)
+	}
+	var oldest int64
+	if err := store.DB().NewRaw("SELECT min(id) FROM inbox WHERE link_id = ?", flood).Scan(ctx, &oldest); err != nil {
+		t.Fatal(err)
+	}
+	if got[0].ID != oldest {
+		t.Fatalf("the flood's first claimed row is %d, want the oldest %d", got[0].ID, oldest)
+	}
+	// The flood's other 35 are due and untouched; a claim in the same
+	// moment takes the next 5.
+	again, err := store.ClaimInbox(ctx, now, time.Minute, 100, 5, nil)
+	if err != nil || len(again) != 5 {
+		t.Fatalf("the next claim took %d rows (%v), want the flood's next 5", len(again), err)
 	}
 }

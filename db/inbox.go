@@ -1,8 +1,11 @@
 package db
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -41,42 +44,111 @@ func (s *Store) SubscriptionStates(ctx context.Context, ids []string) (map[strin
 	return out, nil
 }
 
-// Enqueue stores accepted notifications in one transaction.
+// Enqueue stores accepted notifications in one statement (one
+// transaction). It stores what a notification says (kind, subscription,
+// link, change, version, trace, and when it is due: now when zero); the
+// rows' ids are not read back, and received_at, attempts and processing
+// state start fresh. The statement is written by hand: this is the
+// webhook's hot path, where bun's reflection and RETURNING cost a
+// measurable share of each POST (see BENCHMARKS.md).
 func (s *Store) Enqueue(ctx context.Context, items []InboxItem) error {
 	if len(items) == 0 {
 		return nil
 	}
-	if _, err := s.db.NewInsert().Model(&items).Exec(ctx); err != nil {
+	d := s.db.Dialect()
+	str := func(b []byte, v string) []byte {
+		if v == "" {
+			return append(b, "NULL"...)
+		}
+		return d.AppendString(b, v)
+	}
+	ptr := func(b []byte, v *string) []byte {
+		if v == nil {
+			return append(b, "NULL"...)
+		}
+		return d.AppendString(b, *v)
+	}
+	b := make([]byte, 0, 160+len(items)*200)
+	b = append(b, "INSERT INTO inbox (kind, subscription_id, link_id, change_type, lifecycle_event, resource, next_attempt_at, traceparent, event_id, change_key) VALUES "...)
+	for i, it := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '(')
+		b = d.AppendString(b, it.Kind)
+		b = append(b, ',')
+		b = d.AppendString(b, it.SubscriptionID)
+		b = append(b, ',')
+		if it.LinkID == nil {
+			b = append(b, "NULL"...)
+		} else {
+			b = strconv.AppendInt(b, *it.LinkID, 10)
+		}
+		b = append(b, ',')
+		b = ptr(b, it.ChangeType)
+		b = append(b, ',')
+		b = ptr(b, it.LifecycleEvent)
+		b = append(b, ',')
+		b = ptr(b, it.Resource)
+		b = append(b, ',')
+		if it.NextAttemptAt.IsZero() {
+			b = append(b, "DEFAULT"...)
+		} else {
+			b = d.AppendTime(b, it.NextAttemptAt)
+		}
+		b = append(b, ',')
+		b = str(b, it.Traceparent)
+		b = append(b, ',')
+		b = str(b, it.EventID)
+		b = append(b, ',')
+		b = str(b, it.ChangeKey)
+		b = append(b, ')')
+	}
+	// Without arguments (and calsync sets no named ones) bun sends the
+	// text as it is: a '?' inside a value is not taken for a placeholder.
+	if _, err := s.db.ExecContext(ctx, string(b)); err != nil {
 		return fmt.Errorf("storing %d notifications: %w", len(items), err)
 	}
 	return nil
 }
 
-// ClaimInbox takes up to limit due, unprocessed notifications, oldest
-// first, and leases them so other workers skip them; notifications of the
-// links in skip are left where they are.
-func (s *Store) ClaimInbox(ctx context.Context, now time.Time, lease time.Duration, limit int, skip []int64) ([]InboxItem, error) {
+// ClaimInbox leases due, unprocessed notifications, oldest first, so other
+// workers skip them: of the oldest scan due rows it takes every lifecycle
+// notification and at most perLink change notifications of each link
+// (one delta round covers all of a link's, and the worker finishes the
+// rest with FinishLinkInbox after the round: a flood on one mailbox is
+// written once more when processed, not leased row by row first).
+// Notifications of the links in skip are left where they are.
+func (s *Store) ClaimInbox(ctx context.Context, now time.Time, lease time.Duration, scan, perLink int, skip []int64) ([]InboxItem, error) {
+	skipped := ""
+	args := []any{now.Add(lease), now}
+	if len(skip) > 0 {
+		skipped = "AND (link_id IS NULL OR link_id <> ALL(?))"
+		args = append(args, pgdialect.Array(skip))
+	}
+	args = append(args, scan, perLink, now)
 	var out []InboxItem
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		q := tx.NewSelect().Model(&out).Where("processed_at IS NULL AND next_attempt_at <= ?", now)
-		if len(skip) > 0 {
-			q = q.Where("(link_id IS NULL OR link_id <> ALL(?))", pgdialect.Array(skip))
-		}
-		if err := q.Order("id").Limit(int64(limit)).For("UPDATE SKIP LOCKED").Scan(ctx); err != nil {
-			return fmt.Errorf("claiming inbox: %w", err)
-		}
-		if len(out) == 0 {
-			return nil
-		}
-		ids := make([]int64, len(out))
-		for i := range out {
-			ids[i] = out[i].ID
-		}
-		_, err := tx.NewUpdate().Model((*InboxItem)(nil)).Set("next_attempt_at = ?", now.Add(lease)).
-			Set("attempts = attempts + 1").Where("id IN (?)", bun.In(ids)).Exec(ctx)
-		return err
-	})
-	return out, err
+	// The innermost select reads the oldest due rows' ids through the
+	// pending index; the ranked pick is locked with SKIP LOCKED (another
+	// replica's claim in flight keeps its rows) and leased in the same
+	// statement: one round trip, no transaction of its own.
+	q := `UPDATE inbox SET next_attempt_at = ?, attempts = attempts + 1
+WHERE id IN (
+	SELECT id FROM inbox WHERE id IN (
+		SELECT id FROM (
+			SELECT id, kind, row_number() OVER (PARTITION BY link_id, kind ORDER BY id) AS n
+			FROM (SELECT id, link_id, kind FROM inbox
+				WHERE processed_at IS NULL AND next_attempt_at <= ? ` + skipped + `
+				ORDER BY id LIMIT ?) AS due
+		) AS ranked WHERE kind <> 'change' OR n <= ?)
+	AND processed_at IS NULL AND next_attempt_at <= ?
+	ORDER BY id FOR UPDATE SKIP LOCKED)
+RETURNING *`
+	if err := s.db.NewRaw(q, args...).Scan(ctx, &out); err != nil {
+		return nil, fmt.Errorf("claiming inbox: %w", err)
+	}
+	slices.SortFunc(out, func(a, b InboxItem) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
 }
 
 // PruneInbox deletes up to limit notifications processed before `before`,
@@ -135,6 +207,19 @@ func (s *Store) FinishLinkInbox(ctx context.Context, linkID int64, before, at ti
 	}
 	n, _ := res.RowsAffected()
 	return int(n), nil
+}
+
+// DeferLinkInbox moves the due change notifications of a link received
+// before `before` to until at the earliest: its round failed, and the
+// notifications it did not claim would otherwise start one failing round
+// after another.
+func (s *Store) DeferLinkInbox(ctx context.Context, linkID int64, before, until time.Time) error {
+	if _, err := s.db.NewUpdate().Model((*InboxItem)(nil)).Set("next_attempt_at = ?", until).
+		Where("link_id = ? AND kind = 'change' AND processed_at IS NULL AND received_at < ? AND next_attempt_at < ?", linkID, before, until).
+		Exec(ctx); err != nil {
+		return fmt.Errorf("deferring inbox of link %d: %w", linkID, err)
+	}
+	return nil
 }
 
 // VacuumInbox vacuums the inbox now, unless another vacuum holds it: after

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -45,7 +46,7 @@ type Store interface {
 type Handler struct {
 	store   Store
 	log     *slog.Logger
-	wake    func()
+	wake    func(links []int64)
 	results *prometheus.CounterVec
 	cache   stateCache
 	commits chan *pending
@@ -233,8 +234,8 @@ func (c *stateCache) put(asked []string, found map[string]db.SubscriptionState, 
 const concurrentLookups = 4
 
 // New builds the receiver; wake (may be nil) is called after notifications
-// are stored.
-func New(store Store, reg prometheus.Registerer, wake func(), log *slog.Logger) *Handler {
+// are stored, with the links they are for (each once).
+func New(store Store, reg prometheus.Registerer, wake func(links []int64), log *slog.Logger) *Handler {
 	h := &Handler{store: store, log: log, wake: wake, results: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "calsync_webhook_notifications_total",
 		Help: "Graph notifications received, by endpoint and result (accepted, bad_client_state, unknown_subscription, tenant_mismatch, malformed, busy).",
@@ -378,11 +379,22 @@ func (h *Handler) handler(endpoint string) http.Handler {
 			}
 			h.results.WithLabelValues(endpoint, "accepted").Add(float64(len(items)))
 			if h.wake != nil {
-				h.wake()
+				h.wake(links(items))
 			}
 		}
 		w.WriteHeader(http.StatusAccepted)
 	})
+}
+
+// links lists the links of items, each once (a POST is mostly one link's).
+func links(items []db.InboxItem) []int64 {
+	out := make([]int64, 0, 1)
+	for _, it := range items {
+		if it.LinkID != nil && !slices.Contains(out, *it.LinkID) {
+			out = append(out, *it.LinkID)
+		}
+	}
+	return out
 }
 
 // persist makes items durable. Traced, the request's span becomes each

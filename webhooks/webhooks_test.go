@@ -25,11 +25,12 @@ type fixture struct {
 	store *db.Store
 	reg   *prometheus.Registry
 	wakes int
+	woken []int64 // the links of the last wake
 }
 
 func setup(t *testing.T, store *db.Store) *fixture {
 	f := &fixture{store: store, reg: prometheus.NewRegistry()}
-	h := webhooks.New(store, f.reg, func() { f.wakes++ }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h := webhooks.New(store, f.reg, func(links []int64) { f.wakes++; f.woken = links }, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	mux := http.NewServeMux()
 	mux.Handle("/n", h.Notifications())
 	mux.Handle("/l", h.Lifecycle())
@@ -114,6 +115,14 @@ func TestAcceptAndReject(t *testing.T) {
 	}
 	if counts["accepted"] != 2 || counts["bad_client_state"] != 1 || counts["unknown_subscription"] != 1 || f.wakes != 1 {
 		t.Fatalf("counts %v wakes %d", counts, f.wakes)
+	}
+	// The wake names the link once, however many of its notifications came.
+	var link int64
+	if err := store.DB().NewRaw("SELECT link_id FROM graph_subscriptions WHERE id = ?", sub).Scan(context.Background(), &link); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.woken) != 1 || f.woken[0] != link {
+		t.Fatalf("woke the worker for links %v, want [%d]", f.woken, link)
 	}
 	// Lifecycle notifications are checked the same way.
 	life := `{"value":[{"subscriptionId":"` + sub + `","clientState":"nope","lifecycleEvent":"missed"},{"subscriptionId":"` + sub + `","clientState":"` + cs + `","lifecycleEvent":"missed"}]}`

@@ -119,7 +119,7 @@ func New(cfg Config) *Core {
 	c.Links = links.NewService(store, c.Sessions, c.Subscriptions, c.Syncer, cfg.Cursors, log)
 	c.Calendar = calendar.NewService(store, c.Sessions, log)
 	c.ReadModel = readmodel.New(store, cfg.Cursors)
-	c.Notifications = webhooks.New(store, cfg.Registry, c.Worker.Wake, log)
+	c.Notifications = webhooks.New(store, cfg.Registry, func(links []int64) { c.Worker.Wake(links...) }, log)
 	return c
 }
 
