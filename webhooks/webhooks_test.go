@@ -312,3 +312,64 @@ func TestVersionsAndHostileValues(t *testing.T) {
 		}
 	}
 }
+
+// gatedStore is the real store whose subscription reads wait for open.
+type gatedStore struct {
+	*db.Store
+	reads atomic.Int64
+	open  chan struct{}
+}
+
+func (g *gatedStore) SubscriptionStates(ctx context.Context, ids []string) (map[string]db.SubscriptionState, error) {
+	g.reads.Add(1)
+	<-g.open
+	return g.Store.SubscriptionStates(ctx, ids)
+}
+
+// TestConcurrentMissesShareOneRead: a burst of notifications for a
+// subscription not in the cache (Graph's backlog after a restart) makes
+// one read of its state, not one per request; every one is accepted.
+func TestConcurrentMissesShareOneRead(t *testing.T) {
+	t.Parallel()
+	store := db.NewStore(dbtest.New(t))
+	sub, cs := seed(t, store)
+	g := &gatedStore{Store: store, open: make(chan struct{})}
+	h := webhooks.New(g, prometheus.NewRegistry(), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv := httptest.NewServer(h.Notifications())
+	t.Cleanup(srv.Close)
+	body := `{"value":[{"subscriptionId":"` + sub + `","clientState":"` + cs + `","changeType":"updated","resource":"Users/x/Events/1"}]}`
+	const n = 20
+	statuses := make(chan int, n)
+	for range n {
+		go func() {
+			resp, err := http.Post(srv.URL, "application/json", strings.NewReader(body))
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		}()
+	}
+	// Hold the first read while the others arrive: without sharing, they
+	// would start reads of their own (up to the four lookup slots).
+	deadline := time.Now().Add(5 * time.Second)
+	for g.reads.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end) && g.reads.Load() == 1; {
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(g.open)
+	for range n {
+		if s := <-statuses; s != 202 {
+			t.Fatalf("status %d, want 202", s)
+		}
+	}
+	if r := g.reads.Load(); r != 1 {
+		t.Fatalf("%d reads of one subscription's state for %d concurrent notifications, want 1", r, n)
+	}
+	if got, _ := store.PendingInbox(context.Background()); got != n {
+		t.Fatalf("%d stored, want %d", got, n)
+	}
+}

@@ -74,6 +74,9 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 	for _, name := range applied {
 		log.InfoContext(ctx, "migration applied", slog.String("name", name))
 	}
+	// The group committers, the subscription lookups and the first rounds
+	// start at once when Graph delivers a backlog after a restart.
+	db.Warm(ctx, sqlDB, warmConns)
 	store := db.NewStore(sqlDB)
 	// Pushes hold a connection with their entry locks while they call
 	// Graph: a pool of their own, so they cannot starve the inbox.
@@ -260,3 +263,8 @@ func servePprof(addr string, log *slog.Logger) (func(), error) {
 	log.Info("pprof listening", slog.String("addr", ln.Addr().String()))
 	return func() { _ = srv.Close() }, nil
 }
+
+// warmConns is how many database connections serve opens before it
+// answers: the two group committers, the four subscription lookups and two
+// for the workers.
+const warmConns = 8
