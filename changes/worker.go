@@ -352,14 +352,22 @@ func (w *Worker) claim(ctx context.Context, pace *linkPace) ([]func(context.Cont
 	if pace != nil {
 		skip = pace.skip(time.Now())
 	}
-	items, err := w.store.ClaimInbox(ctx, time.Now(), w.lease, w.batch, claimPerLink, skip)
+	items, echoes, err := w.store.ClaimInbox(ctx, time.Now(), w.lease, w.batch, claimPerLink, skip)
 	if err != nil {
 		if ctx.Err() == nil {
 			w.log.WarnContext(ctx, "claiming inbox failed", slog.String("error", err.Error()))
 		}
 		return nil, 0
 	}
+	if echoes > 0 {
+		// Finished by the claim itself: versions the links already know.
+		w.skipped.Add(int64(echoes))
+		w.processed.Add(int64(echoes))
+	}
 	if len(items) == 0 {
+		if echoes > 0 {
+			return nil, echoes // there may be more waiting
+		}
 		w.vacuum(ctx) // a burst just ended: clear up before the next one
 		return nil, 0
 	}
@@ -430,7 +438,7 @@ func (w *Worker) claim(ctx context.Context, pace *linkPace) ([]func(context.Cont
 			}
 		})
 	}
-	return jobs, len(items)
+	return jobs, len(items) + echoes
 }
 
 // known says whether every notification of a link's group names an

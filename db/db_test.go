@@ -270,7 +270,7 @@ func TestClaimLeavesSkippedLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now().Add(time.Second)
-	got, err := store.ClaimInbox(ctx, now, time.Minute, 100, 100, []int64{links[0]})
+	got, _, err := store.ClaimInbox(ctx, now, time.Minute, 100, 100, []int64{links[0]})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +289,7 @@ func TestClaimLeavesSkippedLinks(t *testing.T) {
 	if leased != 3 {
 		t.Fatalf("%d of the skipped link's 3 rows are untouched", leased)
 	}
-	rest, err := store.ClaimInbox(ctx, now, time.Minute, 100, 100, nil)
+	rest, _, err := store.ClaimInbox(ctx, now, time.Minute, 100, 100, nil)
 	if err != nil || len(rest) != 3 {
 		t.Fatalf("the later claim took %d rows (%v), want the skipped link's 3", len(rest), err)
 	}
@@ -354,7 +354,7 @@ func TestClaimLeasesAFewOfEachLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now().Add(time.Second)
-	got, err := store.ClaimInbox(ctx, now, time.Minute, 100, 5, nil)
+	got, _, err := store.ClaimInbox(ctx, now, time.Minute, 100, 5, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,7 +389,7 @@ func TestClaimLeasesAFewOfEachLink(t *testing.T) {
 	}
 	// The flood's other 35 are due and untouched; a claim in the same
 	// moment takes the next 5.
-	again, err := store.ClaimInbox(ctx, now, time.Minute, 100, 5, nil)
+	again, _, err := store.ClaimInbox(ctx, now, time.Minute, 100, 5, nil)
 	if err != nil || len(again) != 5 {
 		t.Fatalf("the next claim took %d rows (%v), want the flood's next 5", len(again), err)
 	}
@@ -406,5 +406,56 @@ func TestWarmOpensIdleConnections(t *testing.T) {
 	db.Warm(context.Background(), d, 5)
 	if s := d.DB.Stats(); s.OpenConnections != 5 || s.Idle != 5 {
 		t.Fatalf("after Warm(5): %d open, %d idle", s.OpenConnections, s.Idle)
+	}
+}
+
+// TestClaimFinishesEchoes: a change notification naming the version its
+// link already knows is finished by the claim itself (no lease, no job);
+// one naming another version, a series, or a deletion is claimed.
+func TestClaimFinishesEchoes(t *testing.T) {
+	t.Parallel()
+	store := db.NewStore(dbtest.New(t))
+	ctx := context.Background()
+	link := activeLink(t, store, "echo")
+	ext, ck := "job-e", "ck-7"
+	if err := store.SaveEventLink(ctx, &db.EventLink{CompanyID: "acme", UserID: "echo", LinkID: &link.ID, ExternalID: &ext, OutlookEventID: "AAMkE",
+		WrittenChangeKey: &ck, KnownChangeKey: &ck, LastKnown: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	series := "job-s"
+	if err := store.SaveEventLink(ctx, &db.EventLink{CompanyID: "acme", UserID: "echo", LinkID: &link.ID, ExternalID: &series, OutlookEventID: "AAMkS",
+		WrittenChangeKey: &ck, KnownChangeKey: &ck, LastKnown: []byte(`{"type":"SERIES_MASTER"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	updated, deleted := "updated", "deleted"
+	change := func(ct *string, event, key string) db.InboxItem {
+		return db.InboxItem{Kind: "change", SubscriptionID: "s", LinkID: &link.ID, ChangeType: ct, EventID: event, ChangeKey: key}
+	}
+	if err := store.Enqueue(ctx, []db.InboxItem{
+		change(&updated, "AAMkE", "ck-7"), // the echo
+		change(&updated, "AAMkE", "ck-8"), // a newer version
+		change(&updated, "AAMkS", "ck-7"), // a series: its instances need a round
+		change(&deleted, "", ""),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, echoes, err := store.ClaimInbox(ctx, time.Now().Add(time.Second), time.Minute, 100, 100, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if echoes != 1 || len(got) != 3 {
+		t.Fatalf("claimed %d and finished %d echoes, want 3 and 1", len(got), echoes)
+	}
+	for _, it := range got {
+		if it.EventID == "AAMkE" && it.ChangeKey == "ck-7" {
+			t.Fatalf("the echo was returned as work: %+v", it)
+		}
+	}
+	var done int
+	if err := store.DB().NewRaw("SELECT count(*) FROM inbox WHERE processed_at IS NOT NULL AND event_id = 'AAMkE' AND change_key = 'ck-7'").Scan(ctx, &done); err != nil || done != 1 {
+		t.Fatalf("the echo is not marked processed (%d, %v)", done, err)
+	}
+	if n, _ := store.PendingInbox(ctx); n != 3 {
+		t.Fatalf("%d pending, want the 3 claimed", n)
 	}
 }

@@ -119,9 +119,17 @@ func (s *Store) Enqueue(ctx context.Context, items []InboxItem) error {
 // rest with FinishLinkInbox after the round: a flood on one mailbox is
 // written once more when processed, not leased row by row first).
 // Notifications of the links in skip are left where they are.
-func (s *Store) ClaimInbox(ctx context.Context, now time.Time, lease time.Duration, scan, perLink int, skip []int64) ([]InboxItem, error) {
+//
+// A taken change notification naming a version its link already knows
+// (Known: the echo of calsync's own write, a redelivery) is finished in
+// the same statement instead of leased; echoes says how many were, and
+// only the others are returned.
+func (s *Store) ClaimInbox(ctx context.Context, now time.Time, lease time.Duration, scan, perLink int, skip []int64) (items []InboxItem, echoes int, err error) {
 	skipped := ""
-	args := []any{now.Add(lease), now}
+	// In the order of the statement's placeholders: the lease's end, the
+	// finishing time, the due time, (the links to skip), the scan, the cap
+	// per link, the due time.
+	args := []any{now.Add(lease), now, now}
 	if len(skip) > 0 {
 		skipped = "AND (link_id IS NULL OR link_id <> ALL(?))"
 		args = append(args, pgdialect.Array(skip))
@@ -130,25 +138,42 @@ func (s *Store) ClaimInbox(ctx context.Context, now time.Time, lease time.Durati
 	var out []InboxItem
 	// The innermost select reads the oldest due rows' ids through the
 	// pending index; the ranked pick is locked with SKIP LOCKED (another
-	// replica's claim in flight keeps its rows) and leased in the same
+	// replica's claim in flight keeps its rows), checked against the
+	// event links as Known does, and leased or finished in the same
 	// statement: one round trip, no transaction of its own.
-	q := `UPDATE inbox SET next_attempt_at = ?, attempts = attempts + 1
-WHERE id IN (
-	SELECT id FROM inbox WHERE id IN (
+	q := `UPDATE inbox AS i SET attempts = i.attempts + 1,
+	next_attempt_at = CASE WHEN p.known THEN i.next_attempt_at ELSE ? END,
+	processed_at = CASE WHEN p.known THEN ?::timestamptz END
+FROM (
+	SELECT c.id, (c.kind = 'change' AND c.event_id IS NOT NULL AND c.change_key IS NOT NULL AND EXISTS (
+		SELECT 1 FROM calendar_links AS l JOIN event_links AS e ON e.company_id = l.company_id AND e.user_id = l.user_id AND e.link_id = l.id
+		WHERE l.id = c.link_id AND e.outlook_event_id = c.event_id AND e.known_change_key = c.change_key AND NOT e.deleted
+			AND coalesce(e.last_known->>'type', 'SINGLE_INSTANCE') = 'SINGLE_INSTANCE')) AS known
+	FROM inbox AS c WHERE c.id IN (
 		SELECT id FROM (
 			SELECT id, kind, row_number() OVER (PARTITION BY link_id, kind ORDER BY id) AS n
 			FROM (SELECT id, link_id, kind FROM inbox
 				WHERE processed_at IS NULL AND next_attempt_at <= ? ` + skipped + `
 				ORDER BY id LIMIT ?) AS due
 		) AS ranked WHERE kind <> 'change' OR n <= ?)
-	AND processed_at IS NULL AND next_attempt_at <= ?
-	ORDER BY id FOR UPDATE SKIP LOCKED)
-RETURNING *`
+	AND c.processed_at IS NULL AND c.next_attempt_at <= ?
+	ORDER BY c.id FOR UPDATE OF c SKIP LOCKED
+) AS p
+WHERE i.id = p.id
+RETURNING i.*`
 	if err := s.db.NewRaw(q, args...).Scan(ctx, &out); err != nil {
-		return nil, fmt.Errorf("claiming inbox: %w", err)
+		return nil, 0, fmt.Errorf("claiming inbox: %w", err)
 	}
-	slices.SortFunc(out, func(a, b InboxItem) int { return cmp.Compare(a.ID, b.ID) })
-	return out, nil
+	items = out[:0]
+	for _, it := range out {
+		if it.ProcessedAt != nil {
+			echoes++
+			continue
+		}
+		items = append(items, it)
+	}
+	slices.SortFunc(items, func(a, b InboxItem) int { return cmp.Compare(a.ID, b.ID) })
+	return items, echoes, nil
 }
 
 // PruneInbox deletes up to limit notifications processed before `before`,
