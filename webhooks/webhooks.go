@@ -627,6 +627,11 @@ func (h *Handler) accept(ctx context.Context, endpoint string, ns []Notification
 		it := db.InboxItem{SubscriptionID: sub.ID, LinkID: &linkID, NextAttemptAt: time.Now()}
 		if endpoint == "lifecycle" || n.LifecycleEvent != "" {
 			ev := n.LifecycleEvent
+			if len(ev) > 64 || hasControl(ev) {
+				// Graph's are short names (missed, subscriptionRemoved,
+				// reauthorizationRequired); a NUL would fail the group commit.
+				ev = "unknown"
+			}
 			it.Kind, it.LifecycleEvent = "lifecycle", &ev
 		} else {
 			ct, res := n.ChangeType, n.Resource

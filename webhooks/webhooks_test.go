@@ -272,8 +272,8 @@ func TestForgedNotifications(t *testing.T) {
 // (NUL) never fail the commit that other requests' notifications share.
 func TestVersionsAndHostileValues(t *testing.T) {
 	t.Parallel()
-	hostileRows.Record(t, "3. values Postgres refuses", "from a genuine subscription: NUL in resource, in changeType, in resourceData id and in @odata.etag; a 300-byte etag; an etag without W/",
-		"all 8 stored and answered 202 (NUL removed, implausible versions dropped): one bad value never fails the group commit other requests share")
+	hostileRows.Record(t, "3. values Postgres refuses", "from a genuine subscription: NUL in resource, in changeType, in resourceData id and in @odata.etag; a 300-byte etag; an etag without W/; NUL in a lifecycleEvent and a 10,000-byte one",
+		"all stored and answered 202 (NUL removed, implausible versions dropped, odd lifecycle events stored as unknown): one bad value never fails the group commit other requests share")
 	store := db.NewStore(dbtest.New(t))
 	f := setup(t, store)
 	sub, cs := seed(t, store)
@@ -310,6 +310,22 @@ func TestVersionsAndHostileValues(t *testing.T) {
 		if strings.ContainsRune(*r.Resource, 0) || strings.ContainsRune(*r.ChangeType, 0) {
 			t.Errorf("notification %d stored a NUL: %q %q", i, *r.Resource, *r.ChangeType)
 		}
+	}
+	// Lifecycle events: a NUL, or a name no event has, in place of Graph's short names.
+	life := func(event string) string {
+		b, _ := json.Marshal(map[string]any{"subscriptionId": sub, "clientState": cs, "lifecycleEvent": event})
+		return string(b)
+	}
+	body = `{"value":[` + life("missed") + "," + life("mis\u0000sed") + "," + life(strings.Repeat("x", 10_000)) + `]}`
+	if s, _ := post(t, f.srv.URL+"/l", "application/json", body); s != 202 {
+		t.Fatalf("lifecycle status %d", s)
+	}
+	var events []string
+	if err := store.DB().NewRaw("SELECT lifecycle_event FROM inbox WHERE kind = 'lifecycle' ORDER BY id").Scan(context.Background(), &events); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(events, ",") != "missed,unknown,unknown" {
+		t.Fatalf("lifecycle events stored as %q, want missed and two unknown", events)
 	}
 }
 
