@@ -271,6 +271,12 @@ func (p *linkPace) next(l *pacing) time.Time {
 	return l.tat.Add(-time.Duration(p.burst-1) * p.rest)
 }
 
+// waiting says whether the link's notifications must wait now: its round
+// is in flight, or its next may not start yet.
+func (p *linkPace) waiting(l *pacing, now time.Time) bool {
+	return l.inFlight || now.Before(p.next(l))
+}
+
 // skip lists the links whose notifications must wait now.
 func (p *linkPace) skip(now time.Time) []int64 {
 	p.mu.Lock()
@@ -278,7 +284,7 @@ func (p *linkPace) skip(now time.Time) []int64 {
 	var out []int64
 	for link, l := range p.links {
 		switch {
-		case l.inFlight || now.Before(p.next(l)):
+		case p.waiting(l, now):
 			out = append(out, link)
 		case !now.Before(l.tat):
 			delete(p.links, link) // idle, with its whole burst back: nothing to remember
@@ -294,7 +300,7 @@ func (p *linkPace) holds(links []int64, now time.Time) bool {
 	defer p.mu.Unlock()
 	for _, link := range links {
 		l := p.links[link]
-		if l == nil || !(l.inFlight || now.Before(p.next(l))) {
+		if l == nil || !p.waiting(l, now) {
 			return false
 		}
 	}
@@ -338,8 +344,9 @@ func (p *linkPace) end(link int64) {
 // claimPerLink is the most change notifications of one link a claim
 // leases. One delta round covers all of them, and FinishLinkInbox finishes
 // the link's others once it has run, so a flood's rows are not leased one
-// by one (each lease is a row write); the cap still lets a small group of
-// echoes (known) be finished without a round.
+// by one (each lease is a row write). Echoes among them are finished by
+// the claim itself; the job checks again (known) for those whose push was
+// saved after the claim looked.
 const claimPerLink = 32
 
 // claim takes a batch of due notifications and turns it into jobs: one
