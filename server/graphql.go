@@ -55,7 +55,7 @@ func newGraphQL(o Options) http.Handler {
 	})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(specHTTP{transport.GET{}})
-	srv.AddTransport(specHTTP{transport.POST{}})
+	srv.AddTransport(specHTTP{sizedPOST{Transport: transport.POST{}, limits: o.QueryLimits}})
 	srv.AddTransport(safeMultipart{transport.MultipartForm{MaxUploadSize: o.MaxBodyBytes, MaxMemory: o.MaxBodyBytes}})
 	cache := o.queryCache()
 	srv.SetQueryCache(cache)

@@ -34,7 +34,7 @@ func limitBody(authenticated, anonymous int64, next http.Handler) http.Handler {
 			tooLarge(w, r, max)
 			return
 		}
-		buf, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+		buf, err := readBody(r, max)
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
@@ -48,10 +48,22 @@ func limitBody(authenticated, anonymous int64, next http.Handler) http.Handler {
 			tooLarge(w, r, max)
 			return
 		}
-		r.Body = io.NopCloser(bytes.NewReader(buf))
+		r.Body = &bufferedBody{Reader: bytes.NewReader(buf), b: buf}
 		r.ContentLength = int64(len(buf))
 		next.ServeHTTP(w, r)
 	})
+}
+
+// readBody reads up to max+1 bytes of r's body: into one buffer of the
+// declared length when there is one (io.ReadAll would grow and copy its
+// buffer about twenty times for a megabyte), else as it comes.
+func readBody(r *http.Request, max int64) ([]byte, error) {
+	if r.ContentLength < 0 {
+		return io.ReadAll(io.LimitReader(r.Body, max+1))
+	}
+	buf := make([]byte, r.ContentLength)
+	_, err := io.ReadFull(r.Body, buf)
+	return buf, err
 }
 
 func tooLarge(w http.ResponseWriter, r *http.Request, max int64) {

@@ -67,7 +67,7 @@ func (d documentLimits) MutateOperationParameters(_ context.Context, p *graphql.
 // A document that does not parse is left to gqlgen, which reports where.
 func (l QueryLimits) check(query string) *apperr.Error {
 	if l.Bytes > 0 && len(query) > l.Bytes {
-		return tooComplex("bytes", l.Bytes, len(query), "文書が大きすぎます", "document is too large")
+		return l.tooLong(len(query))
 	}
 	doc, err := parser.ParseQueryWithTokenLimit(&ast.Source{Input: query}, l.Tokens)
 	if err != nil {
@@ -88,6 +88,11 @@ func (l QueryLimits) check(query string) *apperr.Error {
 		return tooComplex("aliases", l.Aliases, s.aliases, "別名 (alias) が多すぎます", "uses too many aliases")
 	}
 	return nil
+}
+
+// tooLong is the QUERY_TOO_COMPLEX error for a document of n bytes.
+func (l QueryLimits) tooLong(n int) *apperr.Error {
+	return tooComplex("bytes", l.Bytes, n, "文書が大きすぎます", "document is too large")
 }
 
 // tooComplex is the QUERY_TOO_COMPLEX error naming the limit passed.
