@@ -110,6 +110,7 @@ func askAvailability(ctx context.Context, e *env, r *Report, emuClient *http.Cli
 	// the next ones on a machine of two CPUs.
 	bodies := make([][]byte, 0, o.AvailRuns)
 	runtime.GC()
+	loop := time.Now()
 	for range o.AvailRuns {
 		t0 := time.Now()
 		body, err := e.gqlBody(ctx, q, vars)
@@ -119,6 +120,7 @@ func askAvailability(ctx context.Context, e *env, r *Report, emuClient *http.Cli
 		lats = append(lats, time.Since(t0))
 		bodies = append(bodies, body)
 	}
+	loopTook := time.Since(loop)
 	for _, body := range bodies {
 		if _, err := gqlData(body); err != nil {
 			return err
@@ -130,12 +132,15 @@ func askAvailability(ctx context.Context, e *env, r *Report, emuClient *http.Cli
 	for _, u := range users {
 		asked[strings.ToLower(u.ID)], asked[strings.ToLower(u.Mail)] = true, true
 	}
-	graphCalls := 0
+	graphCalls, background := 0, 0
 	for _, rq := range e.emu.Requests(since) {
 		if asked[strings.ToLower(rq.Mailbox)] {
 			graphCalls++
+		} else {
+			background++
 		}
 	}
+	o.logf("%d days: %d answers in %v; meanwhile %d Graph requests about other mailboxes", days, len(lats), loopTook.Round(time.Millisecond), background)
 	var base []time.Duration
 	var live map[string][]readmodel.Busy
 	for range max(o.AvailRuns/20, 3) {
