@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,19 +27,51 @@ import (
 	"github.com/tehaishokunin/calsync/subscriptions"
 )
 
+// shot is one request of a load: when it was sent (from the load's start)
+// and how long its 2xx answer took.
+type shot struct{ at, took time.Duration }
+
+func tooks(shots []shot) []time.Duration {
+	out := make([]time.Duration, len(shots))
+	for i, s := range shots {
+		out[i] = s.took
+	}
+	return out
+}
+
+// slowTimeline says when the requests slower than over were sent, by
+// bucket of the load's timeline ("1.2s: 37" is 37 slow requests sent in
+// the bucket starting 1.2 s in), in time order: a stall shows as a bunch,
+// noise as scattered ones.
+func slowTimeline(shots []shot, over, bucket time.Duration) string {
+	counts := map[time.Duration]int{}
+	for _, s := range shots {
+		if s.took > over {
+			counts[s.at.Truncate(bucket)]++
+		}
+	}
+	keys := slices.Sorted(maps.Keys(counts))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%.1fs: %d", k.Seconds(), counts[k])
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
 // load posts bodies built by body to url (plain http, through poster): at
 // a fixed rate (rate > 0) or from clients loops as fast as they can, for
-// d. It returns the 2xx latencies and the count of other answers.
-func load(ctx context.Context, url string, body func() []byte, rate, clients int, d time.Duration) ([]time.Duration, int) {
+// d. It returns the 2xx answers' shots and the count of other answers.
+func load(ctx context.Context, url string, body func() []byte, rate, clients int, d time.Duration) ([]shot, int) {
 	p, err := newPoster(url, 30*time.Second)
 	if err != nil {
 		return nil, 1
 	}
 	var mu sync.Mutex
-	var lats []time.Duration
+	var shots []shot
 	var failed int
+	start := time.Now()
 	// one posts a body on pc and records the outcome in mine.
-	one := func(pc *postConn, mine *[]time.Duration, bad *int) {
+	one := func(pc *postConn, mine *[]shot, bad *int) {
 		b := body()
 		began := time.Now()
 		status, err := pc.post(b)
@@ -46,32 +80,50 @@ func load(ctx context.Context, url string, body func() []byte, rate, clients int
 			*bad++
 			return
 		}
-		*mine = append(*mine, took)
+		*mine = append(*mine, shot{at: began.Sub(start), took: took})
 	}
-	keep := func(mine []time.Duration, bad int) {
+	keep := func(mine []shot, bad int) {
 		mu.Lock()
-		lats, failed = append(lats, mine...), failed+bad
+		shots, failed = append(shots, mine...), failed+bad
 		mu.Unlock()
 	}
 	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
 	if rate > 0 {
-		// Idle connections wait in a pool; at most 512 requests at once.
-		idle := make(chan *postConn, 512)
-		for range cap(idle) {
-			idle <- p.conn()
+		// At most 512 requests at once. Idle connections are reused last in,
+		// first out, as net/http's client does: a queue would cycle through
+		// (and first dial) as many connections as requests can be in
+		// flight, each new one slower than a kept one.
+		sem := make(chan struct{}, 512)
+		var idleMu sync.Mutex
+		var idle []*postConn
+		get := func() *postConn {
+			idleMu.Lock()
+			defer idleMu.Unlock()
+			if n := len(idle); n > 0 {
+				pc := idle[n-1]
+				idle = idle[:n-1]
+				return pc
+			}
+			return p.conn()
+		}
+		put := func(pc *postConn) {
+			idleMu.Lock()
+			idle = append(idle, pc)
+			idleMu.Unlock()
 		}
 		interval := time.Second / time.Duration(rate)
 		next := time.Now()
 		for time.Now().Before(deadline) && ctx.Err() == nil {
-			pc := <-idle
+			sem <- struct{}{}
 			wg.Add(1)
 			go func() {
-				defer wg.Done()
-				var mine []time.Duration
+				defer func() { <-sem; wg.Done() }()
+				pc := get()
+				var mine []shot
 				bad := 0
 				one(pc, &mine, &bad)
-				idle <- pc
+				put(pc)
 				keep(mine, bad)
 			}()
 			next = next.Add(interval)
@@ -80,8 +132,8 @@ func load(ctx context.Context, url string, body func() []byte, rate, clients int
 			}
 		}
 		wg.Wait()
-		for range cap(idle) {
-			(<-idle).close()
+		for _, pc := range idle {
+			pc.close()
 		}
 	} else {
 		for i := 0; i < clients; i++ {
@@ -90,7 +142,7 @@ func load(ctx context.Context, url string, body func() []byte, rate, clients int
 				defer wg.Done()
 				pc := p.conn()
 				defer pc.close()
-				var mine []time.Duration
+				var mine []shot
 				bad := 0
 				for time.Now().Before(deadline) && ctx.Err() == nil {
 					one(pc, &mine, &bad)
@@ -100,7 +152,7 @@ func load(ctx context.Context, url string, body func() []byte, rate, clients int
 		}
 		wg.Wait()
 	}
-	return lats, failed
+	return shots, failed
 }
 
 // ingestLoad posts Graph-shaped notifications for 50 subscriptions of one
@@ -172,11 +224,14 @@ func (l *ingestLoad) run(ctx context.Context, name string, n, rate, clients int)
 	e := l.e
 	before := l.count(ctx)
 	began := time.Now()
-	lats, failed := load(ctx, e.base+"/webhooks/graph/notifications", l.payload(n), rate, clients, e.opts.Duration)
+	shots, failed := load(ctx, e.base+"/webhooks/graph/notifications", l.payload(n), rate, clients, e.opts.Duration)
 	el := time.Since(began)
 	durable := l.count(ctx) - before
-	e.opts.logf("%s: %d POSTs ok, %d failed, %d notifications durable in %v", name, len(lats), failed, durable, el)
-	return float64(durable) / el.Seconds(), lats, failed
+	e.opts.logf("%s: %d POSTs ok, %d failed, %d notifications durable in %v", name, len(shots), failed, durable, el)
+	if rate > 0 {
+		e.opts.logf("%s: POSTs over 10 ms, by when sent: %s", name, slowTimeline(shots, 10*time.Millisecond, 100*time.Millisecond))
+	}
+	return float64(durable) / el.Seconds(), tooks(shots), failed
 }
 
 // drainInbox waits (up to 2 minutes) for the workers to process the
@@ -248,8 +303,8 @@ func nopServer(ctx context.Context, body func() []byte, o Options) float64 {
 	}))
 	defer srv.Close()
 	began := time.Now()
-	lats, _ := load(ctx, srv.URL, body, 0, o.Clients, o.Duration)
-	return float64(len(lats)) / time.Since(began).Seconds()
+	shots, _ := load(ctx, srv.URL, body, 0, o.Clients, o.Duration)
+	return float64(len(shots)) / time.Since(began).Seconds()
 }
 
 var tpsRe = regexp.MustCompile(`tps = ([0-9.]+)`)
