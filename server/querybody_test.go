@@ -153,15 +153,15 @@ func hex(r rune) string {
 	return strings.Repeat("0", 4-len(s)) + s
 }
 
-// A caller's oversized document is refused before decoding with the answer
+// A caller's oversized document is refused before decoding (sizedPOST) with the answer
 // documentLimits gives after it: same status, media type and error, under
 // both media types. The escaped key makes the second body one rawQuery
 // does not walk, so it takes gqlgen's decoder and documentLimits.
-func TestSizedPOSTAnswersAsDocumentLimits(t *testing.T) {
+func TestHostileCallerMegabyteDocument(t *testing.T) {
 	t.Parallel()
 	hostileRows.Record(t, "2. a caller's megabyte document",
 		"a 1 MB query with a valid token (past the anonymous body limit), refused before and after decoding",
-		"QUERY_TOO_COMPLEX (bytes, the document's size) without encoding/json reading the body; identical to the answer after decoding")
+		"QUERY_TOO_COMPLEX (bytes, the document's size), byte for byte the answer given after decoding, under both media types")
 	h := newHarness(t, defaultLimits, true)
 	q := strings.Repeat("{ __typename }\n", 60_000)
 	fast, _ := json.Marshal(map[string]any{"query": q, "variables": map[string]any{"a": "}"}})
