@@ -27,6 +27,7 @@ func TestRawQueryFindsWhatEncodingJSONDecodes(t *testing.T) {
 		{`{"query":"{ a }"}`, true, "{ a }"},
 		{` { "operationName" : null , "query" : "{ b }" , "variables" : {"x":"}\"{","y":[1,{"z":"]"}]} } `, true, "{ b }"},
 		{`{"QUERY":"{ c }"}`, true, "{ c }"},
+		{`{"variables":{"query":"nested, not the query"},"query":"{ e }","extensions":{"query":["x"]}}`, true, "{ e }"},
 		{`{"query":"first","Query":"last"}`, true, "last"},
 		{`{"query":"a \"quoted\" \\ backslash"}`, true, `a "quoted" \ backslash`},
 		{`{"extensions":{"persistedQuery":{"sha256Hash":"ab"}},"query":"x"} trailing`, true, "x"},
