@@ -70,17 +70,12 @@ func load(ctx context.Context, url string, body func() []byte, rate, clients int
 	var shots []shot
 	var failed int
 	start := time.Now()
-	// one posts a body on pc and records the outcome in mine.
-	one := func(pc *postConn, mine *[]shot, bad *int) {
+	// one posts a body on pc; ok is false for an error or a non-2xx answer.
+	one := func(pc *postConn) (s shot, ok bool) {
 		b := body()
 		began := time.Now()
 		status, err := pc.post(b)
-		took := time.Since(began)
-		if err != nil || status/100 != 2 {
-			*bad++
-			return
-		}
-		*mine = append(*mine, shot{at: began.Sub(start), took: took})
+		return shot{at: began.Sub(start), took: time.Since(began)}, err == nil && status/100 == 2
 	}
 	keep := func(mine []shot, bad int) {
 		mu.Lock()
@@ -120,11 +115,13 @@ func load(ctx context.Context, url string, body func() []byte, rate, clients int
 			go func() {
 				defer func() { <-sem; wg.Done() }()
 				pc := get()
-				var mine []shot
-				bad := 0
-				one(pc, &mine, &bad)
+				s, ok := one(pc)
 				put(pc)
-				keep(mine, bad)
+				if ok {
+					keep([]shot{s}, 0)
+				} else {
+					keep(nil, 1)
+				}
 			}()
 			next = next.Add(interval)
 			if sleep := time.Until(next); sleep > 0 {
@@ -145,7 +142,11 @@ func load(ctx context.Context, url string, body func() []byte, rate, clients int
 				var mine []shot
 				bad := 0
 				for time.Now().Before(deadline) && ctx.Err() == nil {
-					one(pc, &mine, &bad)
+					if s, ok := one(pc); ok {
+						mine = append(mine, s)
+					} else {
+						bad++
+					}
 				}
 				keep(mine, bad)
 			}()

@@ -121,11 +121,14 @@ func rawQuery(body []byte) (raw []byte, found bool) {
 }
 
 func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+	for i < len(b) && jsonSpace(b[i]) {
 		i++
 	}
 	return i
 }
+
+// jsonSpace reports whether c is JSON whitespace.
+func jsonSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // stringEnd is the index just past the closing quote of the string whose
 // opening quote is at b[i], or -1 when it is not closed.
@@ -178,7 +181,7 @@ func skipValue(b []byte, i int) int {
 		}
 		return -1
 	default:
-		for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+		for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && !jsonSpace(b[i]) {
 			i++
 		}
 		return i
