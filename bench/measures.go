@@ -392,6 +392,7 @@ func push(ctx context.Context, e *env, r *Report) error {
 	}
 	createRate := float64(o.PushOps) / time.Since(began).Seconds()
 	seqUpdates := e.emu.LastRequestSeq()
+	o.logf("push: updates from %s", time.Now().Format("15:04:05.000"))
 	for i := 0; i < o.PushOps; i++ {
 		t0 := time.Now()
 		if _, err := e.gql(ctx, q, map[string]any{"u": "pusher", "in": in(i, "作業（変更）")}); err != nil {
@@ -399,6 +400,7 @@ func push(ctx context.Context, e *env, r *Report) error {
 		}
 		updates = append(updates, time.Since(t0))
 	}
+	o.logf("push: updates until %s", time.Now().Format("15:04:05.000"))
 	echoRounds := 0
 	for _, rq := range e.emu.Requests(seqUpdates) {
 		if strings.Contains(rq.Path, "/delta") {

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	jsonserialization "github.com/microsoft/kiota-serialization-json-go"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
 )
 
@@ -41,7 +42,11 @@ func (s *Session) Delta(ctx context.Context, mailbox, link string, start, end ti
 			EndDateTime:   ptr(end.UTC().Format(time.RFC3339)),
 		}
 	}
-	res, err := b.GetAsDeltaGetResponse(ctx, cfg)
+	ri, err := b.ToGetRequestInformation(ctx, cfg)
+	if err != nil {
+		return DeltaPage{}, classify("reading calendar delta", err)
+	}
+	raw, err := s.sendRaw(ctx, ri)
 	if err != nil {
 		ce := classify("reading calendar delta", err)
 		// A link Graph itself gave that it now refuses as malformed (an
@@ -55,8 +60,33 @@ func (s *Session) Delta(ctx context.Context, mailbox, link string, start, end ti
 		}
 		return DeltaPage{}, ce
 	}
+	page, err := decodeDeltaPage(raw)
+	if err != nil {
+		return DeltaPage{}, classify("reading calendar delta", err)
+	}
+	return page, nil
+}
+
+// sdkDeltaPage reads a delta page through kiota's parser and the SDK's
+// model (see wire.go).
+func sdkDeltaPage(raw []byte) (DeltaPage, error) {
+	node, err := jsonserialization.NewJsonParseNode(raw)
+	if err != nil {
+		return DeltaPage{}, err
+	}
+	v, err := node.GetObjectValue(users.CreateItemCalendarViewDeltaGetResponseFromDiscriminatorValue)
+	if err != nil {
+		return DeltaPage{}, err
+	}
+	res, ok := v.(users.ItemCalendarViewDeltaGetResponseable)
+	if !ok || res == nil {
+		return DeltaPage{}, errEmptyAnswer
+	}
 	var page DeltaPage
 	for _, m := range res.GetValue() {
+		if m == nil {
+			continue // a null in the list (kiota keeps it): nothing to read
+		}
 		if _, removed := m.GetAdditionalData()["@removed"]; removed {
 			page.Removed = append(page.Removed, deref(m.GetId()))
 			continue

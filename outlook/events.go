@@ -232,6 +232,9 @@ func fromModel(m models.Eventable) Event {
 	if props := m.GetSingleValueExtendedProperties(); len(props) > 0 {
 		e.ExtendedProperties = map[string]string{}
 		for _, p := range props {
+			if p == nil {
+				continue // a null in the list (kiota keeps it): nothing to read
+			}
 			e.ExtendedProperties[deref(p.GetId())] = deref(p.GetValue())
 		}
 	}
@@ -265,11 +268,14 @@ func (s *Session) CreateEvent(ctx context.Context, mailbox string, ev Event) (Ev
 		propID = id
 	}
 	cfg := &users.ItemEventsRequestBuilderPostRequestConfiguration{Headers: headers()}
-	res, err := s.usersRoot().ByUserId(mailbox).Events().Post(ctx, m, cfg)
+	ri, err := s.usersRoot().ByUserId(mailbox).Events().ToPostRequestInformation(ctx, m, cfg)
 	if err != nil {
 		return Event{}, classify("creating event", err)
 	}
-	out := fromModel(res)
+	out, err := s.sendEvent(ctx, ri)
+	if err != nil {
+		return Event{}, classify("creating event", err)
+	}
 	if out.ExtendedProperties == nil && propID != "" {
 		out.ExtendedProperties = map[string]string{propID: ev.ExtendedProperties[propID]}
 	}
@@ -283,14 +289,15 @@ func (s *Session) GetEvent(ctx context.Context, mailbox, id, propID string) (Eve
 		return Event{}, err
 	}
 	defer release()
-	res, err := s.usersRoot().ByUserId(mailbox).Events().ByEventId(id).Get(ctx, &users.ItemEventsEventItemRequestBuilderGetRequestConfiguration{
+	ri, err := s.usersRoot().ByUserId(mailbox).Events().ByEventId(id).ToGetRequestInformation(ctx, &users.ItemEventsEventItemRequestBuilderGetRequestConfiguration{
 		Headers:         headers(),
 		QueryParameters: &users.ItemEventsEventItemRequestBuilderGetQueryParameters{Expand: expandProperty(propID)},
 	})
 	if err != nil {
 		return Event{}, classify("getting event", err)
 	}
-	return fromModel(res), nil
+	ev, err := s.sendEvent(ctx, ri)
+	return ev, classify("getting event", err)
 }
 
 // UpdateEvent PATCHes the named fields of ev. With ifMatch (a changeKey)
@@ -312,11 +319,12 @@ func (s *Session) UpdateEvent(ctx context.Context, mailbox, id string, ev Event,
 	if ifMatch != "" {
 		h.Add("If-Match", `W/"`+ifMatch+`"`)
 	}
-	res, err := s.usersRoot().ByUserId(mailbox).Events().ByEventId(id).Patch(ctx, m, &users.ItemEventsEventItemRequestBuilderPatchRequestConfiguration{Headers: h})
+	ri, err := s.usersRoot().ByUserId(mailbox).Events().ByEventId(id).ToPatchRequestInformation(ctx, m, &users.ItemEventsEventItemRequestBuilderPatchRequestConfiguration{Headers: h})
 	if err != nil {
 		return Event{}, classify("updating event", err)
 	}
-	return fromModel(res), nil
+	out, err := s.sendEvent(ctx, ri)
+	return out, classify("updating event", err)
 }
 
 // DeleteEvent deletes an event; deleting one that is already gone is
