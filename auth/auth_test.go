@@ -212,3 +212,63 @@ func TestHeaderAlgorithmAndCritEnforced(t *testing.T) {
 		}
 	}
 }
+
+// TestPassedTokensAreRememberedWithinTheirLife checks the memory of passed
+// tokens: a remembered token still expires on time and is checked again
+// after verifiedTTL, and a token differing in any byte (a forged signature
+// over the same claims) is never taken for a remembered one.
+func TestPassedTokensAreRememberedWithinTheirLife(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	v, err := NewVerifier(ctx, VerifierConfig{HS256Secret: secret, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Caller{UserID: "u1", CompanyID: "c1", Roles: []Role{Service}}
+	tok, _ := Sign(secret, want, 5*time.Minute, now)
+	first, err := v.Verify(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Roles[0] = SystemAdmin // a caller changing its copy changes nothing remembered
+	again, err := v.Verify(ctx, tok)
+	if err != nil || again.UserID != "u1" || !again.Has(Service) || again.Has(SystemAdmin) {
+		t.Fatalf("remembered token read back as %+v, %v", again, err)
+	}
+
+	// The same header and claims with another signature: refused, though
+	// the genuine token is remembered.
+	parts := strings.Split(tok, ".")
+	sig := []byte(parts[2])
+	sig[0] ^= 1
+	if sig[0] == '.' {
+		sig[0] = 'A'
+	}
+	forged := parts[0] + "." + parts[1] + "." + string(sig)
+	if _, err := v.Verify(ctx, forged); !errorIs(err, ErrBadToken) {
+		t.Fatalf("forged signature accepted: %v", err)
+	}
+
+	// Checked again after verifiedTTL: a verifier whose secret changed
+	// meanwhile (a key dropped from the JWKS) stops taking it.
+	v.secret = []byte("rotated-secret-rotated-secret-xx")
+	now = now.Add(verifiedTTL - time.Second)
+	if _, err := v.Verify(ctx, tok); err != nil {
+		t.Fatalf("remembered token refused within verifiedTTL: %v", err)
+	}
+	now = now.Add(2 * time.Second)
+	if _, err := v.Verify(ctx, tok); !errorIs(err, ErrBadToken) {
+		t.Fatalf("token taken from memory after verifiedTTL: %v", err)
+	}
+
+	// A remembered token still expires when its exp (and the skew) passes.
+	v.secret = secret
+	short, _ := Sign(secret, want, 10*time.Second, now)
+	if _, err := v.Verify(ctx, short); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(10*time.Second + skew + time.Second)
+	if _, err := v.Verify(ctx, short); !errorIs(err, ErrExpired) {
+		t.Fatalf("remembered token outlived its exp: %v", err)
+	}
+}
