@@ -351,6 +351,18 @@ func percentile(d []time.Duration, p float64) time.Duration {
 	return d[i]
 }
 
+// mean is the average of d (0 when empty).
+func mean(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	var sum time.Duration
+	for _, x := range d {
+		sum += x
+	}
+	return sum / time.Duration(len(d))
+}
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 
 func ratio(a, b float64) string {

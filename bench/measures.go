@@ -392,6 +392,11 @@ func push(ctx context.Context, e *env, r *Report) error {
 	}
 	createRate := float64(o.PushOps) / time.Since(began).Seconds()
 	seqUpdates := e.emu.LastRequestSeq()
+	steps := []string{"lock_read", "plan", "graph", "save"}
+	stepsBefore := make([][2]float64, len(steps))
+	for i, st := range steps {
+		stepsBefore[i][0], stepsBefore[i][1] = e.metricSumCount(ctx, "calsync_push_step_seconds", `{step="`+st+`"}`)
+	}
 	o.logf("push: updates from %s", time.Now().Format("15:04:05.000"))
 	for i := 0; i < o.PushOps; i++ {
 		t0 := time.Now()
@@ -401,6 +406,21 @@ func push(ctx context.Context, e *env, r *Report) error {
 		updates = append(updates, time.Since(t0))
 	}
 	o.logf("push: updates until %s", time.Now().Format("15:04:05.000"))
+	// Where each update's time went inside calsync (calsync_push_step_seconds,
+	// the difference over the updates), and the rest: GraphQL, HTTP, the
+	// client.
+	var stepMeans []string
+	inside := 0.0
+	for i, st := range steps {
+		sum, n := e.metricSumCount(ctx, "calsync_push_step_seconds", `{step="`+st+`"}`)
+		avg := 0.0
+		if dn := n - stepsBefore[i][1]; dn > 0 {
+			avg = (sum - stepsBefore[i][0]) / dn
+		}
+		inside += avg
+		stepMeans = append(stepMeans, fmt.Sprintf("%s %.2f ms", st, avg*1000))
+	}
+	stepMeans = append(stepMeans, fmt.Sprintf("the rest %.2f ms", (mean(updates).Seconds()-inside)*1000))
 	echoRounds := 0
 	for _, rq := range e.emu.Requests(seqUpdates) {
 		if strings.Contains(rq.Path, "/delta") {
@@ -419,6 +439,8 @@ func push(ctx context.Context, e *env, r *Report) error {
 	r.add("4. Push", "single upserts (update): time added over the emulator's own PATCH of the same field, p50 / p99",
 		ms(percentile(updates, 0.5)-pp50)+" / "+ms(percentile(updates, 0.99)-percentile(directPatch, 0.99)),
 		"emulator PATCH "+ms(pp50)+" / "+ms(percentile(directPatch, 0.99)), "", "", "")
+	r.add("4. Push", "single upserts (update): mean time per step inside calsync (calsync_push_step_seconds; graph is the PATCH through the SDK), and the rest (GraphQL, HTTP, the client)",
+		strings.Join(stepMeans, "; "), fmt.Sprintf("mean update %s; the bench's direct PATCH %s", ms(mean(updates)), ms(mean(directPatch))), "", "", "")
 	r.add("4. Push", fmt.Sprintf("delta requests while %d updates were pushed (each push's own notification comes back)", o.PushOps),
 		strconv.Itoa(echoRounds), "", "", "", "")
 	r.add("4. Push", "single upsert (create = adoption lookup + POST): time added over one emulator call, p50",
@@ -520,7 +542,7 @@ func syncBack(ctx context.Context, e *env, r *Report) error {
 	}
 	defer c.CloseNow()
 	time.Sleep(200 * time.Millisecond) // the subscription registers
-	upkeepSum0, upkeepN0 := e.metricSumCount(ctx, "calsync_mirror_upkeep_seconds")
+	upkeepSum0, upkeepN0 := e.metricSumCount(ctx, "calsync_mirror_upkeep_seconds", "")
 	since := e.emu.LastRequestSeq()
 	client := e.emu.Client()
 	interval := time.Second / time.Duration(o.EditRate)
@@ -587,7 +609,7 @@ func syncBack(ctx context.Context, e *env, r *Report) error {
 	o.logf("sync back: edits over 50 ms, by when made: %s", slowTimeline(shots, 50*time.Millisecond, time.Second))
 	p99 := percentile(lats, 0.99)
 	perChange := float64(graphCalls) / float64(max(len(lats), 1))
-	upkeepSum, upkeepN := e.metricSumCount(ctx, "calsync_mirror_upkeep_seconds")
+	upkeepSum, upkeepN := e.metricSumCount(ctx, "calsync_mirror_upkeep_seconds", "")
 	upkeep := time.Duration((upkeepSum - upkeepSum0) / float64(max(len(lats), 1)) * float64(time.Second))
 	r.add("2. Sync back", fmt.Sprintf("%d linked users, %d Outlook edits/s: edit → websocket subscriber, p50 / p99 (%d of %d seen)", o.Users, o.EditRate, len(lats), edits),
 		ms(percentile(lats, 0.5))+" / "+ms(p99), "", "", "p99 < 50 ms", yes(p99 < 50*time.Millisecond && len(lats) == edits))
@@ -741,8 +763,9 @@ func footprint(ctx context.Context, e *env, r *Report, idle float64) error {
 }
 
 // metricSumCount reads a histogram's _sum and _count from calsync's
-// /metrics (zeros when it is not there yet).
-func (e *env) metricSumCount(ctx context.Context, name string) (sum, count float64) {
+// /metrics (zeros when it is not there yet); labels is the series' label
+// set as /metrics writes it ({step="save"}), or "".
+func (e *env) metricSumCount(ctx context.Context, name, labels string) (sum, count float64) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.base+"/metrics", nil)
 	resp, err := e.client.Do(req)
 	if err != nil {
@@ -751,10 +774,10 @@ func (e *env) metricSumCount(ctx context.Context, name string) (sum, count float
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, name+"_sum "); ok {
+		if v, ok := strings.CutPrefix(line, name+"_sum"+labels+" "); ok {
 			sum, _ = strconv.ParseFloat(v, 64)
 		}
-		if v, ok := strings.CutPrefix(line, name+"_count "); ok {
+		if v, ok := strings.CutPrefix(line, name+"_count"+labels+" "); ok {
 			count, _ = strconv.ParseFloat(v, 64)
 		}
 	}

@@ -75,7 +75,7 @@ func (s *Service) UpsertMany(ctx context.Context, companyID, userID string, ins 
 		}
 		if np.recreate {
 			// A delete and a create that must follow it: one at a time.
-			out[i].Pushed, out[i].Err = s.execute(ctx, companyID, t, np)
+			out[i].Pushed, out[i].Err = s.execute(ctx, companyID, t, np, time.Time{})
 			continue
 		}
 		pending = append(pending, i)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tehaishokunin/calsync/apperr"
 	"github.com/tehaishokunin/calsync/calendar"
 	"github.com/tehaishokunin/calsync/credentials"
@@ -530,5 +532,53 @@ func TestOutlookSideEditsMergeThreeWay(t *testing.T) {
 	}
 	if ev := outlookNow(); ev["location"].(map[string]any)["displayName"] != "本社" {
 		t.Fatalf("a conflicting push changed Outlook: %v", ev["location"])
+	}
+}
+
+// TestPushStepsAreTimed checks calsync_push_step_seconds: a create and an
+// update each count once in every step, and a no-op upsert counts no
+// Graph or save step.
+func TestPushStepsAreTimed(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	ctx := context.Background()
+	e.Link(t, "u1", e.Mailbox)
+	reg := prometheus.NewRegistry()
+	e.Calendar.ObserveSteps(reg)
+
+	if _, err := e.Calendar.Upsert(ctx, co, "u1", entry("job-steps")); err != nil {
+		t.Fatal(err)
+	}
+	in := entry("job-steps")
+	in.Subject = "現場A（変更）"
+	if _, err := e.Calendar.Upsert(ctx, co, "u1", in); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Calendar.Upsert(ctx, co, "u1", in); err != nil { // nothing changed
+		t.Fatal(err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]uint64{}
+	for _, f := range families {
+		if f.GetName() != "calsync_push_step_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "step" {
+					counts[l.GetValue()] = m.GetHistogram().GetSampleCount()
+					if m.GetHistogram().GetSampleSum() <= 0 {
+						t.Errorf("step %s took no time", l.GetValue())
+					}
+				}
+			}
+		}
+	}
+	want := map[string]uint64{"lock_read": 3, "plan": 3, "graph": 2, "save": 2}
+	if fmt.Sprint(counts) != fmt.Sprint(want) {
+		t.Fatalf("steps counted %v, want %v", counts, want)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tehaishokunin/calsync/apperr"
 	"github.com/tehaishokunin/calsync/credentials"
 	"github.com/tehaishokunin/calsync/db"
@@ -31,6 +33,40 @@ type Service struct {
 	sessions *credentials.Sessions
 	log      *slog.Logger
 	now      func() time.Time
+	// steps times each step of a single upsert (nil: not observed).
+	steps *prometheus.HistogramVec
+}
+
+// The steps of a single upsert that ObserveSteps times.
+const (
+	stepLockRead = "lock_read" // the entry's lock and the read of link, credentials and event link
+	stepPlan     = "plan"      // deciding what to send (a Graph search when calsync lost the event link)
+	stepGraph    = "graph"     // the create, update or delete calls to Graph
+	stepSave     = "save"      // storing the event link and its mirror row (a durable commit)
+)
+
+// ObserveSteps exposes calsync_push_step_seconds on reg: the time each
+// step of a single upsert takes, so an operator (and the benchmark) can
+// see where a push's time goes.
+func (s *Service) ObserveSteps(reg prometheus.Registerer) {
+	if reg == nil {
+		return
+	}
+	s.steps = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "calsync_push_step_seconds",
+		Help:    "Time of each step of a single upsert: lock_read, plan, graph, save.",
+		Buckets: []float64{.00025, .0005, .001, .002, .004, .008, .016, .032, .064, .128, .256, .512, 1, 2.5, 5},
+	}, []string{"step"})
+	reg.MustRegister(s.steps)
+}
+
+// observe records a step that began at since; it returns now, for the next.
+func (s *Service) observe(step string, since time.Time) time.Time {
+	now := time.Now()
+	if s.steps != nil {
+		s.steps.WithLabelValues(step).Observe(now.Sub(since).Seconds())
+	}
+	return now
 }
 
 // NewService builds the service.
@@ -218,23 +254,27 @@ func (s *Service) Upsert(ctx context.Context, companyID, userID string, in Input
 	if err != nil {
 		return nil, err
 	}
+	began := time.Now()
 	t, release, err := s.prepare(ctx, companyID, userID, e.ExternalID)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
+	began = s.observe(stepLockRead, began)
 	p, err := s.plan(ctx, companyID, t, e, true)
 	if err != nil {
 		return nil, err
 	}
+	began = s.observe(stepPlan, began)
 	if p.noop {
 		return s.pushed(t, p.el)
 	}
-	return s.execute(ctx, companyID, t, p)
+	return s.execute(ctx, companyID, t, p, began)
 }
 
-// execute carries out a plan that is not a no-op, one Graph call at a time.
-func (s *Service) execute(ctx context.Context, companyID string, t *target, p *plan) (*Pushed, error) {
+// execute carries out a plan that is not a no-op, one Graph call at a time;
+// began is when its Graph step starts (for ObserveSteps; zero: not timed).
+func (s *Service) execute(ctx context.Context, companyID string, t *target, p *plan, began time.Time) (*Pushed, error) {
 	var ev outlook.Event
 	var err error
 	e := p.entry
@@ -261,9 +301,15 @@ func (s *Service) execute(ctx context.Context, companyID string, t *target, p *p
 	if err != nil {
 		return nil, s.pushError(ctx, companyID, t, p, err)
 	}
+	if !began.IsZero() {
+		began = s.observe(stepGraph, began)
+	}
 	el, err := s.record(ctx, t, p, ev)
 	if err != nil {
 		return nil, err
+	}
+	if !began.IsZero() {
+		s.observe(stepSave, began)
 	}
 	return s.pushed(t, el)
 }

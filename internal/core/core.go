@@ -118,6 +118,7 @@ func New(cfg Config) *Core {
 	c.Checker = credentials.NewChecker(c.Credentials, time.Hour, 24*time.Hour, log)
 	c.Links = links.NewService(store, c.Sessions, c.Subscriptions, c.Syncer, cfg.Cursors, log)
 	c.Calendar = calendar.NewService(store, c.Sessions, log)
+	c.Calendar.ObserveSteps(cfg.Registry)
 	c.ReadModel = readmodel.New(store, cfg.Cursors)
 	c.Notifications = webhooks.New(store, cfg.Registry, func(links []int64) { c.Worker.Wake(links...) }, log)
 	return c
