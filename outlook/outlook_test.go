@@ -223,6 +223,23 @@ func TestEventLifecycle(t *testing.T) {
 	if !upd.Start.Equal(ev.Start) {
 		t.Fatalf("PATCH of subject moved the start: %v", upd.Start)
 	}
+	// The emulator's events, as Graph writes them, are read by the fast
+	// decoder itself, not by the fallback to kiota (wire.go).
+	resp, err := f.emu.Client().Get(f.emu.URL + "/_emulator/users/" + f.taro.ID + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed struct{ Value []json.RawMessage }
+	err = json.NewDecoder(resp.Body).Decode(&listed)
+	resp.Body.Close()
+	if err != nil || len(listed.Value) == 0 {
+		t.Fatalf("listing the emulator's events: %d, %v", len(listed.Value), err)
+	}
+	for _, raw := range listed.Value {
+		if !outlook.ReadsPlainly(raw) {
+			t.Fatalf("the fast decoder fell back to kiota for a single event:\n%s", raw)
+		}
+	}
 	_, err = s.UpdateEvent(ctx, f.taro.ID, ev.ID, in, []string{"subject"}, ev.ChangeKey)
 	wantKind(t, err, outlook.KindConflict)
 
