@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	jsonserialization "github.com/microsoft/kiota-serialization-json-go"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
 )
 
@@ -70,17 +69,9 @@ func (s *Session) Delta(ctx context.Context, mailbox, link string, start, end ti
 // sdkDeltaPage reads a delta page through kiota's parser and the SDK's
 // model (see wire.go).
 func sdkDeltaPage(raw []byte) (DeltaPage, error) {
-	node, err := jsonserialization.NewJsonParseNode(raw)
+	res, err := sdkRead[users.ItemCalendarViewDeltaGetResponseable](raw, users.CreateItemCalendarViewDeltaGetResponseFromDiscriminatorValue)
 	if err != nil {
 		return DeltaPage{}, err
-	}
-	v, err := node.GetObjectValue(users.CreateItemCalendarViewDeltaGetResponseFromDiscriminatorValue)
-	if err != nil {
-		return DeltaPage{}, err
-	}
-	res, ok := v.(users.ItemCalendarViewDeltaGetResponseable)
-	if !ok || res == nil {
-		return DeltaPage{}, errEmptyAnswer
 	}
 	var page DeltaPage
 	for _, m := range res.GetValue() {

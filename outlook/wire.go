@@ -8,6 +8,7 @@ import (
 	"time"
 
 	abstractions "github.com/microsoft/kiota-abstractions-go"
+	"github.com/microsoft/kiota-abstractions-go/serialization"
 	jsonserialization "github.com/microsoft/kiota-serialization-json-go"
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
@@ -108,22 +109,32 @@ func decodeEvent(raw []byte) (Event, error) {
 	return sdkEvent(raw)
 }
 
-// sdkEvent reads an event through kiota's JSON parser and the SDK's model,
-// as the SDK's request builders do.
+// sdkEvent reads an event through kiota's JSON parser and the SDK's model.
 func sdkEvent(raw []byte) (Event, error) {
-	node, err := jsonserialization.NewJsonParseNode(raw)
+	m, err := sdkRead[models.Eventable](raw, models.CreateEventFromDiscriminatorValue)
 	if err != nil {
 		return Event{}, err
-	}
-	v, err := node.GetObjectValue(models.CreateEventFromDiscriminatorValue)
-	if err != nil {
-		return Event{}, err
-	}
-	m, ok := v.(models.Eventable)
-	if !ok || m == nil {
-		return Event{}, errEmptyAnswer
 	}
 	return fromModel(m), nil
+}
+
+// sdkRead reads raw through kiota's JSON parser into the SDK model that
+// factory makes, as the SDK's request builders do.
+func sdkRead[T any](raw []byte, factory serialization.ParsableFactory) (T, error) {
+	var zero T
+	node, err := jsonserialization.NewJsonParseNode(raw)
+	if err != nil {
+		return zero, err
+	}
+	v, err := node.GetObjectValue(factory)
+	if err != nil {
+		return zero, err
+	}
+	m, ok := v.(T)
+	if !ok {
+		return zero, errEmptyAnswer // null, or not the model asked for
+	}
+	return m, nil
 }
 
 // fastEvent decodes raw with encoding/json, or says it cannot match what
