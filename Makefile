@@ -72,7 +72,7 @@ bench: postgres
 ## reliability: run the fault and hostile-input tests and write docs/RELIABILITY.md from their outcome
 reliability: postgres
 	CALSYNC_WRITE_RELIABILITY=1 go test -count=1 -run 'Test(KilledDuringProcessing|GraphFaults|PostgresStoppedDuringBurst|ForgedFloodDoesNotStarveGenuine)$$' ./bench
-	CALSYNC_WRITE_RELIABILITY=1 go test -count=1 -run 'Test(Hostile|CostWalker|QueryCache|AuthorizationMatrix)' ./server ./cmd/calsync
+	CALSYNC_WRITE_RELIABILITY=1 go test -count=1 -run 'Test(Hostile|CostWalker|QueryCache|AuthorizationMatrix)' ./server ./cmd/calsync ./outlook
 	CALSYNC_WRITE_RELIABILITY=1 go test -count=1 -run 'Test(ForgedNotifications|AcceptAndReject|VersionsAndHostileValues)$$' ./webhooks
 	CALSYNC_WRITE_RELIABILITY=1 go test -count=1 -run 'Test(DuplicateLifecycle|FailedLifecycle)' ./subscriptions
 	CALSYNC_WRITE_RELIABILITY=1 go test -count=1 -run 'TestStreamsShareOneReadPerWakeUp' ./changes

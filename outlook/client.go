@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -66,6 +67,10 @@ type Config struct {
 	// MailboxWait bounds how long a call waits for a free slot before it
 	// fails as throttled; zero means 30 s.
 	MailboxWait time.Duration
+	// MaxAnswerBytes bounds the body of any one answer from Graph; reading
+	// past it fails the call. Zero means 32 MiB (a delta page of a few
+	// hundred events with long bodies is a few megabytes).
+	MaxAnswerBytes int64
 	// Responses, when set, is told the status of every HTTP answer Graph
 	// gives, each retry included (so throttling shows as 429s even when a
 	// retry then succeeds).
@@ -115,6 +120,9 @@ func New(cfg Config) *Client {
 	}
 	if cfg.MailboxWait == 0 {
 		cfg.MailboxWait = 30 * time.Second
+	}
+	if cfg.MaxAnswerBytes <= 0 {
+		cfg.MaxAnswerBytes = 32 << 20
 	}
 	return &Client{cfg: cfg, sessions: map[string]*Session{}, slots: map[string]*semaphore.Weighted{}}
 }
@@ -234,7 +242,7 @@ func (c *Client) For(creds Credentials) (*Session, error) {
 			mw[i] = khttp.NewRetryHandlerWithOptions(khttp.RetryHandlerOptions{ShouldRetry: withinRetryWait(c.cfg.RetryWait)})
 		}
 	}
-	var next http.RoundTripper = c.cfg.Transport
+	var next http.RoundTripper = capped{next: c.cfg.Transport, max: c.cfg.MaxAnswerBytes}
 	if c.cfg.Responses != nil {
 		next = observed{next: next, fn: c.cfg.Responses}
 	}
@@ -318,6 +326,59 @@ func headers(extra ...string) *abstractions.RequestHeaders {
 		h.Add(extra[i], extra[i+1])
 	}
 	return h
+}
+
+// capped bounds every answer's body to max bytes: reading past it fails
+// (errAnswerTooLarge) instead of growing a buffer without end when an
+// endpoint, or anything between calsync and it, goes wrong. An answer
+// that declares a longer length fails at its first read.
+type capped struct {
+	next http.RoundTripper
+	max  int64
+}
+
+func (c capped) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	body := &cappedBody{ReadCloser: resp.Body, left: c.max, max: c.max}
+	if resp.ContentLength > c.max {
+		body.err = errAnswerTooLarge(c.max)
+	}
+	resp.Body = body
+	return resp, nil
+}
+
+// cappedBody is an answer's body that fails past its bound.
+type cappedBody struct {
+	io.ReadCloser
+	left, max int64
+	err       error
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	// One byte more than is left tells a body of exactly the bound from
+	// a longer one.
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.ReadCloser.Read(p)
+	if int64(n) > b.left {
+		n, b.left = int(b.left), 0
+		b.err = errAnswerTooLarge(b.max)
+		return n, b.err
+	}
+	b.left -= int64(n)
+	return n, err
+}
+
+// errAnswerTooLarge is the failure of an answer over max bytes.
+func errAnswerTooLarge(max int64) error {
+	return &Error{Op: "reading graph answer", Kind: KindUnknown, Message: fmt.Sprintf("the answer is over %d bytes", max)}
 }
 
 // observed reports the status of every answer that passes through it.

@@ -611,3 +611,46 @@ func TestIdempotentCallsRetryServerErrorsAndCutConnections(t *testing.T) {
 		t.Fatalf("patches answered %s", got)
 	}
 }
+
+// TestHostileAnswerOverTheBound checks MaxAnswerBytes: an answer longer
+// than the bound fails the call with a clear error instead of being read
+// whole, whether it declares its length or not, and an answer just inside
+// the bound is read as usual.
+func TestHostileAnswerOverTheBound(t *testing.T) {
+	t.Parallel()
+	hostileRows.Record(t, "1. answers without end", "an event answer and a delta page of about 100 KB against a 64 KiB bound (the default is 32 MiB)",
+		"the call fails with \"over 65536 bytes\" without reading the rest; an answer inside the bound and the default bound read as usual")
+	f := setup(t)
+	ctx := context.Background()
+	const bound = 64 << 10
+	c := outlook.New(outlook.Config{GraphBaseURL: f.emu.URL, LoginBaseURL: f.emu.URL, Transport: f.emu.Transport(), MaxAnswerBytes: bound})
+	s, err := c.For(f.creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	small, err := s.CreateEvent(ctx, f.taro.ID, outlook.Event{Subject: "小", Body: "short", Start: start, End: start.Add(time.Hour), TimeZone: "UTC"})
+	if err != nil {
+		t.Fatalf("an answer inside the bound was refused: %v", err)
+	}
+	// About 100 KB of body: the emulator makes the event, its answer is
+	// over the bound.
+	big := outlook.Event{Subject: "大", Body: strings.Repeat("長い本文。", 7000), Start: start, End: start.Add(time.Hour), TimeZone: "UTC"}
+	_, err = s.CreateEvent(ctx, f.taro.ID, big)
+	if err == nil || !strings.Contains(err.Error(), "over 65536 bytes") {
+		t.Fatalf("an answer over the bound was read: %v", err)
+	}
+	// A delta page holding that event is over the bound too; a session
+	// with the default bound reads it.
+	_, err = s.Delta(ctx, f.taro.ID, "", start.Add(-time.Hour), start.Add(2*time.Hour), 0)
+	if err == nil || !strings.Contains(err.Error(), "over 65536 bytes") {
+		t.Fatalf("a delta page over the bound was read: %v", err)
+	}
+	page, err := f.session(t).Delta(ctx, f.taro.ID, "", start.Add(-time.Hour), start.Add(2*time.Hour), 0)
+	if err != nil || len(page.Changed) != 2 {
+		t.Fatalf("default bound: %d events, %v", len(page.Changed), err)
+	}
+	if got, err := s.GetEvent(ctx, f.taro.ID, small.ID, ""); err != nil || got.Subject != "小" {
+		t.Fatalf("small event after the refusals: %+v %v", got, err)
+	}
+}

@@ -1,10 +1,16 @@
 package outlook
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -225,4 +231,43 @@ func randomEvent(rng *rand.Rand) map[string]any {
 		}
 	}
 	return doc
+}
+
+// TestHostileAnswerLengths checks capped on every way an answer can be
+// too long: a declared length over the bound fails at the first read, an
+// undeclared (chunked) body fails once it passes the bound, and a body of
+// exactly the bound is read whole.
+func TestHostileAnswerLengths(t *testing.T) {
+	const bound = 1000
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		if r.URL.Query().Get("chunked") == "" {
+			w.Header().Set("Content-Length", strconv.Itoa(n))
+		}
+		for i := 0; i < n; i += 100 {
+			_, _ = w.Write(bytes.Repeat([]byte("x"), min(100, n-i)))
+			if f, ok := w.(http.Flusher); ok {
+				f.Flush()
+			}
+		}
+	}))
+	defer srv.Close()
+	client := &http.Client{Transport: capped{next: http.DefaultTransport, max: bound}}
+	for _, tc := range []struct {
+		query string
+		ok    bool
+	}{
+		{"n=1000", true}, {"n=1000&chunked=1", true}, {"n=999&chunked=1", true},
+		{"n=1001", false}, {"n=1001&chunked=1", false}, {"n=5000000", false}, {"n=5000000&chunked=1", false},
+	} {
+		resp, err := client.Get(srv.URL + "/?" + tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if tc.ok != (err == nil) || (err != nil && !strings.Contains(err.Error(), "over 1000 bytes")) || len(body) > bound {
+			t.Errorf("%s: read %d bytes, error %v", tc.query, len(body), err)
+		}
+	}
 }
