@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -376,9 +377,13 @@ func (b *cappedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// errOverBound is what errors.Is finds in the failure of an answer over
+// the bound.
+var errOverBound = errors.New("graph answer over the bound")
+
 // errAnswerTooLarge is the failure of an answer over max bytes.
 func errAnswerTooLarge(max int64) error {
-	return &Error{Op: "reading graph answer", Kind: KindUnknown, Message: fmt.Sprintf("the answer is over %d bytes", max)}
+	return &Error{Op: "reading graph answer", Kind: KindUnknown, Message: fmt.Sprintf("the answer is over %d bytes", max), Err: errOverBound}
 }
 
 // observed reports the status of every answer that passes through it.

@@ -618,8 +618,8 @@ func TestIdempotentCallsRetryServerErrorsAndCutConnections(t *testing.T) {
 // the bound is read as usual.
 func TestHostileAnswerOverTheBound(t *testing.T) {
 	t.Parallel()
-	hostileRows.Record(t, "1. answers without end", "an event answer and a delta page of about 100 KB against a 64 KiB bound (the default is 32 MiB)",
-		"the call fails with \"over 65536 bytes\" without reading the rest; an answer inside the bound and the default bound read as usual")
+	hostileRows.Record(t, "1. answers without end", "an event answer and a delta page of about 100 KB against a 64 KiB bound (the default is 32 MiB); three events of about 40 KB each, one page of 120 KB",
+		"the call fails with \"over 65536 bytes\" without reading the rest; a page over the bound whose events each fit is asked again one event at a time and read whole; an answer inside the bound and the default bound read as usual")
 	f := setup(t)
 	ctx := context.Background()
 	const bound = 64 << 10
@@ -640,15 +640,65 @@ func TestHostileAnswerOverTheBound(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "over 65536 bytes") {
 		t.Fatalf("an answer over the bound was read: %v", err)
 	}
-	// A delta page holding that event is over the bound too; a session
-	// with the default bound reads it.
-	_, err = s.Delta(ctx, f.taro.ID, "", start.Add(-time.Hour), start.Add(2*time.Hour), 0)
-	if err == nil || !strings.Contains(err.Error(), "over 65536 bytes") {
-		t.Fatalf("a delta page over the bound was read: %v", err)
+	// A delta page holding that event is over the bound too, and so is
+	// that event alone: the round fails. A session with the default bound
+	// reads it.
+	round := func(s *outlook.Session, mailbox string) (map[string]bool, error) {
+		seen, link := map[string]bool{}, ""
+		for pages := 0; pages < 20; pages++ {
+			p, err := s.Delta(ctx, mailbox, link, start.Add(-time.Hour), start.Add(2*time.Hour), 100)
+			if err != nil {
+				return seen, err
+			}
+			for _, ev := range p.Changed {
+				seen[ev.ID] = true
+			}
+			if p.DeltaLink != "" {
+				return seen, nil
+			}
+			link = p.NextLink
+		}
+		return seen, errors.New("no deltaLink after 20 pages")
+	}
+	if _, err := round(s, f.taro.ID); err == nil || !strings.Contains(err.Error(), "over 65536 bytes") {
+		t.Fatalf("a delta round with an event over the bound was read: %v", err)
 	}
 	page, err := f.session(t).Delta(ctx, f.taro.ID, "", start.Add(-time.Hour), start.Add(2*time.Hour), 0)
 	if err != nil || len(page.Changed) != 2 {
 		t.Fatalf("default bound: %d events, %v", len(page.Changed), err)
+	}
+	// Events each inside the bound but over it together (pictures pasted
+	// into their bodies): the page is asked again one event at a time, and
+	// the whole round is read.
+	var medium []string
+	for i := range 3 {
+		ev, err := f.session(t).CreateEvent(ctx, f.hanako.ID, outlook.Event{Subject: fmt.Sprintf("中%d", i), Body: strings.Repeat("写真。", 4500),
+			Start: start, End: start.Add(time.Hour), TimeZone: "UTC"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		medium = append(medium, ev.ID)
+	}
+	since := f.emu.LastRequestSeq()
+	seen, err := round(s, f.hanako.ID)
+	if err != nil {
+		t.Fatalf("a round of events each inside the bound: %v", err)
+	}
+	deltas := 0
+	for _, r := range f.emu.Requests(since) {
+		if strings.Contains(r.Path, "/calendarView/delta") {
+			deltas++
+		}
+	}
+	// Three events of about 40 KB: the first page of 100 is over the
+	// bound and asked again, then one event a page (and the last page).
+	if deltas < 4 {
+		t.Fatalf("%d delta requests: the page over the bound was not asked again one event at a time", deltas)
+	}
+	for _, id := range medium {
+		if !seen[id] {
+			t.Fatalf("event %s missing from the round read one at a time (%d seen)", id, len(seen))
+		}
 	}
 	if got, err := s.GetEvent(ctx, f.taro.ID, small.ID, ""); err != nil || got.Subject != "小" {
 		t.Fatalf("small event after the refusals: %+v %v", got, err)
