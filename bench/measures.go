@@ -392,11 +392,7 @@ func push(ctx context.Context, e *env, r *Report) error {
 	}
 	createRate := float64(o.PushOps) / time.Since(began).Seconds()
 	seqUpdates := e.emu.LastRequestSeq()
-	steps := []string{"lock_read", "plan", "graph", "save"}
-	stepsBefore := make([][2]float64, len(steps))
-	for i, st := range steps {
-		stepsBefore[i][0], stepsBefore[i][1] = e.metricSumCount(ctx, "calsync_push_step_seconds", `{step="`+st+`"}`)
-	}
+	stepsBefore := e.metricSumCounts(ctx, "calsync_push_step_seconds")
 	o.logf("push: updates from %s", time.Now().Format("15:04:05.000"))
 	for i := 0; i < o.PushOps; i++ {
 		t0 := time.Now()
@@ -411,11 +407,13 @@ func push(ctx context.Context, e *env, r *Report) error {
 	// client.
 	var stepMeans []string
 	inside := 0.0
-	for i, st := range steps {
-		sum, n := e.metricSumCount(ctx, "calsync_push_step_seconds", `{step="`+st+`"}`)
+	stepsAfter := e.metricSumCounts(ctx, "calsync_push_step_seconds")
+	for _, st := range []string{"lock_read", "plan", "graph", "save"} {
+		key := `{step="` + st + `"}`
+		before, after := stepsBefore[key], stepsAfter[key]
 		avg := 0.0
-		if dn := n - stepsBefore[i][1]; dn > 0 {
-			avg = (sum - stepsBefore[i][0]) / dn
+		if dn := after[1] - before[1]; dn > 0 {
+			avg = (after[0] - before[0]) / dn
 		}
 		inside += avg
 		stepMeans = append(stepMeans, fmt.Sprintf("%s %.2f ms", st, avg*1000))
@@ -766,20 +764,33 @@ func footprint(ctx context.Context, e *env, r *Report, idle float64) error {
 // /metrics (zeros when it is not there yet); labels is the series' label
 // set as /metrics writes it ({step="save"}), or "".
 func (e *env) metricSumCount(ctx context.Context, name, labels string) (sum, count float64) {
+	v := e.metricSumCounts(ctx, name)[labels]
+	return v[0], v[1]
+}
+
+// metricSumCounts reads every series of a histogram from one scrape of
+// calsync's /metrics: _sum and _count by label set ("" for none).
+func (e *env) metricSumCounts(ctx context.Context, name string) map[string][2]float64 {
+	out := map[string][2]float64{}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.base+"/metrics", nil)
 	resp, err := e.client.Do(req)
 	if err != nil {
-		return 0, 0
+		return out
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, name+"_sum"+labels+" "); ok {
-			sum, _ = strconv.ParseFloat(v, 64)
+		series, value, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
 		}
-		if v, ok := strings.CutPrefix(line, name+"_count"+labels+" "); ok {
-			count, _ = strconv.ParseFloat(v, 64)
+		for i, suffix := range []string{"_sum", "_count"} {
+			if labels, ok := strings.CutPrefix(series, name+suffix); ok && (labels == "" || labels[0] == '{') {
+				v := out[labels]
+				v[i], _ = strconv.ParseFloat(value, 64)
+				out[labels] = v
+			}
 		}
 	}
-	return sum, count
+	return out
 }

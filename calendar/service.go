@@ -60,8 +60,13 @@ func (s *Service) ObserveSteps(reg prometheus.Registerer) {
 	reg.MustRegister(s.steps)
 }
 
-// observe records a step that began at since; it returns now, for the next.
+// observe records a step that began at since; it returns now, for the
+// next. A zero since is a push not timed (a bulk one): nothing is recorded
+// and zero is returned.
 func (s *Service) observe(step string, since time.Time) time.Time {
+	if since.IsZero() {
+		return since
+	}
 	now := time.Now()
 	if s.steps != nil {
 		s.steps.WithLabelValues(step).Observe(now.Sub(since).Seconds())
@@ -301,16 +306,12 @@ func (s *Service) execute(ctx context.Context, companyID string, t *target, p *p
 	if err != nil {
 		return nil, s.pushError(ctx, companyID, t, p, err)
 	}
-	if !began.IsZero() {
-		began = s.observe(stepGraph, began)
-	}
+	began = s.observe(stepGraph, began)
 	el, err := s.record(ctx, t, p, ev)
 	if err != nil {
 		return nil, err
 	}
-	if !began.IsZero() {
-		s.observe(stepSave, began)
-	}
+	s.observe(stepSave, began)
 	return s.pushed(t, el)
 }
 

@@ -173,16 +173,35 @@ func (e Event) toModel(fields []string) (models.Eventable, error) {
 }
 
 func parseGraphTime(d models.DateTimeTimeZoneable) time.Time {
-	if d == nil || d.GetDateTime() == nil {
+	if d == nil {
 		return time.Time{}
 	}
-	s := *d.GetDateTime()
+	return parseGraphTimeString(d.GetDateTime())
+}
+
+// parseGraphTimeString reads a dateTimeTimeZone's dateTime (UTC, as
+// calsync asks for with Prefer: outlook.timezone); zero when absent or
+// unreadable.
+func parseGraphTimeString(s *string) time.Time {
+	if s == nil {
+		return time.Time{}
+	}
 	for _, layout := range []string{"2006-01-02T15:04:05.9999999", time.RFC3339Nano} {
-		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+		if t, err := time.ParseInLocation(layout, *s, time.UTC); err == nil {
 			return t.UTC()
 		}
 	}
 	return time.Time{}
+}
+
+// bodyText is an event body as calsync holds it: plain text with \n line
+// breaks, converted from HTML when Graph sent HTML.
+func bodyText(content string, html bool) string {
+	text := htmltext.NormalizeNewlines(content)
+	if html {
+		text = htmltext.ToText(text)
+	}
+	return text
 }
 
 func fromModel(m models.Eventable) Event {
@@ -209,10 +228,8 @@ func fromModel(m models.Eventable) Event {
 		e.OriginalStart = v.UTC()
 	}
 	if b := m.GetBody(); b != nil {
-		e.Body = htmltext.NormalizeNewlines(deref(b.GetContent()))
-		if ct := b.GetContentType(); ct != nil && *ct == models.HTML_BODYTYPE {
-			e.Body = htmltext.ToText(e.Body)
-		}
+		ct := b.GetContentType()
+		e.Body = bodyText(deref(b.GetContent()), ct != nil && *ct == models.HTML_BODYTYPE)
 	}
 	if l := m.GetLocation(); l != nil {
 		e.Location = deref(l.GetDisplayName())

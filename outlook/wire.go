@@ -12,8 +12,6 @@ import (
 	jsonserialization "github.com/microsoft/kiota-serialization-json-go"
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
-
-	"github.com/tehaishokunin/calsync/internal/htmltext"
 )
 
 // Events are sent through the SDK's request adapter as usual — the same
@@ -177,12 +175,12 @@ func fastEvent(raw []byte) (Event, bool) {
 		return Event{}, false
 	}
 	if w.Body != nil {
-		e.Body = htmltext.NormalizeNewlines(deref(w.Body.Content))
+		html := false
 		if w.Body.ContentType != nil {
-			if ct, _ := models.ParseBodyType(*w.Body.ContentType); ct != nil && *ct.(*models.BodyType) == models.HTML_BODYTYPE {
-				e.Body = htmltext.ToText(e.Body)
-			}
+			ct, _ := models.ParseBodyType(*w.Body.ContentType)
+			html = ct != nil && *ct.(*models.BodyType) == models.HTML_BODYTYPE
 		}
+		e.Body = bodyText(deref(w.Body.Content), html)
 	}
 	if w.Location != nil {
 		e.Location = deref(w.Location.DisplayName)
@@ -214,19 +212,6 @@ func fastEvent(raw []byte) (Event, bool) {
 
 // isNull reports whether raw is JSON's null.
 func isNull(raw []byte) bool { return bytes.Equal(bytes.TrimSpace(raw), []byte("null")) }
-
-// parseGraphTimeString is parseGraphTime of a dateTimeTimeZone's dateTime.
-func parseGraphTimeString(s *string) time.Time {
-	if s == nil {
-		return time.Time{}
-	}
-	for _, layout := range []string{"2006-01-02T15:04:05.9999999", time.RFC3339Nano} {
-		if t, err := time.ParseInLocation(layout, *s, time.UTC); err == nil {
-			return t.UTC()
-		}
-	}
-	return time.Time{}
-}
 
 // offsetTime reads an Edm.DateTimeOffset (lastModifiedDateTime,
 // originalStart) in UTC, as fromModel does; false when kiota would read it
