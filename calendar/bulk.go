@@ -80,6 +80,7 @@ func (s *Service) UpsertMany(ctx context.Context, companyID, userID string, ins 
 		}
 		pending = append(pending, i)
 	}
+	defer s.echoes.Begin(t.link.ID).End()
 	for round := 0; round < 3 && len(pending) > 0; round++ {
 		var again []int
 		var wait time.Duration // the longest Retry-After of the steps throttled alone

@@ -18,6 +18,7 @@ import (
 	"github.com/tehaishokunin/calsync/apperr"
 	"github.com/tehaishokunin/calsync/credentials"
 	"github.com/tehaishokunin/calsync/db"
+	"github.com/tehaishokunin/calsync/internal/echoes"
 	"github.com/tehaishokunin/calsync/internal/hostid"
 	"github.com/tehaishokunin/calsync/outlook"
 )
@@ -35,7 +36,16 @@ type Service struct {
 	now      func() time.Time
 	// steps times each step of a single upsert (nil: not observed).
 	steps *prometheus.HistogramVec
+	// echoes is told of each write in flight and each version recorded
+	// (nil: nobody listens).
+	echoes *echoes.Memory
 }
+
+// RememberWrites tells m of each write to a mailbox while it is in flight,
+// and of each single event's version once it is recorded, so the receiver
+// sharing m knows the echoes of this replica's pushes (see package
+// echoes). Call it before the first push.
+func (s *Service) RememberWrites(m *echoes.Memory) { s.echoes = m }
 
 // The steps of a single upsert that ObserveSteps times.
 const (
@@ -280,6 +290,7 @@ func (s *Service) Upsert(ctx context.Context, companyID, userID string, in Input
 // execute carries out a plan that is not a no-op, one Graph call at a time;
 // began is when its Graph step starts (for ObserveSteps; zero: not timed).
 func (s *Service) execute(ctx context.Context, companyID string, t *target, p *plan, began time.Time) (*Pushed, error) {
+	defer s.echoes.Begin(t.link.ID).End()
 	var ev outlook.Event
 	var err error
 	e := p.entry
@@ -547,6 +558,13 @@ func (s *Service) record(ctx context.Context, t *target, p *plan, ev outlook.Eve
 	}
 	if err := s.store.SaveEventLink(ctx, el); err != nil {
 		return nil, err
+	}
+	if !p.merged && view.Type == SingleInstance {
+		// Committed: Graph's notification of this version tells calsync
+		// nothing. A merged write's is not remembered (sync-back reports
+		// the Outlook edit under it), nor a series' (a round lists its
+		// instances), as the claim's echo check (db.ClaimInbox) does.
+		s.echoes.Remember(t.link.ID, ev.ID, ev.ChangeKey)
 	}
 	return el, nil
 }

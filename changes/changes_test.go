@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uptrace/bun"
+
 	"github.com/tehaishokunin/calsync/calendar"
 	"github.com/tehaishokunin/calsync/changes"
 	"github.com/tehaishokunin/calsync/db"
@@ -563,15 +565,16 @@ func TestSubscriptionRemovedByGraphLosesNothing(t *testing.T) {
 }
 
 // TestEchoOfAPushNeedsNoRound: the notification for calsync's own write
-// names (resourceData @odata.etag) the version calsync just recorded, so
-// the worker finishes it without a delta round; an Outlook edit right
-// after names another version and is reported as before. A host-pushed
-// series still gets its round (only a round lists its instances).
+// names (resourceData @odata.etag) the version calsync just recorded. The
+// replica that made the write answers it without storing it
+// (internal/echoes); another replica stores it, and its worker finishes it
+// without a delta round. An Outlook edit right after names another version:
+// it is stored and reported as before.
 func TestEchoOfAPushNeedsNoRound(t *testing.T) {
 	t.Parallel()
 	e := testenv.New(t)
 	ctx := context.Background()
-	e.Link(t, "u1", e.Mailbox)
+	l := e.Link(t, "u1", e.Mailbox)
 	drain(t, e)
 	deltas := func(since int64) int {
 		n := 0
@@ -582,28 +585,70 @@ func TestEchoOfAPushNeedsNoRound(t *testing.T) {
 		}
 		return n
 	}
+	// stored counts the link's inbox rows naming versions among cks.
+	stored := func(cks ...string) int {
+		var n int
+		if err := e.Store.DB().NewRaw("SELECT count(*) FROM inbox WHERE link_id = ? AND change_key IN (?)", l.ID, bun.In(cks)).Scan(ctx, &n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
 	since := e.Emu.LastRequestSeq()
 	p, err := e.Calendar.Upsert(ctx, co, "u1", calendar.Input{ExternalID: "job-echo", Subject: "現場E", Start: "2026-12-01T09:00:00+09:00", End: "2026-12-01T10:00:00+09:00"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	drain(t, e)
-	if _, err := e.Calendar.Upsert(ctx, co, "u1", calendar.Input{ExternalID: "job-echo", Subject: "現場E（変更）", Start: "2026-12-01T09:00:00+09:00", End: "2026-12-01T10:00:00+09:00"}); err != nil {
+	p2, err := e.Calendar.Upsert(ctx, co, "u1", calendar.Input{ExternalID: "job-echo", Subject: "現場E（変更）", Start: "2026-12-01T09:00:00+09:00", End: "2026-12-01T10:00:00+09:00"})
+	if err != nil {
 		t.Fatal(err)
 	}
+	drain(t, e) // every notification the emulator owes has been answered
+	if n := deltas(since); n != 0 {
+		t.Fatalf("the echoes of a create and an update cost %d delta requests", n)
+	}
+	if n := stored(p.Event.Version, p2.Event.Version); n != 0 {
+		t.Fatalf("%d echoes of this replica's own writes were stored", n)
+	}
+	// A bulk push's echoes alike.
+	many, err := e.Calendar.UpsertMany(ctx, co, "u1", []calendar.Input{
+		{ExternalID: "job-echo-2", Subject: "現場F", Start: "2026-12-02T09:00:00+09:00", End: "2026-12-02T10:00:00+09:00"},
+		{ExternalID: "job-echo", Subject: "現場E（再変更）", Start: "2026-12-01T09:00:00+09:00", End: "2026-12-01T10:00:00+09:00"}})
+	if err != nil || many[0].Err != nil || many[1].Err != nil {
+		t.Fatalf("bulk push: %v %+v", err, many)
+	}
 	drain(t, e)
-	if n := deltas(since); n != 0 || e.Worker.Skipped() < 2 {
-		t.Fatalf("the echoes of a create and an update cost %d delta requests (%d notifications skipped)", n, e.Worker.Skipped())
+	if n, d := stored(many[0].Pushed.Event.Version, many[1].Pushed.Event.Version), deltas(since); n != 0 || d != 0 {
+		t.Fatalf("a bulk push's echoes: %d stored, %d delta requests", n, d)
 	}
 	if cs := allChanges(t, e); len(cs) != 0 {
 		t.Fatalf("calsync's own writes came back as %+v", cs)
 	}
+	p2 = many[1].Pushed
+	// Another replica did not make the write: it stores the echo (as
+	// Enqueue here), and the claim finishes it without a round.
+	var sub string
+	if err := e.Store.DB().NewRaw("SELECT id FROM graph_subscriptions WHERE link_id = ?", l.ID).Scan(ctx, &sub); err != nil {
+		t.Fatal(err)
+	}
+	ct, res := "updated", "Users/x/Events/"+p2.Event.OutlookEventID
+	if err := e.Store.Enqueue(ctx, []db.InboxItem{{Kind: "change", SubscriptionID: sub, LinkID: &l.ID, ChangeType: &ct, Resource: &res,
+		EventID: p2.Event.OutlookEventID, ChangeKey: p2.Event.Version, NextAttemptAt: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, e)
+	if n := deltas(since); n != 0 || e.Worker.Skipped() != 1 {
+		t.Fatalf("another replica's echo cost %d delta requests (%d notifications skipped, want 1)", n, e.Worker.Skipped())
+	}
 	// The user's edit right after is a version calsync does not know.
-	ownerEdit(t, e, "PATCH", "/"+p.Event.OutlookEventID, map[string]any{"subject": "鍵は管理室"})
+	edited := ownerEdit(t, e, "PATCH", "/"+p.Event.OutlookEventID, map[string]any{"subject": "鍵は管理室"})
 	drain(t, e)
 	cs := allChanges(t, e)
 	if len(cs) != 1 || cs[0].ChangeType != "UPDATED" || deltas(since) == 0 {
 		t.Fatalf("the Outlook edit after the echo: %+v (delta requests %d)", cs, deltas(since))
+	}
+	if ck, _ := edited["changeKey"].(string); ck == "" || stored(ck) == 0 {
+		t.Fatalf("the Outlook edit's notification (changeKey %q) was not stored", ck)
 	}
 }
 

@@ -115,3 +115,38 @@ func TestJobNotesKeepTheirLines(t *testing.T) {
 		t.Fatalf("a user's HTML body reached the host as %q", eventOf(t, cs[len(cs)-1]).Body)
 	}
 }
+
+// TestMergedPushIsNotAnEcho: a push merged over an Outlook edit whose own
+// notification never came (dropped silently) leaves Outlook at a version
+// calsync has not reported. The notification of that write is then the
+// only news of the edit: it is not taken for an echo (not even on the
+// replica that made the write), and the edit is reported.
+func TestMergedPushIsNotAnEcho(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	ctx := context.Background()
+	e.Link(t, "u1", e.Mailbox)
+	drain(t, e)
+	in := calendar.Input{ExternalID: "job-lost", Subject: "現場L", Start: "2026-12-02T09:00:00+09:00", End: "2026-12-02T12:00:00+09:00"}
+	p, err := e.Calendar.Upsert(ctx, co, "u1", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(t, e)
+	e.Control(t, "POST", "/_emulator/faults", map[string]any{"kind": "dropNotifications", "count": 1, "silent": true}, nil)
+	ownerEdit(t, e, "PATCH", "/"+p.Event.OutlookEventID, map[string]any{"subject": "現場L（中止）"})
+	drain(t, e)
+	if cs := allChanges(t, e); len(cs) != 0 {
+		t.Fatalf("an edit whose notification was lost was reported before any round: %+v", cs)
+	}
+	loc := "川崎市中原区"
+	in.Location = &loc
+	if _, err := e.Calendar.Upsert(ctx, co, "u1", in); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, e)
+	cs := allChanges(t, e)
+	if len(cs) != 1 || !slices.Equal(cs[0].ChangedFields, []string{"subject"}) || eventOf(t, cs[0]).Subject != "現場L（中止）" {
+		t.Fatalf("the Outlook edit under the merged push: %+v", cs)
+	}
+}

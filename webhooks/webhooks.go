@@ -29,6 +29,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tehaishokunin/calsync/db"
+	"github.com/tehaishokunin/calsync/internal/echoes"
 	"github.com/tehaishokunin/calsync/internal/service"
 	"github.com/tehaishokunin/calsync/internal/tracing"
 )
@@ -50,6 +51,9 @@ type Handler struct {
 	results *prometheus.CounterVec
 	cache   stateCache
 	commits chan *pending
+	// echoes knows the versions this replica wrote and recorded (nil:
+	// none): their notifications need not be stored.
+	echoes *echoes.Memory
 	// committers runs the group committers from New until Close. stop is
 	// closed by Close, exited once every committer has returned: a request
 	// still enqueueing after that (Shutdown timed out) is answered 503.
@@ -266,7 +270,7 @@ const concurrentLookups = 4
 func New(store Store, reg prometheus.Registerer, wake func(links []int64), log *slog.Logger) *Handler {
 	h := &Handler{store: store, log: log, wake: wake, results: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "calsync_webhook_notifications_total",
-		Help: "Graph notifications received, by endpoint and result (accepted, bad_client_state, unknown_subscription, tenant_mismatch, malformed, busy).",
+		Help: "Graph notifications received, by endpoint and result (accepted, echo, bad_client_state, unknown_subscription, tenant_mismatch, malformed, busy).",
 	}, []string{"endpoint", "result"}), commits: make(chan *pending, 4096), lookups: make(chan struct{}, concurrentLookups),
 	}
 	if reg != nil {
@@ -279,6 +283,35 @@ func New(store Store, reg prometheus.Registerer, wake func(links []int64), log *
 	_ = h.committers.Start(context.Background(), loops...) // a new Runner: cannot be started already
 	h.stop, h.exited = h.committers.Stopping(), h.committers.Done()
 	return h
+}
+
+// RecognizeEchoes makes the receiver answer, without storing it, a change
+// notification naming a version m knows this replica wrote and committed
+// (the echo of calsync's own push; see package echoes). Call it before
+// serving.
+func (h *Handler) RecognizeEchoes(m *echoes.Memory) { h.echoes = m }
+
+// echoWait bounds how long a notification waits for this replica's writes
+// in flight to its mailbox (Graph may deliver a write's echo before the
+// write has its answer) before it is stored as any other: well inside the
+// 3 s Graph allows for the 202.
+const echoWait = 500 * time.Millisecond
+
+// dropEchoes leaves out the change notifications that are echoes of this
+// replica's own writes: stored, they would only be finished by the claim.
+func (h *Handler) dropEchoes(ctx context.Context, endpoint string, items []db.InboxItem) []db.InboxItem {
+	if h.echoes == nil {
+		return items
+	}
+	kept := items[:0]
+	for _, it := range items {
+		if it.Kind == "change" && it.LinkID != nil && h.echoes.Echo(ctx, *it.LinkID, it.EventID, it.ChangeKey, echoWait) {
+			h.results.WithLabelValues(endpoint, "echo").Inc()
+			continue
+		}
+		kept = append(kept, it)
+	}
+	return kept
 }
 
 // Notifications handles /webhooks/graph/notifications.
@@ -398,6 +431,7 @@ func (h *Handler) handler(endpoint string) http.Handler {
 			http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
 			return
 		}
+		items = h.dropEchoes(r.Context(), endpoint, items)
 		if len(items) > 0 {
 			if err := h.persist(r.Context(), items); err != nil {
 				h.warnOutage(r.Context(), "cannot store notifications; asking Graph to retry", err)

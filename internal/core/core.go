@@ -18,6 +18,7 @@ import (
 	"github.com/tehaishokunin/calsync/credentials"
 	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/internal/cursor"
+	"github.com/tehaishokunin/calsync/internal/echoes"
 	"github.com/tehaishokunin/calsync/links"
 	"github.com/tehaishokunin/calsync/outlook"
 	"github.com/tehaishokunin/calsync/readmodel"
@@ -72,6 +73,8 @@ type Core struct {
 	Calendar      *calendar.Service
 	ReadModel     *readmodel.Service
 	Notifications *webhooks.Handler
+	// Echoes is what Calendar tells Notifications of its own writes.
+	Echoes *echoes.Memory
 }
 
 // Service is a background service of the core.
@@ -121,6 +124,10 @@ func New(cfg Config) *Core {
 	c.Calendar.ObserveSteps(cfg.Registry)
 	c.ReadModel = readmodel.New(store, cfg.Cursors)
 	c.Notifications = webhooks.New(store, cfg.Registry, func(links []int64) { c.Worker.Wake(links...) }, log)
+	// The echo of a push made here is answered without being stored.
+	c.Echoes = echoes.New(echoes.DefaultTTL, echoes.DefaultMax)
+	c.Calendar.RememberWrites(c.Echoes)
+	c.Notifications.RecognizeEchoes(c.Echoes)
 	return c
 }
 
