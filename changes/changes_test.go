@@ -321,6 +321,79 @@ func TestWorkerVacuumsTheInboxAfterABurst(t *testing.T) {
 	}
 }
 
+// TestClaimsGoOnWhileTheInboxIsVacuumed: the dispatcher vacuums beside
+// its claims, not before the next. A VACUUM after a flood takes 100 ms or
+// more, and every new notification of every mailbox waited for it.
+func TestClaimsGoOnWhileTheInboxIsVacuumed(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	ctx := context.Background()
+	l := floodLink(t, e, 1)
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	e.Worker.HoldVacuumForTest(func() {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-release
+	})
+	e.Worker.VacuumDueForTest()
+	if err := e.Worker.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			close(release)
+			e.Worker.Stop()
+		}
+	}()
+	e.Worker.Wake(l.ID)
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no vacuum began after the first claim")
+	}
+	// The vacuum is held. A new notification is processed all the same.
+	since := e.Emu.LastRequestSeq()
+	var sub string
+	if err := e.Store.DB().NewRaw("SELECT id FROM graph_subscriptions LIMIT 1").Scan(ctx, &sub); err != nil {
+		t.Fatal(err)
+	}
+	ct, res := "updated", "Users/x/Events/y"
+	if err := e.Store.Enqueue(ctx, []db.InboxItem{{Kind: "change", SubscriptionID: sub, LinkID: &l.ID, ChangeType: &ct, Resource: &res, NextAttemptAt: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	e.Worker.Wake(l.ID)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if n, err := e.Store.PendingInbox(ctx); err == nil && n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a notification waited for the vacuum")
+		}
+	}
+	if rounds := e.Requests(since, func(r graphemu.RequestRecord) bool { return strings.Contains(r.Path, "/delta") }); rounds == 0 {
+		t.Fatal("the notification was finished without a delta round")
+	}
+	// Released, the vacuum runs.
+	close(release)
+	stopped = true
+	defer e.Worker.Stop()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var vacuumed *time.Time
+		if err := e.Store.DB().NewRaw("SELECT last_vacuum FROM pg_stat_user_tables WHERE relname = 'inbox' AND schemaname = current_schema()").Scan(ctx, &vacuumed); err != nil {
+			t.Fatal(err)
+		}
+		if vacuumed != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the held vacuum never ran")
+		}
+	}
+}
+
 func TestStreamsCatchUpWithoutANotify(t *testing.T) {
 	t.Parallel()
 	e := testenv.New(t)

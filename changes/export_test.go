@@ -10,3 +10,13 @@ func (s *Syncer) SetClockForTest(now func() time.Time) { s.now = now }
 
 // SetLeaseForTest sets how long a host webhook delivery lease lasts.
 func (h *HostWebhook) SetLeaseForTest(d time.Duration) { h.lease = d }
+
+// HoldVacuumForTest makes every vacuum call hold first (set before Start).
+func (w *Worker) HoldVacuumForTest(hold func()) { w.vacuumHook = hold }
+
+// VacuumDueForTest makes both vacuums due at the next claim.
+func (w *Worker) VacuumDueForTest() {
+	w.processed.Store(vacuumAfter)
+	w.lastVacuum.Store(time.Time{})
+	w.lastMirrorLook.Store(time.Time{})
+}

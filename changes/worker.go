@@ -44,10 +44,14 @@ type Worker struct {
 	skipped   atomic.Int64
 	heldWakes atomic.Int64
 	// pace is the running dispatcher's (nil when none runs).
-	pace       atomic.Pointer[linkPace]
-	lastVacuum time.Time
+	pace atomic.Pointer[linkPace]
+	// vacuuming is held while a vacuum runs (vacuum, vacuumAside).
+	vacuuming  atomic.Bool
+	lastVacuum moment
 	// lastMirrorLook is when vacuum last asked whether the mirror is due.
-	lastMirrorLook time.Time
+	lastMirrorLook moment
+	// vacuumHook, when set (tests), runs as a vacuum starts.
+	vacuumHook func()
 
 	run service.Runner
 }
@@ -177,8 +181,8 @@ func (w *Worker) dispatch(ctx context.Context, tick <-chan time.Time) {
 			}
 		}
 		if claimed > 0 {
-			w.vacuum(ctx) // after a burst's worth of rows, however long the burst
-			continue      // there may be more waiting
+			w.vacuumAside(ctx, &wg) // after a burst's worth of rows, however long the burst
+			continue                // there may be more waiting
 		}
 		select {
 		case <-ctx.Done():
@@ -506,19 +510,57 @@ const (
 )
 
 func (w *Worker) vacuum(ctx context.Context) {
-	if time.Since(w.lastMirrorLook) >= vacuumEvery {
+	if !w.vacuuming.CompareAndSwap(false, true) {
+		return // the dispatcher's is running
+	}
+	defer w.vacuuming.Store(false)
+	w.vacuumDue(ctx)
+}
+
+// vacuumAside is the dispatcher's vacuum: in a goroutine of its own (wg
+// waits for it), so that no claim waits for it. A VACUUM of the inbox
+// after a flood, or of the mirror with its ANALYZE, takes 100 ms or more
+// here, and while the dispatcher ran it every new notification of every
+// mailbox waited: the slowest edits of the sync-back bench, all at once.
+// One runs at a time; a look while one runs is skipped (the next claim
+// looks again).
+func (w *Worker) vacuumAside(ctx context.Context, wg *sync.WaitGroup) {
+	if !w.vacuumMayBeDue() || !w.vacuuming.CompareAndSwap(false, true) {
+		return
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer w.vacuuming.Store(false)
+		w.vacuumDue(ctx)
+	}()
+}
+
+// vacuumMayBeDue says, without a query, whether vacuumDue might do
+// anything now.
+func (w *Worker) vacuumMayBeDue() bool {
+	return time.Since(w.lastMirrorLook.Load()) >= vacuumEvery ||
+		(w.processed.Load() >= vacuumAfter && time.Since(w.lastVacuum.Load()) >= vacuumEvery)
+}
+
+// vacuumDue vacuums what is due; the caller holds the vacuuming flag.
+func (w *Worker) vacuumDue(ctx context.Context) {
+	if w.vacuumHook != nil {
+		w.vacuumHook()
+	}
+	if time.Since(w.lastMirrorLook.Load()) >= vacuumEvery {
 		// One look per interval, whatever it finds: a look below the
 		// threshold costs a query, and this runs on every empty claim.
-		w.lastMirrorLook = time.Now()
+		w.lastMirrorLook.Store(time.Now())
 		if _, err := w.store.VacuumMirror(ctx, mirrorVacuumAfter); err != nil && ctx.Err() == nil {
 			w.log.WarnContext(ctx, "vacuuming the mirror failed", slog.String("error", err.Error()))
 		}
 	}
-	if w.processed.Load() < vacuumAfter || time.Since(w.lastVacuum) < vacuumEvery {
+	if w.processed.Load() < vacuumAfter || time.Since(w.lastVacuum.Load()) < vacuumEvery {
 		return
 	}
 	w.processed.Store(0)
-	w.lastVacuum = time.Now()
+	w.lastVacuum.Store(time.Now())
 	if err := w.store.VacuumInbox(ctx); err != nil && ctx.Err() == nil {
 		w.log.WarnContext(ctx, "vacuuming the inbox failed", slog.String("error", err.Error()))
 	}
@@ -549,3 +591,10 @@ func (w *Worker) settle(ctx context.Context, items []db.InboxItem, err error) ti
 	}
 	return at
 }
+
+// moment is a time that goroutines read and write (wall clock, to the
+// nanosecond; the zero moment is long ago).
+type moment struct{ ns atomic.Int64 }
+
+func (m *moment) Load() time.Time   { return time.Unix(0, m.ns.Load()) }
+func (m *moment) Store(t time.Time) { m.ns.Store(t.UnixNano()) }
