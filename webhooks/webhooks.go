@@ -9,9 +9,7 @@ package webhooks
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -21,7 +19,6 @@ import (
 	"sync"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
@@ -30,6 +27,7 @@ import (
 
 	"github.com/tehaishokunin/calsync/db"
 	"github.com/tehaishokunin/calsync/internal/echoes"
+	"github.com/tehaishokunin/calsync/internal/graphnotify"
 	"github.com/tehaishokunin/calsync/internal/service"
 	"github.com/tehaishokunin/calsync/internal/tracing"
 )
@@ -320,66 +318,6 @@ func (h *Handler) Notifications() http.Handler { return h.handler("notifications
 // Lifecycle handles /webhooks/graph/lifecycle.
 func (h *Handler) Lifecycle() http.Handler { return h.handler("lifecycle") }
 
-// Notification is one entry of a Graph notification POST.
-type Notification struct {
-	SubscriptionID string `json:"subscriptionId"`
-	ClientState    string `json:"clientState"`
-	ChangeType     string `json:"changeType"`
-	Resource       string `json:"resource"`
-	LifecycleEvent string `json:"lifecycleEvent"`
-	TenantID       string `json:"tenantId"`
-	// ResourceData names the event and its version for Outlook resources
-	// (resources/resourcedata.md: id and @odata.etag).
-	ResourceData struct {
-		ID   string `json:"id"`
-		ETag string `json:"@odata.etag"`
-	} `json:"resourceData"`
-}
-
-func hasControl(s string) bool {
-	return strings.IndexFunc(s, unicode.IsControl) >= 0
-}
-
-// version returns the event id and changeKey a change notification names
-// (@odata.etag is W/"<changeKey>"), or "" for both when it names none or
-// the values are not plausible ones: they only ever let the worker skip a
-// delta round when they match what calsync stored, so anything odd just
-// means the round runs.
-func (n Notification) version() (eventID, changeKey string) {
-	id, tag := n.ResourceData.ID, n.ResourceData.ETag
-	if id == "" || len(id) > 512 || !strings.HasPrefix(tag, `W/"`) || !strings.HasSuffix(tag, `"`) || len(tag) > 256 {
-		return "", ""
-	}
-	ck := tag[3 : len(tag)-1]
-	if ck == "" || strings.ContainsAny(ck, "\"\\") || hasControl(id) || hasControl(ck) {
-		return "", ""
-	}
-	return id, ck
-}
-
-// MaxNotifications caps the entries one POST may carry.
-const MaxNotifications = 1000
-
-// ParsePayload reads a Graph notification POST body ({"value": [...]}).
-func ParsePayload(body []byte) ([]Notification, error) {
-	var p struct {
-		Value []Notification `json:"value"`
-	}
-	if !utf8.Valid(body) {
-		return nil, errors.New("body is not UTF-8")
-	}
-	if err := json.Unmarshal(body, &p); err != nil {
-		return nil, fmt.Errorf("parsing notifications: %w", err)
-	}
-	if p.Value == nil {
-		return nil, errors.New("no value array")
-	}
-	if len(p.Value) > MaxNotifications {
-		return nil, fmt.Errorf("%d notifications in one POST (limit %d)", len(p.Value), MaxNotifications)
-	}
-	return p.Value, nil
-}
-
 func (h *Handler) handler(endpoint string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -412,7 +350,7 @@ func (h *Handler) handler(endpoint string) http.Handler {
 			http.Error(w, "cannot read body", http.StatusBadRequest)
 			return
 		}
-		ns, err := ParsePayload(body)
+		ns, err := graphnotify.Parse(body)
 		if err != nil {
 			h.results.WithLabelValues(endpoint, "malformed").Inc()
 			http.Error(w, "malformed notification payload", http.StatusBadRequest)
@@ -616,7 +554,7 @@ func (h *Handler) handshake(w http.ResponseWriter, r *http.Request) {
 
 // accept keeps the notifications whose subscription is known and whose
 // clientState matches; the rest are dropped and counted.
-func (h *Handler) accept(ctx context.Context, endpoint string, ns []Notification) ([]db.InboxItem, error) {
+func (h *Handler) accept(ctx context.Context, endpoint string, ns []graphnotify.Notification) ([]db.InboxItem, error) {
 	ids := make([]string, 0, len(ns))
 	for _, n := range ns {
 		if n.SubscriptionID != "" && len(n.SubscriptionID) <= 128 {
@@ -660,27 +598,13 @@ func (h *Handler) accept(ctx context.Context, endpoint string, ns []Notification
 		linkID := sub.LinkID
 		it := db.InboxItem{SubscriptionID: sub.ID, LinkID: &linkID, NextAttemptAt: time.Now()}
 		if endpoint == "lifecycle" || n.LifecycleEvent != "" {
-			ev := n.LifecycleEvent
-			if len(ev) > 64 || hasControl(ev) {
-				// Graph's are short names (missed, subscriptionRemoved,
-				// reauthorizationRequired); a NUL would fail the group commit.
-				ev = "unknown"
-			}
+			ev := n.Lifecycle()
 			it.Kind, it.LifecycleEvent = "lifecycle", &ev
 		} else {
-			ct, res := n.ChangeType, n.Resource
-			if len(res) > 512 {
-				res = strings.ToValidUTF8(res[:512], "")
-			}
-			// Postgres text refuses NUL: one such value would fail the
-			// whole group commit, other requests' notifications with it.
-			res = strings.ReplaceAll(res, "\x00", "")
-			if len(ct) > 32 || hasControl(ct) {
-				ct = "unknown"
-			}
+			ct, res := n.Change()
 			it.Kind, it.ChangeType, it.Resource = "change", &ct, &res
 			if ct == "created" || ct == "updated" {
-				it.EventID, it.ChangeKey = n.version()
+				it.EventID, it.ChangeKey = n.Version()
 			}
 		}
 		items = append(items, it)

@@ -28,8 +28,8 @@ var targets = []struct {
 }{
 	{"./authfile", "FuzzParse", 100000, "any bytes as authOfficeCalendar.json",
 		"an AUTH_FILE_INVALID error with ja and en messages, or a file with a GUID clientId, a tenant other than the client, a secret that is not a GUID (not a secret ID), trimmed and UTF-8; never a panic"},
-	{"./webhooks", "FuzzParsePayload", 60000, "any bytes as a Graph notification POST body",
-		"an error, or at most 1,000 notifications; never a panic"},
+	{"./internal/graphnotify", "FuzzParse", 60000, "any bytes as a Graph notification POST body",
+		"an error, or at most 1,000 notifications whose kept values (lifecycle event, change type, resource, event id and change key) are bounded, valid UTF-8 and without NUL, an event id always with its change key; never a panic"},
 	{"./internal/schedule", "FuzzValidate", 100000, "any externalId, subject, start, end, zone, all-day flag and showAs of a schedule entry",
 		"an error, or an entry that ends after it starts, has an id and a subject within its length, lasts at most 60 days unless all-day, and keeps its clock in Outlook's zone; never a panic"},
 	{"./internal/recur", "FuzzParse", 200000, "any RRULE text",
