@@ -12,6 +12,7 @@ import (
 	"github.com/tehaishokunin/calsync/apperr"
 	"github.com/tehaishokunin/calsync/calendar"
 	"github.com/tehaishokunin/calsync/db"
+	"github.com/tehaishokunin/calsync/graphemu"
 	"github.com/tehaishokunin/calsync/internal/testenv"
 )
 
@@ -285,4 +286,64 @@ func instanceRows(t *testing.T, e *testenv.Env, seriesID string) []string {
 		ids[i] = x.id
 	}
 	return ids
+}
+
+// TestASlowRoundDoesNotHoldTheFeed: a round takes the change feed's lock
+// (which orders appends across every mailbox) only for its last INSERT and
+// commit. Another mailbox's round reports its change while the first is
+// still waiting on Graph for its series' master; it used to wait for the
+// whole of that round.
+func TestASlowRoundDoesNotHoldTheFeed(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t)
+	ctx := context.Background()
+	slow := e.Link(t, "u1", e.Mailbox)
+	other := e.Link(t, "u2", e.Mailbox2)
+	start := nextWeekday(time.Wednesday)
+	ownerEdit(t, e, "POST", "", seriesBody("週次点検", start,
+		map[string]any{"type": "weekly", "interval": 1, "daysOfWeek": []string{"wednesday"}, "firstDayOfWeek": "sunday"},
+		map[string]any{"type": "numbered", "numberOfOccurrences": 3}))
+	drain(t, e)
+	instance := allChanges(t, e)[0].OutlookEventID
+	before := len(allChanges(t, e))
+
+	// u1's instance is edited; its round reads the delta and then the
+	// series' master, each taking 3 s.
+	ownerEdit(t, e, "PATCH", "/"+instance, map[string]any{"subject": "週次点検 (変更)"})
+	var mid map[string]any
+	e.Control(t, "POST", "/_emulator/users/"+e.Mailbox2+"/events", newOutlookEvent("u2 の予定"), &mid)
+	since := e.Emu.LastRequestSeq()
+	if err := e.Emu.AddFault(graphemu.Fault{Kind: "slow", Mailbox: e.Mailbox, Method: "GET", MS: 3000, Count: 2}); err != nil {
+		t.Fatal(err)
+	}
+	slowDone := make(chan error, 1)
+	go func() {
+		_, err := e.Syncer.Sync(ctx, slow.ID, false)
+		slowDone <- err
+	}()
+	// Once its delta is answered, u1's round goes on to the master.
+	for deadline := time.Now().Add(10 * time.Second); e.Requests(since, func(r graphemu.RequestRecord) bool {
+		return strings.Contains(r.Path, "/delta")
+	}) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("u1's delta was never answered")
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	res, err := e.Syncer.Sync(ctx, other.ID, false)
+	if err != nil || res.Changes != 1 {
+		t.Fatalf("u2's round: %+v %v, want its one change", res, err)
+	}
+	select {
+	case err := <-slowDone:
+		t.Fatalf("u2's round ended only after u1's slow one (%v): it waited for the feed", err)
+	default:
+	}
+	if err := <-slowDone; err != nil {
+		t.Fatal(err)
+	}
+	cs := allChanges(t, e)[before:]
+	if len(cs) != 2 || cs[0].UserID != "u2" || cs[1].UserID != "u1" || cs[1].OutlookEventID != instance || cs[0].Cursor >= cs[1].Cursor {
+		t.Fatalf("changes after the edits: %+v, want u2's, then u1's instance", cs)
+	}
 }

@@ -166,13 +166,9 @@ func (s *Syncer) round(ctx context.Context, tx *db.Store, link *db.CalendarLink,
 	if full {
 		save = tx.SaveEventLinkForRebuild // the mirror is rebuilt below, once
 	}
-	if len(changed) > 0 || len(gone) > 0 || full {
-		if err := tx.LockFeed(ctx); err != nil {
-			return res, err
-		}
-	}
+	var feed feedAppends
 	for _, ev := range changed {
-		n, echo, err := s.applyChanged(ctx, tx, link, ev, sc, save)
+		n, echo, err := s.applyChanged(ctx, tx, link, ev, sc, save, &feed)
 		if err != nil {
 			return res, err
 		}
@@ -185,7 +181,7 @@ func (s *Syncer) round(ctx context.Context, tx *db.Store, link *db.CalendarLink,
 		return res, err
 	}
 	for _, id := range gone {
-		n, err := s.applyRemoved(ctx, tx, link, id, save)
+		n, err := s.applyRemoved(ctx, tx, link, id, save, &feed)
 		if err != nil {
 			return res, err
 		}
@@ -209,7 +205,8 @@ func (s *Syncer) round(ctx context.Context, tx *db.Store, link *db.CalendarLink,
 	if err := tx.MarkSynced(ctx, link.ID, now, now.Add(s.ResyncInterval)); err != nil {
 		return res, err
 	}
-	return res, nil
+	// Last, so the feed's lock is held for one INSERT and the commit.
+	return res, feed.append(ctx, tx)
 }
 
 // saveFunc records an event link in the round's transaction: with its
@@ -319,7 +316,7 @@ func inWindow(el db.EventLink, st *db.DeltaState) bool {
 // a recurring series is reported with its series (seriesId, the series'
 // rule, and the externalId of a series the host pushed); an occurrence of
 // a host-pushed series that shows just what the series says is no news.
-func (s *Syncer) applyChanged(ctx context.Context, tx *db.Store, link *db.CalendarLink, ev outlook.Event, sc *seriesCache, save saveFunc) (int, bool, error) {
+func (s *Syncer) applyChanged(ctx context.Context, tx *db.Store, link *db.CalendarLink, ev outlook.Event, sc *seriesCache, save saveFunc, feed *feedAppends) (int, bool, error) {
 	el, err := tx.EventLinkByOutlookID(ctx, link.CompanyID, link.UserID, ev.ID)
 	if err != nil {
 		return 0, false, err
@@ -379,9 +376,7 @@ func (s *Syncer) applyChanged(ctx context.Context, tx *db.Store, link *db.Calend
 	}
 	c := &db.Change{CompanyID: link.CompanyID, UserID: link.UserID, LinkID: &link.ID, ExternalID: ext,
 		OutlookEventID: ev.ID, ChangeType: changeType, ChangedFields: fields, Event: raw}
-	if err := appendChange(ctx, tx, c); err != nil {
-		return 0, false, err
-	}
+	*feed = append(*feed, c)
 	return 1, false, nil
 }
 
@@ -466,7 +461,7 @@ func seriesRemovedByHost(ctx context.Context, tx *db.Store, link *db.CalendarLin
 	return master == nil || master.Deleted, nil
 }
 
-func (s *Syncer) applyRemoved(ctx context.Context, tx *db.Store, link *db.CalendarLink, id string, save saveFunc) (int, error) {
+func (s *Syncer) applyRemoved(ctx context.Context, tx *db.Store, link *db.CalendarLink, id string, save saveFunc, feed *feedAppends) (int, error) {
 	el, err := tx.EventLinkByOutlookID(ctx, link.CompanyID, link.UserID, id)
 	if err != nil || el == nil || el.Deleted {
 		return 0, err // never seen, or already reported
@@ -487,28 +482,48 @@ func (s *Syncer) applyRemoved(ctx context.Context, tx *db.Store, link *db.Calend
 	}
 	c := &db.Change{CompanyID: link.CompanyID, UserID: link.UserID, LinkID: &link.ID, ExternalID: ext,
 		OutlookEventID: id, ChangeType: Deleted, ChangedFields: []string{"deleted"}}
-	if err := appendChange(ctx, tx, c); err != nil {
-		return 0, err
-	}
+	*feed = append(*feed, c)
 	return 1, nil
 }
 
-// appendChange adds c to the feed. Traced, the append is a span of the
-// round, and its context is stored with the change: the websocket send
-// and the host webhook POST that deliver it continue the same trace.
-func appendChange(ctx context.Context, tx *db.Store, c *db.Change) error {
+// feedAppends are the changes a round reports, appended to the feed as
+// its last write (append).
+type feedAppends []*db.Change
+
+// append adds the round's changes to the feed in one INSERT, under the
+// feed's lock (db.Store.LockFeed), which every round reporting a change
+// takes and holds to its commit. Taken last, the lock covers that INSERT
+// and the commit only: taken before the round's other writes (event links,
+// the mirror, series lookups through Graph, the delta state), it queued
+// every other mailbox's round behind them, and a slow commit or lookup
+// stalled them all (edits 100-400 ms late in the sync-back bench, with
+// the worker's slots full of rounds waiting for the lock).
+//
+// Traced, the append is a span of the round, and its context is stored
+// with each change: the websocket send and the host webhook POST that
+// deliver it continue the same trace.
+func (f feedAppends) append(ctx context.Context, tx *db.Store) error {
+	if len(f) == 0 {
+		return nil
+	}
+	if err := tx.LockFeed(ctx); err != nil {
+		return err
+	}
 	if !tracing.Enabled() {
-		return tx.InsertChange(ctx, c)
+		return tx.InsertChanges(ctx, f)
 	}
 	ctx, span := tracing.Start(ctx, "feed.append", trace.WithAttributes(
-		attribute.String("calsync.change_type", c.ChangeType)))
+		attribute.String("calsync.change_type", f[0].ChangeType), attribute.Int("calsync.changes", len(f))))
 	defer span.End()
-	c.Traceparent = tracing.Traceparent(ctx)
-	err := tx.InsertChange(ctx, c)
+	tp := tracing.Traceparent(ctx)
+	for _, c := range f {
+		c.Traceparent = tp
+	}
+	err := tx.InsertChanges(ctx, f)
 	if err != nil {
 		span.SetStatus(codes.Error, "not appended")
 	} else {
-		span.SetAttributes(attribute.Int64("calsync.cursor", c.Cursor))
+		span.SetAttributes(attribute.Int64("calsync.cursor", f[len(f)-1].Cursor))
 	}
 	return err
 }

@@ -129,6 +129,18 @@ func (s *Store) InsertChange(ctx context.Context, c *Change) error {
 	return nil
 }
 
+// InsertChanges appends cs to the feed in one statement, in order (each
+// gets its cursor and time).
+func (s *Store) InsertChanges(ctx context.Context, cs []*Change) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	if _, err := s.db.NewInsert().Model(&cs).Returning("cursor, occurred_at").Exec(ctx); err != nil {
+		return fmt.Errorf("appending %d changes: %w", len(cs), err)
+	}
+	return nil
+}
+
 // Changes reads the company's feed after cursor, optionally for one user.
 func (s *Store) Changes(ctx context.Context, companyID string, after int64, userID string, limit int) ([]Change, bool, error) {
 	var out []Change
