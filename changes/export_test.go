@@ -17,6 +17,6 @@ func (w *Worker) HoldVacuumForTest(hold func()) { w.vacuumHook = hold }
 // VacuumDueForTest makes both vacuums due at the next claim.
 func (w *Worker) VacuumDueForTest() {
 	w.processed.Store(vacuumAfter)
-	w.lastVacuum.Store(time.Time{})
-	w.lastMirrorLook.Store(time.Time{})
+	w.lastVacuum.Store(time.Unix(0, 0))
+	w.lastMirrorLook.Store(time.Unix(0, 0))
 }

@@ -593,7 +593,7 @@ func (w *Worker) settle(ctx context.Context, items []db.InboxItem, err error) ti
 }
 
 // moment is a time that goroutines read and write (wall clock, to the
-// nanosecond; the zero moment is long ago).
+// nanosecond, for times between 1678 and 2262; the zero moment is 1970).
 type moment struct{ ns atomic.Int64 }
 
 func (m *moment) Load() time.Time   { return time.Unix(0, m.ns.Load()) }
