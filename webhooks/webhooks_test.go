@@ -272,7 +272,7 @@ func TestForgedNotifications(t *testing.T) {
 // (NUL) never fail the commit that other requests' notifications share.
 func TestVersionsAndHostileValues(t *testing.T) {
 	t.Parallel()
-	hostileRows.Record(t, "3. values Postgres refuses", "from a genuine subscription: NUL in resource, in changeType, in resourceData id and in @odata.etag; a 300-byte etag; an etag without W/; NUL in a lifecycleEvent and a 10,000-byte one",
+	hostileRows.Record(t, "3. values Postgres refuses", "from a genuine subscription: NUL in resource, in changeType, in resourceData id and in @odata.etag; a 300-byte etag; an etag without W/; an etag of W/\" alone; NUL in a lifecycleEvent and a 10,000-byte one",
 		"all stored and answered 202 (NUL removed, implausible versions dropped, odd lifecycle events stored as unknown): one bad value never fails the group commit other requests share")
 	store := db.NewStore(dbtest.New(t))
 	f := setup(t, store)
@@ -291,6 +291,7 @@ func TestVersionsAndHostileValues(t *testing.T) {
 		note("deleted", "Users/x/Events/AAMk6", "AAMk6", `W/"DwAAABYAAAA6"`),
 		note("updated", "Users/x/Events/\u0000AAMk7", "", ""),
 		note("up\u0000dated", "Users/x/Events/AAMk8", "AAMk8", `W/"DwAAABYAAAA8"`),
+		note("updated", "Users/x/Events/AAMk9", "AAMk9", `W/"`), // one quote for both: it panicked the handler
 	}, ",") + `]}`
 	if s, _ := post(t, f.srv.URL+"/n", "application/json", body); s != 202 {
 		t.Fatalf("status %d", s)
@@ -299,8 +300,8 @@ func TestVersionsAndHostileValues(t *testing.T) {
 	if err := store.DB().NewSelect().Model(&rows).Order("id").Scan(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 8 {
-		t.Fatalf("%d stored, want all 8", len(rows))
+	if len(rows) != 9 {
+		t.Fatalf("%d stored, want all 9", len(rows))
 	}
 	want := map[int][2]string{0: {"AAMk1", "DwAAABYAAAA1"}}
 	for i, r := range rows {

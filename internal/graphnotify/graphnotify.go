@@ -95,7 +95,8 @@ func (n Notification) Change() (changeType, resource string) {
 // means the round runs.
 func (n Notification) Version() (eventID, changeKey string) {
 	id, tag := n.ResourceData.ID, n.ResourceData.ETag
-	if id == "" || len(id) > MaxEventID || !strings.HasPrefix(tag, `W/"`) || !strings.HasSuffix(tag, `"`) || len(tag) > maxETag {
+	// At least W/"" : W/" alone has its opening quote for its closing one.
+	if id == "" || len(id) > MaxEventID || len(tag) < len(`W/""`) || !strings.HasPrefix(tag, `W/"`) || !strings.HasSuffix(tag, `"`) || len(tag) > maxETag {
 		return "", ""
 	}
 	ck := tag[3 : len(tag)-1]

@@ -56,6 +56,7 @@ func TestVersion(t *testing.T) {
 		{"", `W/"DwAAABYA"`, "", ""},
 		{"AAMk=", `"DwAAABYA"`, "", ""},                      // not a weak tag
 		{"AAMk=", `W/""`, "", ""},                            // empty key
+		{"AAMk=", `W/"`, "", ""},                             // one quote for both (found by FuzzParse)
 		{"AAMk=", `W/"a"b"`, "", ""},                         // a quote inside
 		{"AAMk=", `W/"a\b"`, "", ""},                         // a backslash inside
 		{"AA\x00Mk", `W/"DwAAABYA"`, "", ""},                 // NUL in the id
