@@ -312,11 +312,7 @@ func TestWorkerVacuumsTheInboxAfterABurst(t *testing.T) {
 	if n, _ := e.Store.PendingInbox(ctx); n != 0 {
 		t.Fatalf("%d pending after one round", n)
 	}
-	var vacuumed *time.Time
-	if err := e.Store.DB().NewRaw("SELECT last_vacuum FROM pg_stat_user_tables WHERE relname = 'inbox' AND schemaname = current_schema()").Scan(ctx, &vacuumed); err != nil {
-		t.Fatal(err)
-	}
-	if vacuumed == nil {
+	if !inboxVacuumed(t, e) {
 		t.Fatal("the inbox was not vacuumed after 25,000 notifications were processed")
 	}
 }
@@ -356,14 +352,7 @@ func TestClaimsGoOnWhileTheInboxIsVacuumed(t *testing.T) {
 	}
 	// The vacuum is held. A new notification is processed all the same.
 	since := e.Emu.LastRequestSeq()
-	var sub string
-	if err := e.Store.DB().NewRaw("SELECT id FROM graph_subscriptions LIMIT 1").Scan(ctx, &sub); err != nil {
-		t.Fatal(err)
-	}
-	ct, res := "updated", "Users/x/Events/y"
-	if err := e.Store.Enqueue(ctx, []db.InboxItem{{Kind: "change", SubscriptionID: sub, LinkID: &l.ID, ChangeType: &ct, Resource: &res, NextAttemptAt: time.Now()}}); err != nil {
-		t.Fatal(err)
-	}
+	enqueueChanges(t, e, l, 1)
 	e.Worker.Wake(l.ID)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if n, err := e.Store.PendingInbox(ctx); err == nil && n == 0 {
@@ -380,14 +369,7 @@ func TestClaimsGoOnWhileTheInboxIsVacuumed(t *testing.T) {
 	close(release)
 	stopped = true
 	defer e.Worker.Stop()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		var vacuumed *time.Time
-		if err := e.Store.DB().NewRaw("SELECT last_vacuum FROM pg_stat_user_tables WHERE relname = 'inbox' AND schemaname = current_schema()").Scan(ctx, &vacuumed); err != nil {
-			t.Fatal(err)
-		}
-		if vacuumed != nil {
-			break
-		}
+	for deadline := time.Now().Add(10 * time.Second); !inboxVacuumed(t, e); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the held vacuum never ran")
 		}
@@ -729,9 +711,17 @@ func TestEchoOfAPushNeedsNoRound(t *testing.T) {
 // a burst on one mailbox does.
 func floodLink(t *testing.T, e *testenv.Env, n int) *db.CalendarLink {
 	t.Helper()
-	ctx := context.Background()
 	l := e.Link(t, "u1", e.Mailbox)
 	drain(t, e)
+	enqueueChanges(t, e, l, n)
+	return l
+}
+
+// enqueueChanges stores n change notifications for l, as the receiver
+// does (of the env's first subscription).
+func enqueueChanges(t *testing.T, e *testenv.Env, l *db.CalendarLink, n int) {
+	t.Helper()
+	ctx := context.Background()
 	var sub string
 	if err := e.Store.DB().NewRaw("SELECT id FROM graph_subscriptions LIMIT 1").Scan(ctx, &sub); err != nil {
 		t.Fatal(err)
@@ -744,7 +734,17 @@ func floodLink(t *testing.T, e *testenv.Env, n int) *db.CalendarLink {
 	if err := e.Store.Enqueue(ctx, items); err != nil {
 		t.Fatal(err)
 	}
-	return l
+}
+
+// inboxVacuumed says whether the inbox was ever vacuumed by hand (not by
+// autovacuum).
+func inboxVacuumed(t *testing.T, e *testenv.Env) bool {
+	t.Helper()
+	var vacuumed *time.Time
+	if err := e.Store.DB().NewRaw("SELECT last_vacuum FROM pg_stat_user_tables WHERE relname = 'inbox' AND schemaname = current_schema()").Scan(context.Background(), &vacuumed); err != nil {
+		t.Fatal(err)
+	}
+	return vacuumed != nil
 }
 
 // inboxAttempts counts the link's rows by attempts.

@@ -538,9 +538,14 @@ func (w *Worker) vacuumAside(ctx context.Context, wg *sync.WaitGroup) {
 
 // vacuumMayBeDue says, without a query, whether vacuumDue might do
 // anything now.
-func (w *Worker) vacuumMayBeDue() bool {
-	return time.Since(w.lastMirrorLook.Load()) >= vacuumEvery ||
-		(w.processed.Load() >= vacuumAfter && time.Since(w.lastVacuum.Load()) >= vacuumEvery)
+func (w *Worker) vacuumMayBeDue() bool { return w.mirrorLookDue() || w.inboxVacuumDue() }
+
+// mirrorLookDue says whether vacuumDue asks if the mirror needs a vacuum.
+func (w *Worker) mirrorLookDue() bool { return time.Since(w.lastMirrorLook.Load()) >= vacuumEvery }
+
+// inboxVacuumDue says whether vacuumDue vacuums the inbox.
+func (w *Worker) inboxVacuumDue() bool {
+	return w.processed.Load() >= vacuumAfter && time.Since(w.lastVacuum.Load()) >= vacuumEvery
 }
 
 // vacuumDue vacuums what is due; the caller holds the vacuuming flag.
@@ -548,7 +553,7 @@ func (w *Worker) vacuumDue(ctx context.Context) {
 	if w.vacuumHook != nil {
 		w.vacuumHook()
 	}
-	if time.Since(w.lastMirrorLook.Load()) >= vacuumEvery {
+	if w.mirrorLookDue() {
 		// One look per interval, whatever it finds: a look below the
 		// threshold costs a query, and this runs on every empty claim.
 		w.lastMirrorLook.Store(time.Now())
@@ -556,7 +561,7 @@ func (w *Worker) vacuumDue(ctx context.Context) {
 			w.log.WarnContext(ctx, "vacuuming the mirror failed", slog.String("error", err.Error()))
 		}
 	}
-	if w.processed.Load() < vacuumAfter || time.Since(w.lastVacuum.Load()) < vacuumEvery {
+	if !w.inboxVacuumDue() {
 		return
 	}
 	w.processed.Store(0)

@@ -123,10 +123,7 @@ func (s *Store) LiveEventLinks(ctx context.Context, companyID, userID string) ([
 
 // InsertChange appends to the change feed.
 func (s *Store) InsertChange(ctx context.Context, c *Change) error {
-	if _, err := s.db.NewInsert().Model(c).Returning("cursor, occurred_at").Exec(ctx); err != nil {
-		return fmt.Errorf("appending change: %w", err)
-	}
-	return nil
+	return s.InsertChanges(ctx, []*Change{c})
 }
 
 // InsertChanges appends cs to the feed in one statement, in order (each
