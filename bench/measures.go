@@ -609,16 +609,18 @@ func syncBack(ctx context.Context, e *env, r *Report) error {
 	defer mu.Unlock()
 	var shots []shot
 	var slow []string
+	dels := e.emu.Deliveries(editsBegan)
 	for id, t0 := range sent {
 		if t, ok := recv[id]; ok {
 			shots = append(shots, shot{at: t0.Sub(editsBegan), took: t.Sub(t0)})
 			if t.Sub(t0) > 50*time.Millisecond {
-				slow = append(slow, splitEdit(reqs, owner[id], t0, t))
+				slow = append(slow, splitEdit(reqs, dels, owner[id], id, t0, t))
 			}
 		}
 	}
 	if len(slow) > 0 {
-		o.logf("sync back: slow edits (made at; to the answer of its delta request; then to the websocket): %s", strings.Join(slow, "; "))
+		o.logf("sync back: slow edits (made at; to its notification POST sent, that POST until its 202 (and how many it carried); "+
+			"to the answer of its delta request; then to the websocket): %s", strings.Join(slow, " | "))
 	}
 	lats := tooks(shots)
 	var gc1 runtime.MemStats
@@ -636,18 +638,27 @@ func syncBack(ctx context.Context, e *env, r *Report) error {
 	return nil
 }
 
-// splitEdit tells where a slow edit's time went: until the emulator
-// answered the first delta request for its mailbox after it (the
-// notification's POST, its claim and the round's start), and after that
-// (the round's writes, the feed, the websocket).
-func splitEdit(reqs []graphemu.RequestRecord, u graphemu.UserSpec, made, seen time.Time) string {
+// splitEdit tells where a slow edit's time went: until the emulator sent
+// the notification POST naming it (the emulator's notifier sends one POST
+// at a time to a URL, so this is the wait behind the one before), that
+// POST until calsync's 202, until the emulator answered the first delta
+// request for its mailbox after it (the claim and the round's start), and
+// after that (the round's writes, the feed, the websocket).
+func splitEdit(reqs []graphemu.RequestRecord, dels []graphemu.DeliveryRecord, u graphemu.UserSpec, id string, made, seen time.Time) string {
+	out := made.Format("15:04:05.000")
+	for _, d := range dels {
+		if slices.Contains(d.EventIDs, id) {
+			out += fmt.Sprintf("; sent +%s; 202 after %s (%d)", ms(d.Sent.Sub(made)), ms(d.Answered.Sub(d.Sent)), d.Count)
+			break
+		}
+	}
 	for _, rq := range reqs {
 		if rq.At.After(made) && strings.Contains(rq.Path, "/delta") &&
 			(strings.Contains(rq.Path, "/users/"+u.ID+"/") || strings.Contains(rq.Path, "/users/"+u.Mail+"/")) {
-			return fmt.Sprintf("%s; %s; %s", made.Format("15:04:05.000"), ms(rq.At.Sub(made)), ms(seen.Sub(rq.At)))
+			return fmt.Sprintf("%s; delta +%s; websocket +%s", out, ms(rq.At.Sub(made)), ms(seen.Sub(rq.At)))
 		}
 	}
-	return fmt.Sprintf("%s; no delta request; %s", made.Format("15:04:05.000"), ms(seen.Sub(made)))
+	return fmt.Sprintf("%s; no delta request; websocket +%s", out, ms(seen.Sub(made)))
 }
 
 func renewal(ctx context.Context, e *env, r *Report) error {

@@ -264,6 +264,11 @@ func (e *Emulator) Requests(since int64) []RequestRecord {
 	return out
 }
 
+// Deliveries returns the notification POSTs the emulator sent at or after
+// since (the latest 10,000 to 20,000 are kept), in the order they were
+// answered.
+func (e *Emulator) Deliveries(since time.Time) []DeliveryRecord { return e.notifier.deliveries(since) }
+
 // LastRequestSeq is the sequence number of the latest call served.
 func (e *Emulator) LastRequestSeq() int64 {
 	e.mu.Lock()

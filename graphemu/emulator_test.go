@@ -476,6 +476,7 @@ func TestNotificationsQueueIntoOnePost(t *testing.T) {
 		e.do(t, "POST", "/_emulator/users/"+e.user.Mail+"/events", "", map[string]any{"subject": "x",
 			"start": map[string]any{"dateTime": "2026-12-01T10:00:00", "timeZone": "UTC"}, "end": map[string]any{"dateTime": "2026-12-01T11:00:00", "timeZone": "UTC"}}, 201, nil)
 	}
+	began := time.Now()
 	mk()
 	<-first
 	for i := 0; i < 5; i++ {
@@ -494,6 +495,26 @@ func TestNotificationsQueueIntoOnePost(t *testing.T) {
 		if total == 6 {
 			if len(got) != 2 || got[1] != 5 {
 				t.Fatalf("POST sizes %v, want [1 5]", got)
+			}
+			// The delivery log tells both POSTs apart: one at a time to
+			// the URL, each naming the events it carried.
+			var dels []graphemu.DeliveryRecord
+			for wait := time.Now().Add(5 * time.Second); len(dels) < 2 && time.Now().Before(wait); time.Sleep(10 * time.Millisecond) {
+				dels = e.srv.Deliveries(began)
+			}
+			if len(dels) != 2 {
+				t.Fatalf("%d deliveries logged, want 2: %+v", len(dels), dels)
+			}
+			for i, d := range dels {
+				if d.URL != srv.URL || d.Status != http.StatusAccepted || d.Count != got[i] || len(d.EventIDs) != got[i] || d.Answered.Before(d.Sent) {
+					t.Errorf("delivery %d: %+v, want %d events answered 202", i, d, got[i])
+				}
+			}
+			if dels[1].Sent.Before(dels[0].Answered) {
+				t.Errorf("the second POST was sent at %v, before the first was answered at %v", dels[1].Sent, dels[0].Answered)
+			}
+			if later := e.srv.Deliveries(time.Now().Add(time.Hour)); len(later) != 0 {
+				t.Errorf("%d deliveries after an hour from now", len(later))
 			}
 			return
 		}

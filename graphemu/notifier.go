@@ -42,6 +42,24 @@ type notifier struct {
 	done     chan struct{}
 	wg       sync.WaitGroup
 	stopped  bool
+	// log keeps the latest deliveries (Deliveries), at most maxLogged.
+	log []DeliveryRecord
+}
+
+// maxLogged bounds the delivery log; the oldest half goes when it is full.
+const maxLogged = 20_000
+
+// DeliveryRecord is one notification POST the emulator made: when it was
+// sent and answered, the answer's status (0: no answer), and the event
+// ids its change notifications named (for telling where an edit's time
+// went before calsync's delta request).
+type DeliveryRecord struct {
+	URL      string    `json:"url"`
+	Sent     time.Time `json:"sent"`
+	Answered time.Time `json:"answered"`
+	Status   int       `json:"status"`
+	Count    int       `json:"count"`
+	EventIDs []string  `json:"eventIds,omitempty"`
 }
 
 func newNotifier(e *Emulator) *notifier {
@@ -174,12 +192,14 @@ func (n *notifier) post(url string, batch []*delivery) {
 	ctx, cancel := context.WithTimeout(context.Background(), deliveryTimeout)
 	defer cancel()
 	ok := false
+	rec := DeliveryRecord{URL: url, Sent: time.Now(), Count: len(batch), EventIDs: eventIDs(batch)}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err == nil {
 		req.Header.Set("Content-Type", "application/json; charset=utf-8")
 		resp, err := n.e.opts.HTTPClient.Do(req)
 		if err == nil {
 			resp.Body.Close()
+			rec.Status = resp.StatusCode
 			ok = resp.StatusCode >= 200 && resp.StatusCode < 300
 			if !ok {
 				n.e.opts.Logger.Info("graphemu: notification rejected", slog.Int("status", resp.StatusCode), slog.Int("count", len(batch)))
@@ -188,7 +208,12 @@ func (n *notifier) post(url string, batch []*delivery) {
 			n.e.opts.Logger.Info("graphemu: notification delivery failed", slog.String("error", err.Error()), slog.Int("count", len(batch)))
 		}
 	}
+	rec.Answered = time.Now()
 	n.mu.Lock()
+	if len(n.log) >= maxLogged {
+		n.log = append(n.log[:0], n.log[maxLogged/2:]...)
+	}
+	n.log = append(n.log, rec)
 	delete(n.busy, url)
 	n.inFlight -= len(batch)
 	if !ok && !n.stopped {
@@ -204,4 +229,30 @@ func (n *notifier) post(url string, batch []*delivery) {
 	}
 	n.mu.Unlock()
 	n.poke()
+}
+
+// eventIDs lists the event ids batch's change notifications name.
+func eventIDs(batch []*delivery) []string {
+	var ids []string
+	for _, d := range batch {
+		if data, ok := d.payload["resourceData"].(map[string]any); ok {
+			if id, ok := data["id"].(string); ok {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
+}
+
+// deliveries returns the logged deliveries sent at or after since.
+func (n *notifier) deliveries(since time.Time) []DeliveryRecord {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []DeliveryRecord
+	for _, r := range n.log {
+		if !r.Sent.Before(since) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
