@@ -50,7 +50,7 @@ type notifier struct {
 const maxLogged = 20_000
 
 // DeliveryRecord is one notification POST the emulator made: when it was
-// sent and answered, the answer's status (0: no answer), and the event
+// sent and answered (on the emulator's clock, as RequestRecord.At), the answer's status (0: no answer), and the event
 // ids its change notifications named (for telling where an edit's time
 // went before calsync's delta request).
 type DeliveryRecord struct {
@@ -192,7 +192,7 @@ func (n *notifier) post(url string, batch []*delivery) {
 	ctx, cancel := context.WithTimeout(context.Background(), deliveryTimeout)
 	defer cancel()
 	ok := false
-	rec := DeliveryRecord{URL: url, Sent: time.Now(), Count: len(batch), EventIDs: eventIDs(batch)}
+	rec := DeliveryRecord{URL: url, Sent: n.e.now(), Count: len(batch), EventIDs: eventIDs(batch)}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err == nil {
 		req.Header.Set("Content-Type", "application/json; charset=utf-8")
@@ -208,7 +208,7 @@ func (n *notifier) post(url string, batch []*delivery) {
 			n.e.opts.Logger.Info("graphemu: notification delivery failed", slog.String("error", err.Error()), slog.Int("count", len(batch)))
 		}
 	}
-	rec.Answered = time.Now()
+	rec.Answered = n.e.now()
 	n.mu.Lock()
 	if len(n.log) >= maxLogged {
 		n.log = append(n.log[:0], n.log[maxLogged/2:]...)
