@@ -433,9 +433,9 @@ func push(ctx context.Context, e *env, r *Report) error {
 	r.add("4. Push", "single upserts (create) through GraphQL: ops/s; p50 / p99",
 		fmt.Sprintf("%.0f/s; %s / %s", createRate, ms(percentile(creates, 0.5)), ms(percentile(creates, 0.99))),
 		"emulator alone (direct SDK create): "+ms(dp50)+" / "+ms(percentile(direct, 0.99)), "", "", "")
-	r.add("4. Push", "single upserts (update, one PATCH): time added over the emulator's own, p50 / p99",
+	r.add("4. Push", "single upserts (update, one PATCH): time added over the emulator's own create, p50 / p99 (each a difference of percentiles, so the p99 can come out below the p50)",
 		ms(added)+" / "+ms(percentile(updates, 0.99)-percentile(direct, 0.99)), "emulator p50 "+ms(dp50), "", "< 2 ms at p50", yes(added < 2*time.Millisecond))
-	r.add("4. Push", "single upserts (update): time added over the emulator's own PATCH of the same field, p50 / p99",
+	r.add("4. Push", "single upserts (update): time added over the emulator's own PATCH of the same field, p50 / p99 (differences of percentiles)",
 		ms(percentile(updates, 0.5)-pp50)+" / "+ms(percentile(updates, 0.99)-percentile(directPatch, 0.99)),
 		"emulator PATCH "+ms(pp50)+" / "+ms(percentile(directPatch, 0.99)), "", "", "")
 	r.add("4. Push", "single upserts (update): mean time per step inside calsync (calsync_push_step_seconds; graph is the PATCH through the SDK), and the rest (GraphQL, HTTP, the client)",
@@ -543,6 +543,7 @@ func syncBack(ctx context.Context, e *env, r *Report) error {
 	defer c.CloseNow()
 	time.Sleep(200 * time.Millisecond) // the subscription registers
 	upkeepSum0, upkeepN0 := e.metricSumCount(ctx, "calsync_mirror_upkeep_seconds", "")
+	pools0 := e.scrape(ctx)
 	since := e.emu.LastRequestSeq()
 	client := e.emu.Client()
 	interval := time.Second / time.Duration(o.EditRate)
@@ -625,7 +626,8 @@ func syncBack(ctx context.Context, e *env, r *Report) error {
 	lats := tooks(shots)
 	var gc1 runtime.MemStats
 	runtime.ReadMemStats(&gc1)
-	o.logf("sync back: edits over 50 ms, by when made: %s; collections in this process during the edits: %d", slowTimeline(shots, 50*time.Millisecond, time.Second), gc1.NumGC-gc0.NumGC)
+	o.logf("sync back: edits over 50 ms, by when made: %s; collections in this process during the edits: %d; waits for a pooled Postgres connection in calsync: %s",
+		slowTimeline(shots, 50*time.Millisecond, time.Second), gc1.NumGC-gc0.NumGC, poolWaits(pools0, e.scrape(ctx)))
 	p99 := percentile(lats, 0.99)
 	perChange := float64(graphCalls) / float64(max(len(lats), 1))
 	upkeepSum, upkeepN := e.metricSumCount(ctx, "calsync_mirror_upkeep_seconds", "")
@@ -816,24 +818,55 @@ func (e *env) metricSumCount(ctx context.Context, name, labels string) (sum, cou
 // calsync's /metrics: _sum and _count by label set ("" for none).
 func (e *env) metricSumCounts(ctx context.Context, name string) map[string][2]float64 {
 	out := map[string][2]float64{}
+	lines := e.scrape(ctx)
+	for i, suffix := range []string{"_sum", "_count"} {
+		for labels, v := range seriesOf(lines, name+suffix) {
+			sc := out[labels]
+			sc[i] = v
+			out[labels] = sc
+		}
+	}
+	return out
+}
+
+// scrape returns the lines of calsync's /metrics (none when it cannot).
+func (e *env) scrape(ctx context.Context) []string {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.base+"/metrics", nil)
 	resp, err := e.client.Do(req)
 	if err != nil {
-		return out
+		return nil
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(body), "\n") {
+	return strings.Split(string(body), "\n")
+}
+
+// poolWaits says, per connection pool (go_sql_* by db_name), how many times
+// and for how long calsync waited for a free connection between two scrapes.
+func poolWaits(before, after []string) string {
+	n0, n1 := seriesOf(before, "go_sql_wait_count_total"), seriesOf(after, "go_sql_wait_count_total")
+	d0, d1 := seriesOf(before, "go_sql_wait_duration_seconds_total"), seriesOf(after, "go_sql_wait_duration_seconds_total")
+	var out []string
+	for _, pool := range slices.Sorted(maps.Keys(n1)) {
+		out = append(out, fmt.Sprintf("%s %.0f (%.1f ms)", pool, n1[pool]-n0[pool], (d1[pool]-d0[pool])*1000))
+	}
+	if len(out) == 0 {
+		return "not exported"
+	}
+	return strings.Join(out, ", ")
+}
+
+// seriesOf picks the values of metric name out of a scrape's lines, by label
+// set.
+func seriesOf(lines []string, name string) map[string]float64 {
+	out := map[string]float64{}
+	for _, line := range lines {
 		series, value, ok := strings.Cut(line, " ")
 		if !ok {
 			continue
 		}
-		for i, suffix := range []string{"_sum", "_count"} {
-			if labels, ok := strings.CutPrefix(series, name+suffix); ok && (labels == "" || labels[0] == '{') {
-				v := out[labels]
-				v[i], _ = strconv.ParseFloat(value, 64)
-				out[labels] = v
-			}
+		if labels, ok := strings.CutPrefix(series, name); ok && (labels == "" || labels[0] == '{') {
+			out[labels], _ = strconv.ParseFloat(value, 64)
 		}
 	}
 	return out

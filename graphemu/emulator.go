@@ -245,10 +245,17 @@ func (e *Emulator) logRequest(method, path string, status int, mailbox string, b
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.reqSeq++
-	e.reqs = append(e.reqs, RequestRecord{Seq: e.reqSeq, Method: method, Path: path, Status: status, At: e.now(), Mailbox: mailbox, Batched: batched})
-	if len(e.reqs) > 200_000 {
-		e.reqs = append([]RequestRecord(nil), e.reqs[len(e.reqs)-100_000:]...)
+	e.reqs = appendBounded(e.reqs, RequestRecord{Seq: e.reqSeq, Method: method, Path: path, Status: status, At: e.now(), Mailbox: mailbox, Batched: batched}, 200_000)
+}
+
+// appendBounded appends r to a log of at most limit records: past limit, only
+// the latest half is kept (one copy per limit/2 appends, not one per append).
+func appendBounded[T any](log []T, r T, limit int) []T {
+	log = append(log, r)
+	if len(log) > limit {
+		log = append([]T(nil), log[len(log)-limit/2:]...)
 	}
+	return log
 }
 
 // Requests returns the calls served after seq.

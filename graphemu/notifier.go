@@ -46,13 +46,14 @@ type notifier struct {
 	log []DeliveryRecord
 }
 
-// maxLogged bounds the delivery log; the oldest half goes when it is full.
+// maxLogged bounds the delivery log (appendBounded).
 const maxLogged = 20_000
 
 // DeliveryRecord is one notification POST the emulator made: when it was
-// sent and answered (on the emulator's clock, as RequestRecord.At), the answer's status (0: no answer), and the event
-// ids its change notifications named (for telling where an edit's time
-// went before calsync's delta request).
+// sent and answered (on the emulator's clock, as RequestRecord.At), the
+// answer's status (0: no answer), and the event ids its change notifications
+// named (for telling where an edit's time went before calsync's delta
+// request).
 type DeliveryRecord struct {
 	URL      string    `json:"url"`
 	Sent     time.Time `json:"sent"`
@@ -210,10 +211,7 @@ func (n *notifier) post(url string, batch []*delivery) {
 	}
 	rec.Answered = n.e.now()
 	n.mu.Lock()
-	if len(n.log) >= maxLogged {
-		n.log = append(n.log[:0], n.log[maxLogged/2:]...)
-	}
-	n.log = append(n.log, rec)
+	n.log = appendBounded(n.log, rec, maxLogged)
 	delete(n.busy, url)
 	n.inFlight -= len(batch)
 	if !ok && !n.stopped {

@@ -542,7 +542,7 @@ func isJSON(ct string) bool {
 // handshake echoes the decoded validation token as text/plain.
 func (h *Handler) handshake(w http.ResponseWriter, r *http.Request) {
 	tok := r.URL.Query().Get("validationToken")
-	if len(tok) > 1024 || strings.IndexFunc(tok, func(r rune) bool { return unicode.IsControl(r) }) >= 0 {
+	if len(tok) > 1024 || strings.IndexFunc(tok, unicode.IsControl) >= 0 {
 		http.Error(w, "bad validation token", http.StatusBadRequest)
 		return
 	}

@@ -94,7 +94,10 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 		return err
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		// go_sql_*{db_name}: the two pools' connections in use and the
+		// waits for a free one.
+		collectors.NewDBStatsCollector(sqlDB.DB, "main"), collectors.NewDBStatsCollector(lockDB.DB, "locks"))
 	graphResponses := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "calsync_graph_responses_total",
 		Help: "HTTP answers from Microsoft Graph by status code, each retry included (429: throttled)."}, []string{"code"})
 	reg.MustRegister(graphResponses)

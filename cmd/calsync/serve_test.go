@@ -214,6 +214,8 @@ func TestMetricsAndPlayground(t *testing.T) {
 		`calsync_http_requests_total{code="200",method="post",route="/graphql"}`,
 		`calsync_http_request_duration_seconds_bucket{method="post",route="/graphql"`,
 		`go_goroutines`,
+		`go_sql_wait_count_total{db_name="main"}`,
+		`go_sql_in_use_connections{db_name="locks"}`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
