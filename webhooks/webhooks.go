@@ -67,24 +67,35 @@ type Handler struct {
 	// cache: a flood of forged ids waits here (and gets 503) instead of
 	// taking the pool that real notifications need to be stored.
 	lookups chan struct{}
-	// flights are the subscription-state reads in progress, by id: a
-	// burst of notifications for a subscription not in the cache (the
-	// backlog Graph delivers after a restart) waits for one read of it
-	// instead of each request making its own.
+	// flights are the subscription-state reads queued or in progress, by
+	// id: a burst of notifications for a subscription not in the cache
+	// (the backlog Graph delivers after a restart) waits for one read of
+	// it instead of each request making its own. queued are the ids no
+	// read has taken yet: whichever request gets a lookup slot reads them
+	// all (up to maxLookupBatch) in one statement, so misses of many
+	// subscriptions at once (every subscription after a start) cost a few
+	// reads, not one each behind four slots.
 	flights struct {
 		sync.Mutex
-		m map[string]*flight
+		m      map[string]*flight
+		queued []string
 	}
 }
 
 // flight is one read of a subscription's state, shared by every request
-// that missed it in the cache meanwhile.
+// that missed it in the cache meanwhile. taken (under flights' lock) says
+// a read has it.
 type flight struct {
+	id    string
 	done  chan struct{}
+	taken bool
 	state db.SubscriptionState
 	found bool
 	err   error
 }
+
+// maxLookupBatch bounds the ids one read of subscription states asks for.
+const maxLookupBatch = 500
 
 // pending is one request's notifications waiting to be committed.
 type pending struct {
@@ -441,15 +452,15 @@ func (h *Handler) warnOutage(ctx context.Context, msg string, err error) {
 var errBusy = errors.New("subscription lookups busy")
 
 // states reads the states of ids not in the cache (found ones are cached,
-// unknown ones remembered as such), sharing reads in flight: an id another
-// request is reading already is waited for, not read again.
+// unknown ones remembered as such), sharing reads: an id another request
+// has queued or is reading already is waited for, not read again.
 func (h *Handler) states(ctx context.Context, ids []string, now time.Time) (map[string]db.SubscriptionState, error) {
-	var mine []string
 	type waiting struct {
 		id string
 		f  *flight
 	}
-	var theirs []waiting
+	var waits []waiting
+	var mine []*flight
 	h.flights.Lock()
 	if h.flights.m == nil {
 		h.flights.m = map[string]*flight{}
@@ -457,7 +468,7 @@ func (h *Handler) states(ctx context.Context, ids []string, now time.Time) (map[
 	out := make(map[string]db.SubscriptionState, len(ids))
 	for _, id := range ids {
 		if f := h.flights.m[id]; f != nil {
-			theirs = append(theirs, waiting{id, f})
+			waits = append(waits, waiting{id, f})
 			continue
 		}
 		// A read that ended since this request looked has cached it (a
@@ -466,33 +477,20 @@ func (h *Handler) states(ctx context.Context, ids []string, now time.Time) (map[
 			out[id] = st
 			continue
 		}
-		h.flights.m[id] = &flight{done: make(chan struct{})}
-		mine = append(mine, id)
+		f := &flight{id: id, done: make(chan struct{})}
+		h.flights.m[id] = f
+		h.flights.queued = append(h.flights.queued, id)
+		waits = append(waits, waiting{id, f})
+		mine = append(mine, f)
 	}
 	h.flights.Unlock()
-	var err error
 	if len(mine) > 0 {
-		// Others may wait on this read: it is not cut short when this
-		// request's client goes away (lookup bounds it in time).
-		found, e := h.lookup(context.WithoutCancel(ctx), mine)
-		if e == nil {
-			h.cache.put(mine, found, now)
-		}
-		h.flights.Lock()
-		for _, id := range mine {
-			f := h.flights.m[id]
-			f.state, f.found = found[id]
-			f.err = e
-			delete(h.flights.m, id)
-			close(f.done)
-		}
-		h.flights.Unlock()
-		err = e
-		for id, st := range found {
-			out[id] = st
-		}
+		// Others may wait on these reads: they are not cut short when this
+		// request's client goes away (readQueued bounds them in time).
+		h.readQueued(context.WithoutCancel(ctx), mine, now)
 	}
-	for _, w := range theirs {
+	var err error
+	for _, w := range waits {
 		select {
 		case <-w.f.done:
 		case <-ctx.Done():
@@ -510,22 +508,65 @@ func (h *Handler) states(ctx context.Context, ids []string, now time.Time) (map[
 	return out, nil
 }
 
-// lookup reads subscription states for ids not in the cache, waiting at
-// most a second for one of the few lookup slots.
-func (h *Handler) lookup(ctx context.Context, ids []string) (map[string]db.SubscriptionState, error) {
+// readQueued waits at most a second for a lookup slot, then reads queued
+// ids, whoever queued them, until none of mine is left waiting for a read.
+// Without a slot in time, those of mine no read has taken end with errBusy.
+func (h *Handler) readQueued(ctx context.Context, mine []*flight, now time.Time) {
 	wait := time.NewTimer(time.Second)
 	defer wait.Stop()
 	select {
 	case h.lookups <- struct{}{}:
 	case <-wait.C:
-		return nil, errBusy
-	case <-ctx.Done():
-		return nil, ctx.Err()
+		h.flights.Lock()
+		h.endUntaken(mine, errBusy)
+		h.flights.Unlock()
+		return
 	}
 	defer func() { <-h.lookups }()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	return h.store.SubscriptionStates(ctx, ids)
+	for {
+		h.flights.Lock()
+		if !slices.ContainsFunc(mine, func(f *flight) bool { return !f.taken }) {
+			h.flights.Unlock()
+			return
+		}
+		n := min(len(h.flights.queued), maxLookupBatch)
+		batch := slices.Clone(h.flights.queued[:n])
+		h.flights.queued = slices.Delete(h.flights.queued, 0, n)
+		for _, id := range batch {
+			h.flights.m[id].taken = true
+		}
+		h.flights.Unlock()
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		found, err := h.store.SubscriptionStates(rctx, batch)
+		cancel()
+		if err == nil {
+			h.cache.put(batch, found, now)
+		}
+		h.flights.Lock()
+		for _, id := range batch {
+			f := h.flights.m[id]
+			f.state, f.found = found[id]
+			f.err = err
+			delete(h.flights.m, id)
+			close(f.done)
+		}
+		h.flights.Unlock()
+	}
+}
+
+// endUntaken ends the flights of fs that no read has taken with err,
+// taking their ids off the queue. flights' lock is held.
+func (h *Handler) endUntaken(fs []*flight, err error) {
+	ended := map[string]bool{}
+	for _, f := range fs {
+		if !f.taken { // so still queued, and still h.flights.m[f.id]
+			f.taken, f.err = true, err
+			delete(h.flights.m, f.id)
+			close(f.done)
+			ended[f.id] = true
+		}
+	}
+	h.flights.queued = slices.DeleteFunc(h.flights.queued, func(id string) bool { return ended[id] })
 }
 
 // isJSON reports whether a Content-Type names JSON (Graph sends

@@ -3,6 +3,7 @@ package webhooks_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -387,6 +388,67 @@ func TestConcurrentMissesShareOneRead(t *testing.T) {
 		t.Fatalf("%d reads of one subscription's state for %d concurrent notifications, want 1", r, n)
 	}
 	if got, _ := store.PendingInbox(context.Background()); got != n {
+		t.Fatalf("%d stored, want %d", got, n)
+	}
+}
+
+// TestMissesOfManySubscriptionsShareReads: notifications for many
+// subscriptions none of which is cached (every subscription after a start)
+// are read a few statements at a time, not one statement per subscription
+// behind the four lookup slots; every one is accepted.
+func TestMissesOfManySubscriptionsShareReads(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := db.NewStore(dbtest.New(t))
+	first, cs := seed(t, store)
+	var linkID int64
+	if err := store.DB().NewRaw("SELECT link_id FROM graph_subscriptions WHERE id = ?", first).Scan(ctx, &linkID); err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	ids := []string{first}
+	for i := 1; i < n; i++ {
+		s := &db.GraphSubscription{ID: fmt.Sprintf("sub-many-%02d", i), LinkID: linkID, CompanyID: "acme", Resource: "/users/x/events",
+			ExpiresAt: time.Now().Add(time.Hour), RenewAt: time.Now().Add(time.Hour), ClientState: cs, Status: db.SubActive}
+		if err := store.InsertSubscription(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, s.ID)
+	}
+	g := &gatedStore{Store: store, open: make(chan struct{})}
+	h := webhooks.New(g, prometheus.NewRegistry(), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv := httptest.NewServer(h.Notifications())
+	t.Cleanup(srv.Close)
+	statuses := make(chan int, n)
+	for _, id := range ids {
+		go func() {
+			body := `{"value":[{"subscriptionId":"` + id + `","clientState":"` + cs + `","changeType":"updated","resource":"Users/x/Events/1"}]}`
+			resp, err := http.Post(srv.URL, "application/json", strings.NewReader(body))
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		}()
+	}
+	// Hold the reads (four at most, one per slot) while the rest arrive
+	// and queue their ids; then let them all go.
+	deadline := time.Now().Add(5 * time.Second)
+	for g.reads.Load() < 4 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(g.open)
+	for range n {
+		if s := <-statuses; s != 202 {
+			t.Fatalf("status %d, want 202", s)
+		}
+	}
+	if r := g.reads.Load(); r > 8 {
+		t.Fatalf("%d reads of subscription states for %d subscriptions missed at once, want at most 8", r, n)
+	}
+	if got, _ := store.PendingInbox(ctx); got != n {
 		t.Fatalf("%d stored, want %d", got, n)
 	}
 }
