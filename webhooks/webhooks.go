@@ -455,12 +455,7 @@ var errBusy = errors.New("subscription lookups busy")
 // unknown ones remembered as such), sharing reads: an id another request
 // has queued or is reading already is waited for, not read again.
 func (h *Handler) states(ctx context.Context, ids []string, now time.Time) (map[string]db.SubscriptionState, error) {
-	type waiting struct {
-		id string
-		f  *flight
-	}
-	var waits []waiting
-	var mine []*flight
+	var waits, mine []*flight
 	h.flights.Lock()
 	if h.flights.m == nil {
 		h.flights.m = map[string]*flight{}
@@ -468,7 +463,7 @@ func (h *Handler) states(ctx context.Context, ids []string, now time.Time) (map[
 	out := make(map[string]db.SubscriptionState, len(ids))
 	for _, id := range ids {
 		if f := h.flights.m[id]; f != nil {
-			waits = append(waits, waiting{id, f})
+			waits = append(waits, f)
 			continue
 		}
 		// A read that ended since this request looked has cached it (a
@@ -480,7 +475,7 @@ func (h *Handler) states(ctx context.Context, ids []string, now time.Time) (map[
 		f := &flight{id: id, done: make(chan struct{})}
 		h.flights.m[id] = f
 		h.flights.queued = append(h.flights.queued, id)
-		waits = append(waits, waiting{id, f})
+		waits = append(waits, f)
 		mine = append(mine, f)
 	}
 	h.flights.Unlock()
@@ -490,16 +485,16 @@ func (h *Handler) states(ctx context.Context, ids []string, now time.Time) (map[
 		h.readQueued(context.WithoutCancel(ctx), mine, now)
 	}
 	var err error
-	for _, w := range waits {
+	for _, f := range waits {
 		select {
-		case <-w.f.done:
+		case <-f.done:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		if w.f.err != nil {
-			err = w.f.err
-		} else if w.f.found {
-			out[w.id] = w.f.state
+		if f.err != nil {
+			err = f.err
+		} else if f.found {
+			out[f.id] = f.state
 		}
 	}
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -344,6 +345,24 @@ func (g *gatedStore) SubscriptionStates(ctx context.Context, ids []string) (map[
 	return g.Store.SubscriptionStates(ctx, ids)
 }
 
+// postAll POSTs each body to url at once, each from its own goroutine, and
+// returns the channel their statuses arrive on (0: no answer).
+func postAll(url string, bodies []string) <-chan int {
+	statuses := make(chan int, len(bodies))
+	for _, body := range bodies {
+		go func() {
+			resp, err := http.Post(url, "application/json", strings.NewReader(body))
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		}()
+	}
+	return statuses
+}
+
 // TestConcurrentMissesShareOneRead: a burst of notifications for a
 // subscription not in the cache (Graph's backlog after a restart) makes
 // one read of its state, not one per request; every one is accepted.
@@ -357,18 +376,7 @@ func TestConcurrentMissesShareOneRead(t *testing.T) {
 	t.Cleanup(srv.Close)
 	body := `{"value":[{"subscriptionId":"` + sub + `","clientState":"` + cs + `","changeType":"updated","resource":"Users/x/Events/1"}]}`
 	const n = 20
-	statuses := make(chan int, n)
-	for range n {
-		go func() {
-			resp, err := http.Post(srv.URL, "application/json", strings.NewReader(body))
-			if err != nil {
-				statuses <- 0
-				return
-			}
-			resp.Body.Close()
-			statuses <- resp.StatusCode
-		}()
-	}
+	statuses := postAll(srv.URL, slices.Repeat([]string{body}, n))
 	// Hold the first read while the others arrive: without sharing, they
 	// would start reads of their own (up to the four lookup slots).
 	deadline := time.Now().Add(5 * time.Second)
@@ -419,19 +427,11 @@ func TestMissesOfManySubscriptionsShareReads(t *testing.T) {
 	h := webhooks.New(g, prometheus.NewRegistry(), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	srv := httptest.NewServer(h.Notifications())
 	t.Cleanup(srv.Close)
-	statuses := make(chan int, n)
+	var bodies []string
 	for _, id := range ids {
-		go func() {
-			body := `{"value":[{"subscriptionId":"` + id + `","clientState":"` + cs + `","changeType":"updated","resource":"Users/x/Events/1"}]}`
-			resp, err := http.Post(srv.URL, "application/json", strings.NewReader(body))
-			if err != nil {
-				statuses <- 0
-				return
-			}
-			resp.Body.Close()
-			statuses <- resp.StatusCode
-		}()
+		bodies = append(bodies, `{"value":[{"subscriptionId":"`+id+`","clientState":"`+cs+`","changeType":"updated","resource":"Users/x/Events/1"}]}`)
 	}
+	statuses := postAll(srv.URL, bodies)
 	// Hold the reads (four at most, one per slot) while the rest arrive
 	// and queue their ids; then let them all go.
 	deadline := time.Now().Add(5 * time.Second)
